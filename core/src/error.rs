@@ -1,0 +1,96 @@
+//! The one error type of `coachsync-core`.
+
+/// A result whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in `coachsync-core`.
+///
+/// Messages are lowercase and name the cause, so that they can be shown to an operator
+/// or sent to a peer as they are.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A document ID that is not bs58check, or whose checksum does not match.
+    #[error("invalid document id {input:?}: {reason}")]
+    InvalidDocumentId {
+        /// What was given, cut to a printable length.
+        input: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// A string that is not an `automerge:` URL.
+    #[error("invalid automerge url {input:?}: {reason}")]
+    InvalidUrl {
+        /// What was given, cut to a printable length.
+        input: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// A peer or storage ID that is empty or too long.
+    #[error("invalid {what}: {reason}")]
+    InvalidId {
+        /// Which kind of ID.
+        what: &'static str,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// A frame that is not a message of the protocol.
+    #[error("malformed message: {0}")]
+    Decode(String),
+    /// A message that decodes but breaks the protocol's rules.
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    /// An automerge operation failed (bad changes, bad sync message).
+    #[error("automerge: {0}")]
+    Automerge(#[from] automerge::AutomergeError),
+    /// automerge panicked on some input; the document was isolated.
+    #[error("automerge failed on document {0}")]
+    AutomergePanic(String),
+    /// A stored document that does not load.
+    #[error("document {document} is corrupt: {reason}")]
+    Corrupt {
+        /// The document ID.
+        document: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The storage engine failed.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// A file system operation of the store failed.
+    #[error("storage io at {path}: {source}")]
+    StorageIo {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A configured limit was hit.
+    #[error("{what} of {actual} bytes is over the limit of {limit} bytes")]
+    TooLarge {
+        /// What was too large.
+        what: &'static str,
+        /// Its size.
+        actual: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+impl From<sled::Error> for Error {
+    fn from(e: sled::Error) -> Self {
+        Error::Storage(e.to_string())
+    }
+}
+
+/// Cut a peer-supplied string to a length that is safe to log and echo.
+pub(crate) fn printable(input: &str) -> String {
+    const MAX: usize = 80;
+    if input.len() <= MAX {
+        return input.to_owned();
+    }
+    let mut end = MAX;
+    while !input.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &input[..end])
+}

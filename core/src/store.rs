@@ -1,0 +1,127 @@
+//! Durable storage of documents and sync states.
+//!
+//! The engine never touches a store: it asks for loads and writes as outputs, and a
+//! driver runs them here. [`Store::commit`] applies a batch of writes atomically and
+//! returns only once they are durable, which is how writes from many connections are
+//! group-committed with one fsync.
+//!
+//! A document is stored as chunks: one snapshot (a whole `save()`) and the incremental
+//! changes appended after it. Each chunk is split into parts of at most
+//! [`MAX_VALUE_BYTES`], so that no stored value is large enough for sled to write it
+//! as a separate, never-fsynced blob file. Compaction replaces every chunk of a
+//! document with one new snapshot in a single transaction.
+
+mod layout;
+mod memory_store;
+mod sled_store;
+
+use automerge::ChangeHash;
+
+use crate::error::Result;
+use crate::id::{DocumentId, StorageId};
+
+pub use layout::{DocMeta, MAX_VALUE_BYTES, Table};
+pub use memory_store::MemoryStore;
+pub use sled_store::{SledOptions, SledStore};
+
+/// A document as read from a store.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoredDocument {
+    /// Every chunk, snapshot first, concatenated: what `Automerge::load` takes.
+    pub data: Vec<u8>,
+    /// How many chunks `data` was made of.
+    pub chunks: usize,
+    /// How many of those are incremental (written after the last snapshot).
+    pub incremental_chunks: usize,
+    /// Bytes in incremental chunks.
+    pub incremental_bytes: usize,
+    /// Persisted sync states, one per peer storage ID.
+    pub sync_states: Vec<(StorageId, Vec<u8>)>,
+    /// Set when the document failed to load once and was put aside.
+    pub quarantined: Option<String>,
+}
+
+/// One write of a batch given to [`Store::commit`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreWrite {
+    /// Append changes (the output of `save_after`) as a new incremental chunk.
+    Append {
+        /// The document.
+        document: DocumentId,
+        /// The changes.
+        data: Vec<u8>,
+    },
+    /// Replace every chunk of the document with this snapshot, if loading the
+    /// snapshot gives `heads` (otherwise the write is skipped and logged).
+    Compact {
+        /// The document.
+        document: DocumentId,
+        /// A whole `save()` of the document.
+        snapshot: Vec<u8>,
+        /// The heads the snapshot must load to.
+        heads: Vec<ChangeHash>,
+    },
+    /// Persist the sync state of a document with one peer storage.
+    SyncState {
+        /// The document.
+        document: DocumentId,
+        /// The peer's storage.
+        storage_id: StorageId,
+        /// `sync::State::encode()`.
+        state: Vec<u8>,
+    },
+    /// Put a document aside: it stays stored but is no longer served.
+    Quarantine {
+        /// The document.
+        document: DocumentId,
+        /// Why, for the operator.
+        reason: String,
+    },
+}
+
+impl StoreWrite {
+    /// The document the write is about.
+    pub fn document(&self) -> &DocumentId {
+        match self {
+            StoreWrite::Append { document, .. }
+            | StoreWrite::Compact { document, .. }
+            | StoreWrite::SyncState { document, .. }
+            | StoreWrite::Quarantine { document, .. } => document,
+        }
+    }
+}
+
+/// A place where documents are kept.
+///
+/// Implementations must make [`commit`](Store::commit) atomic (all writes of a batch
+/// or none) and durable when it returns `Ok`, and apply batches in the order they are
+/// given.
+pub trait Store: Send + Sync + 'static {
+    /// Read a document, or `None` if it was never stored.
+    fn load(&self, document: &DocumentId) -> Result<Option<StoredDocument>>;
+
+    /// Apply a batch of writes atomically and durably.
+    fn commit(&self, writes: &[StoreWrite]) -> Result<()>;
+
+    /// The IDs of every stored document.
+    fn document_ids(&self) -> Result<Vec<DocumentId>>;
+
+    /// This store's own storage ID, created once and kept.
+    fn storage_id(&self) -> StorageId;
+}
+
+/// Check a compaction before it replaces anything: the snapshot must load, and to
+/// the expected heads.
+pub(crate) fn verify_snapshot(snapshot: &[u8], heads: &[ChangeHash]) -> bool {
+    let loaded = std::panic::catch_unwind(|| automerge::Automerge::load(snapshot));
+    match loaded {
+        Ok(Ok(doc)) => {
+            let mut got = doc.get_heads();
+            let mut want = heads.to_vec();
+            got.sort();
+            want.sort();
+            got == want
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,123 @@
+//! A store that keeps everything in memory, for tests, simulations and ephemeral
+//! peers.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use super::layout::{Table, Tables, apply_write, document_from_key, load_document};
+use super::{Store, StoreWrite, StoredDocument, verify_snapshot};
+use crate::error::Result;
+use crate::id::{DocumentId, StorageId};
+
+type Map = BTreeMap<(Table, Vec<u8>), Vec<u8>>;
+
+/// Documents in memory, with the same layout and rules as [`SledStore`](super::SledStore).
+#[derive(Debug)]
+pub struct MemoryStore {
+    storage_id: StorageId,
+    map: Mutex<Map>,
+}
+
+impl MemoryStore {
+    /// An empty store with the given storage ID.
+    pub fn new(storage_id: StorageId) -> Self {
+        Self {
+            storage_id,
+            map: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Map> {
+        // A panic while holding the lock cannot leave a half-applied batch: a batch is
+        // staged aside and merged only once it has applied whole.
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A batch staged over the map: reads see the batch's own writes, and nothing reaches
+/// the map unless the whole batch applies.
+struct Staged<'m> {
+    base: &'m Map,
+    overlay: RefCell<BTreeMap<(Table, Vec<u8>), Option<Vec<u8>>>>,
+}
+
+impl Tables for Staged<'_> {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let k = (table, key.to_vec());
+        Ok(match self.overlay.borrow().get(&k) {
+            Some(staged) => staged.clone(),
+            None => self.base.get(&k).cloned(),
+        })
+    }
+    fn put(&self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
+        self.overlay
+            .borrow_mut()
+            .insert((table, key.to_vec()), Some(value.to_vec()));
+        Ok(())
+    }
+    fn remove(&self, table: Table, key: &[u8]) -> Result<()> {
+        self.overlay
+            .borrow_mut()
+            .insert((table, key.to_vec()), None);
+        Ok(())
+    }
+}
+
+impl Store for MemoryStore {
+    fn load(&self, document: &DocumentId) -> Result<Option<StoredDocument>> {
+        let map = self.lock();
+        let view = Staged {
+            base: &map,
+            overlay: RefCell::default(),
+        };
+        load_document(&view, document, |prefix| {
+            Ok(map
+                .range((Table::SyncStates, prefix.to_vec())..)
+                .take_while(|((t, k), _)| *t == Table::SyncStates && k.starts_with(prefix))
+                .map(|((_, k), v)| (k.clone(), v.clone()))
+                .collect())
+        })
+    }
+
+    fn commit(&self, writes: &[StoreWrite]) -> Result<()> {
+        let mut map = self.lock();
+        let staged = Staged {
+            base: &map,
+            overlay: RefCell::default(),
+        };
+        for write in writes {
+            if let StoreWrite::Compact {
+                snapshot,
+                heads,
+                document,
+            } = write
+                && !verify_snapshot(snapshot, heads)
+            {
+                tracing::error!(%document, "compaction skipped: the snapshot does not load to its heads");
+                continue;
+            }
+            apply_write(&staged, write)?;
+        }
+        let overlay = staged.overlay.into_inner();
+        for (key, value) in overlay {
+            match value {
+                Some(v) => map.insert(key, v),
+                None => map.remove(&key),
+            };
+        }
+        Ok(())
+    }
+
+    fn document_ids(&self) -> Result<Vec<DocumentId>> {
+        self.lock()
+            .keys()
+            .filter(|(t, _)| *t == Table::Docs)
+            .map(|(_, k)| document_from_key(k))
+            .collect()
+    }
+
+    fn storage_id(&self) -> StorageId {
+        self.storage_id.clone()
+    }
+}

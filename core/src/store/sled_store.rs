@@ -1,0 +1,281 @@
+//! The embedded store: sled, made durable.
+//!
+//! sled 0.34 needs help to keep what it acknowledges:
+//! - its `flush` ends in `sync_file_range` on Linux, which does not survive power
+//!   loss, so every commit also fsyncs the `db` file;
+//! - it never fsyncs the `conf` file it writes at creation, nor the directory, so
+//!   opening fsyncs `conf`, `db`, `blobs/` and the data directory once;
+//! - page updates over about a quarter of a segment are written as blob files that
+//!   are never fsynced, so the segment size is the largest sled allows and values are
+//!   kept at [`MAX_VALUE_BYTES`](super::MAX_VALUE_BYTES) or less.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+
+use super::layout::{Table, Tables, apply_write, document_from_key, load_document};
+use super::{Store, StoreWrite, StoredDocument, verify_snapshot};
+use crate::error::{Error, Result};
+use crate::id::{DocumentId, StorageId};
+
+/// sled's largest segment size; fixed for the life of a database.
+const SEGMENT_SIZE: usize = 16 * 1024 * 1024;
+const STORAGE_ID_KEY: &[u8] = b"storage-id";
+
+/// How to open a [`SledStore`].
+#[derive(Clone, Debug)]
+pub struct SledOptions {
+    /// The size of sled's page cache in bytes.
+    pub cache_capacity: u64,
+}
+
+impl Default for SledOptions {
+    fn default() -> Self {
+        Self {
+            cache_capacity: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// Documents in a sled database in a data directory.
+pub struct SledStore {
+    dir: PathBuf,
+    db: sled::Db,
+    docs: sled::Tree,
+    chunks: sled::Tree,
+    sync_states: sled::Tree,
+    db_file: File,
+    storage_id: StorageId,
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore").field("dir", &self.dir).finish()
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::StorageIo {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn fsync_path(path: &Path) -> Result<()> {
+    File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(io_err(path))
+}
+
+impl SledStore {
+    /// Open (or create) the store in `dir`. `new_storage_id` is called once, when the
+    /// database is created, to name this store.
+    pub fn open(
+        dir: &Path,
+        options: &SledOptions,
+        new_storage_id: impl FnOnce() -> StorageId,
+    ) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let db = sled::Config::new()
+            .path(dir)
+            .segment_size(SEGMENT_SIZE)
+            .cache_capacity(options.cache_capacity)
+            .flush_every_ms(Some(500))
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("lock") =>
+                {
+                    Error::Storage(format!(
+                        "the data directory {} is in use by another process ({io})",
+                        dir.display()
+                    ))
+                }
+                other => Error::Storage(format!("cannot open {}: {other}", dir.display())),
+            })?;
+        let docs = db.open_tree("docs")?;
+        let chunks = db.open_tree("chunks")?;
+        let sync_states = db.open_tree("sync_states")?;
+        let storage_id = match db.get(STORAGE_ID_KEY)? {
+            Some(id) => StorageId::new(&String::from_utf8_lossy(&id))?,
+            None => {
+                let id = new_storage_id();
+                db.insert(STORAGE_ID_KEY, id.as_str().as_bytes())?;
+                db.flush()?;
+                id
+            }
+        };
+        let db_path = dir.join("db");
+        let db_file = File::open(&db_path).map_err(io_err(&db_path))?;
+        // sled never fsyncs these at creation; a power cut soon after would lose the
+        // database whole.
+        for path in [
+            dir.join("conf"),
+            db_path.clone(),
+            dir.join("blobs"),
+            dir.to_owned(),
+        ] {
+            if path.exists() {
+                fsync_path(&path)?;
+            }
+        }
+        Ok(Self {
+            dir: dir.to_owned(),
+            db,
+            docs,
+            chunks,
+            sync_states,
+            db_file,
+            storage_id,
+        })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn tree(&self, table: Table) -> &sled::Tree {
+        match table {
+            Table::Docs => &self.docs,
+            Table::Chunks => &self.chunks,
+            Table::SyncStates => &self.sync_states,
+        }
+    }
+
+    /// Make everything written so far durable: sled's flush, then an fsync of its
+    /// file, since the flush alone does not survive power loss.
+    fn sync(&self) -> Result<()> {
+        self.db.flush()?;
+        self.db_file
+            .sync_all()
+            .map_err(io_err(&self.dir.join("db")))
+    }
+}
+
+/// Reads outside a transaction.
+struct Plain<'s>(&'s SledStore);
+
+impl Tables for Plain<'_> {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.0.tree(table).get(key)?.map(|v| v.to_vec()))
+    }
+    fn put(&self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
+        self.0.tree(table).insert(key, value)?;
+        Ok(())
+    }
+    fn remove(&self, table: Table, key: &[u8]) -> Result<()> {
+        self.0.tree(table).remove(key)?;
+        Ok(())
+    }
+}
+
+/// Reads and writes inside one transaction over the three trees.
+struct Tx<'t> {
+    docs: &'t TransactionalTree,
+    chunks: &'t TransactionalTree,
+    sync_states: &'t TransactionalTree,
+}
+
+impl Tx<'_> {
+    fn tree(&self, table: Table) -> &TransactionalTree {
+        match table {
+            Table::Docs => self.docs,
+            Table::Chunks => self.chunks,
+            Table::SyncStates => self.sync_states,
+        }
+    }
+}
+
+fn tx_err(e: sled::transaction::UnabortableTransactionError) -> Error {
+    Error::Storage(format!("transaction: {e}"))
+}
+
+impl Tables for Tx<'_> {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .tree(table)
+            .get(key)
+            .map_err(tx_err)?
+            .map(|v| v.to_vec()))
+    }
+    fn put(&self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
+        self.tree(table).insert(key, value).map_err(tx_err)?;
+        Ok(())
+    }
+    fn remove(&self, table: Table, key: &[u8]) -> Result<()> {
+        self.tree(table).remove(key).map_err(tx_err)?;
+        Ok(())
+    }
+}
+
+impl Store for SledStore {
+    fn load(&self, document: &DocumentId) -> Result<Option<StoredDocument>> {
+        load_document(&Plain(self), document, |prefix| {
+            self.sync_states
+                .scan_prefix(prefix)
+                .map(|kv| {
+                    let (k, v) = kv?;
+                    Ok((k.to_vec(), v.to_vec()))
+                })
+                .collect()
+        })
+    }
+
+    fn commit(&self, writes: &[StoreWrite]) -> Result<()> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        // Verify compactions before the transaction: the closure may run more than
+        // once, and a bad snapshot must not fail the other writes of the batch.
+        let writes: Vec<&StoreWrite> = writes
+            .iter()
+            .filter(|w| match w {
+                StoreWrite::Compact {
+                    snapshot,
+                    heads,
+                    document,
+                } => {
+                    let ok = verify_snapshot(snapshot, heads);
+                    if !ok {
+                        tracing::error!(%document, "compaction skipped: the snapshot does not load to its heads");
+                    }
+                    ok
+                }
+                _ => true,
+            })
+            .collect();
+        (&self.docs, &self.chunks, &self.sync_states)
+            .transaction(|(docs, chunks, sync_states)| {
+                let tx = Tx {
+                    docs,
+                    chunks,
+                    sync_states,
+                };
+                for write in &writes {
+                    apply_write(&tx, write).map_err(ConflictableTransactionError::Abort)?;
+                }
+                Ok(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => Error::from(e),
+            })?;
+        self.sync()
+    }
+
+    fn document_ids(&self) -> Result<Vec<DocumentId>> {
+        self.docs
+            .iter()
+            .keys()
+            .map(|k| document_from_key(&k?))
+            .collect()
+    }
+
+    fn storage_id(&self) -> StorageId {
+        self.storage_id.clone()
+    }
+}

@@ -1,0 +1,1252 @@
+//! The engine: connections, documents, and the messages between them.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Instant;
+
+use automerge::sync::SyncDoc;
+use automerge::{Automerge, ChangeHash};
+
+use super::document::{Content, DocState, PeerSync};
+use super::{ConnId, EngineConfig, Event, OpId, Output, Role};
+use crate::error::{Error, Result};
+use crate::id::{DocumentId, PeerId, StorageId};
+use crate::protocol::{Message, PROTOCOL_VERSION, PeerMetadata, SyncEnvelope};
+use crate::store::{StoreWrite, StoredDocument};
+
+/// How many ephemeral message IDs are remembered for de-duplication.
+const EPHEMERAL_MEMORY: usize = 4096;
+
+enum ConnPhase {
+    /// Server: waiting for `join`. Client: `join` sent, waiting for `peer`.
+    Handshake { since: Instant },
+    Ready {
+        peer: PeerId,
+        storage_id: Option<StorageId>,
+    },
+}
+
+struct Conn {
+    phase: ConnPhase,
+    documents: HashSet<DocumentId>,
+}
+
+enum PendingOp {
+    Load(DocumentId),
+    Append {
+        document: DocumentId,
+        heads: Vec<ChangeHash>,
+        bytes: usize,
+    },
+    Compact(DocumentId),
+    Other,
+}
+
+/// The sans-IO sync engine. See the [module docs](super).
+pub struct Engine {
+    config: EngineConfig,
+    conns: HashMap<ConnId, Conn>,
+    peers: HashMap<PeerId, ConnId>,
+    docs: HashMap<DocumentId, DocState>,
+    ops: HashMap<OpId, PendingOp>,
+    next_op: u64,
+    outputs: VecDeque<Output>,
+    ephemeral_seen: HashSet<(PeerId, String, u64)>,
+    next_tick: Option<Instant>,
+}
+
+impl Engine {
+    /// A new engine with no connections and no documents.
+    pub fn new(config: EngineConfig) -> Self {
+        Self {
+            config,
+            conns: HashMap::new(),
+            peers: HashMap::new(),
+            docs: HashMap::new(),
+            ops: HashMap::new(),
+            next_op: 0,
+            outputs: VecDeque::new(),
+            ephemeral_seen: HashSet::new(),
+            next_tick: None,
+        }
+    }
+
+    /// The engine's settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The next thing to do, if any.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.next_tick
+    }
+
+    /// Documents held in memory.
+    pub fn loaded_documents(&self) -> usize {
+        self.docs
+            .values()
+            .filter(|d| matches!(d.content, Content::Ready(_)))
+            .count()
+    }
+
+    /// Connections that finished the handshake.
+    pub fn joined_connections(&self) -> usize {
+        self.conns
+            .values()
+            .filter(|c| matches!(c.phase, ConnPhase::Ready { .. }))
+            .count()
+    }
+
+    /// A document's content, if it is in memory.
+    pub fn document(&self, document: &DocumentId) -> Option<&Automerge> {
+        self.docs.get(document).and_then(DocState::doc)
+    }
+
+    /// The heads a connected peer last reported for a document, if any.
+    pub fn peer_heads(&self, document: &DocumentId, conn: ConnId) -> Option<&[ChangeHash]> {
+        self.docs
+            .get(document)?
+            .peers
+            .get(&conn)?
+            .state
+            .their_heads
+            .as_deref()
+    }
+
+    /// The heads of a document known to be durable in the store.
+    pub fn durable_heads(&self, document: &DocumentId) -> Option<&[ChangeHash]> {
+        self.docs.get(document).map(|d| d.durable_heads.as_slice())
+    }
+
+    fn op(&mut self, pending: PendingOp) -> OpId {
+        let op = OpId(self.next_op);
+        self.next_op += 1;
+        self.ops.insert(op, pending);
+        op
+    }
+
+    fn arm_tick(&mut self, now: Instant) {
+        if self.next_tick.is_none() {
+            self.next_tick = Some(now + self.config.tick);
+        }
+    }
+
+    fn send(&mut self, conn: ConnId, message: Message) {
+        self.outputs.push_back(Output::Send { conn, message });
+    }
+
+    fn event(&mut self, event: Event) {
+        self.outputs.push_back(Output::Event(event));
+    }
+
+    // ----- connections -------------------------------------------------------------
+
+    /// A transport connection is up. A client sends `join` on it at once.
+    pub fn handle_connect(&mut self, now: Instant, conn: ConnId) {
+        self.conns.insert(
+            conn,
+            Conn {
+                phase: ConnPhase::Handshake { since: now },
+                documents: HashSet::new(),
+            },
+        );
+        if self.config.role == Role::Client {
+            self.send(
+                conn,
+                Message::Join {
+                    sender_id: self.config.peer_id.clone(),
+                    supported_protocol_versions: vec![PROTOCOL_VERSION.to_owned()],
+                    peer_metadata: Some(self.our_metadata()),
+                },
+            );
+        }
+        self.arm_tick(now);
+    }
+
+    fn our_metadata(&self) -> PeerMetadata {
+        PeerMetadata {
+            storage_id: self.config.storage_id.clone(),
+            is_ephemeral: self.config.storage_id.is_none(),
+        }
+    }
+
+    /// A transport connection is gone.
+    pub fn handle_disconnect(&mut self, _now: Instant, conn: ConnId) {
+        self.forget_conn(conn);
+    }
+
+    /// Refuse a peer's input: say why, close, report.
+    fn reject(&mut self, conn: ConnId, reason: String) {
+        tracing::warn!(conn = conn.0, %reason, "closing connection after bad input");
+        let sender_id = Some(self.config.peer_id.clone());
+        let target_id = match self.conns.get(&conn).map(|c| &c.phase) {
+            Some(ConnPhase::Ready { peer, .. }) => Some(peer.clone()),
+            _ => None,
+        };
+        self.send(
+            conn,
+            Message::Error {
+                message: reason.clone(),
+                sender_id,
+                target_id,
+            },
+        );
+        self.close(conn, reason.clone());
+        self.event(Event::Rejected { conn, reason });
+    }
+
+    fn close(&mut self, conn: ConnId, reason: String) {
+        self.outputs.push_back(Output::Close { conn, reason });
+        self.forget_conn(conn);
+    }
+
+    fn forget_conn(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.remove(&conn) else {
+            return;
+        };
+        if let ConnPhase::Ready { peer, .. } = &c.phase
+            && self.peers.get(peer) == Some(&conn)
+        {
+            self.peers.remove(peer);
+        }
+        for document in c.documents {
+            if let Some(doc) = self.docs.get_mut(&document) {
+                doc.peers.remove(&conn);
+            }
+        }
+    }
+
+    /// A frame arrived. Frames that do not decode are refused (error, then close).
+    pub fn handle_frame(&mut self, now: Instant, conn: ConnId, frame: &[u8]) {
+        match Message::decode(frame) {
+            Ok(message) => self.handle_message(now, conn, message),
+            Err(e) => self.reject(conn, e.to_string()),
+        }
+    }
+
+    /// A decoded message arrived.
+    pub fn handle_message(&mut self, now: Instant, conn: ConnId, message: Message) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let ready_peer = match &c.phase {
+            ConnPhase::Ready { peer, .. } => Some(peer.clone()),
+            ConnPhase::Handshake { .. } => None,
+        };
+        match (self.config.role, ready_peer, message) {
+            (_, _, Message::Unknown { kind }) => {
+                tracing::debug!(conn = conn.0, %kind, "ignoring a message of unknown type");
+            }
+            (_, _, Message::Error { message, .. }) => {
+                tracing::info!(conn = conn.0, %message, "peer sent an error");
+                self.close(conn, format!("peer error: {message}"));
+            }
+            (_, _, Message::Leave { .. }) => self.close(conn, "peer left".into()),
+            (
+                Role::Server,
+                None,
+                Message::Join {
+                    sender_id,
+                    supported_protocol_versions,
+                    peer_metadata,
+                },
+            ) => self.on_join(
+                now,
+                conn,
+                sender_id,
+                supported_protocol_versions,
+                peer_metadata,
+            ),
+            (Role::Server, Some(_), Message::Join { .. }) => {
+                tracing::debug!(conn = conn.0, "ignoring a second join on one connection");
+            }
+            (
+                Role::Client,
+                None,
+                Message::Peer {
+                    sender_id,
+                    selected_protocol_version,
+                    peer_metadata,
+                    ..
+                },
+            ) => self.on_peer(
+                now,
+                conn,
+                sender_id,
+                selected_protocol_version,
+                peer_metadata,
+            ),
+            (_, None, other) => {
+                self.reject(
+                    conn,
+                    format!("expected a handshake before {}", other.kind()),
+                );
+            }
+            (role, Some(peer), message) => {
+                // Relayed ephemeral messages keep their author's ID; a client hears them
+                // from its server. Everything else speaks only for its sender.
+                let relayed = role == Role::Client && matches!(message, Message::Ephemeral { .. });
+                if !relayed && message.sender_id() != Some(&peer) {
+                    // Strict about who is talking: a peer speaks only for itself.
+                    tracing::warn!(
+                        conn = conn.0,
+                        kind = message.kind(),
+                        "dropping a message whose senderId is not the joined peer"
+                    );
+                    return;
+                }
+                self.on_peer_message(now, conn, peer, message);
+            }
+        }
+    }
+
+    fn on_join(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        peer: PeerId,
+        versions: Vec<String>,
+        metadata: Option<PeerMetadata>,
+    ) {
+        if !versions.iter().any(|v| v == PROTOCOL_VERSION) {
+            self.reject(conn, format!("unsupported protocol version: {versions:?}"));
+            return;
+        }
+        if let Some(old) = self.peers.get(&peer).copied()
+            && old != conn
+        {
+            self.close(
+                old,
+                "replaced by a new connection from the same peer".into(),
+            );
+        }
+        let metadata = metadata.unwrap_or_default();
+        let storage_id = if metadata.is_ephemeral {
+            None
+        } else {
+            metadata.storage_id
+        };
+        self.peers.insert(peer.clone(), conn);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.phase = ConnPhase::Ready {
+                peer: peer.clone(),
+                storage_id,
+            };
+        }
+        self.send(
+            conn,
+            Message::Peer {
+                sender_id: self.config.peer_id.clone(),
+                target_id: peer.clone(),
+                selected_protocol_version: PROTOCOL_VERSION.to_owned(),
+                peer_metadata: Some(self.our_metadata()),
+            },
+        );
+        self.event(Event::PeerJoined { conn, peer });
+        let _ = now;
+    }
+
+    fn on_peer(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        peer: PeerId,
+        version: String,
+        metadata: Option<PeerMetadata>,
+    ) {
+        if version != PROTOCOL_VERSION {
+            self.reject(conn, format!("unsupported protocol version: {version}"));
+            return;
+        }
+        let storage_id = metadata.and_then(|m| if m.is_ephemeral { None } else { m.storage_id });
+        self.peers.insert(peer.clone(), conn);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.phase = ConnPhase::Ready {
+                peer: peer.clone(),
+                storage_id,
+            };
+        }
+        self.event(Event::PeerJoined { conn, peer });
+        // A client syncs everything it holds or wants with its server.
+        let documents: Vec<DocumentId> = self
+            .docs
+            .iter()
+            .filter(|(_, d)| d.wanted || !d.saved_heads.is_empty())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for document in documents {
+            self.attach(&document, conn);
+            self.sync_document(now, &document);
+        }
+    }
+
+    /// Start syncing a document with a connection, from the persisted state if the
+    /// peer has storage.
+    fn attach(&mut self, document: &DocumentId, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let ConnPhase::Ready { storage_id, .. } = &c.phase else {
+            return;
+        };
+        c.documents.insert(document.clone());
+        let storage_id = storage_id.clone();
+        if let Some(doc) = self.docs.get_mut(document) {
+            doc.peers.entry(conn).or_insert_with(|| {
+                let persisted = storage_id
+                    .as_ref()
+                    .and_then(|s| doc.persisted.get(s))
+                    .map(Vec::as_slice);
+                PeerSync::new(persisted)
+            });
+        }
+    }
+
+    fn on_peer_message(&mut self, now: Instant, conn: ConnId, peer: PeerId, message: Message) {
+        match message {
+            Message::Request(env) => self.on_sync(now, conn, env, true),
+            Message::Sync(env) => self.on_sync(now, conn, env, false),
+            Message::DocUnavailable { document_id, .. } => {
+                if let Some(doc) = self.docs.get_mut(&document_id)
+                    && let Some(ps) = doc.peers.get_mut(&conn)
+                {
+                    ps.sent_at = None;
+                }
+                if self.config.role == Role::Client {
+                    self.event(Event::DocumentUnavailable {
+                        document: document_id,
+                    });
+                }
+            }
+            Message::Ephemeral {
+                sender_id,
+                count,
+                session_id,
+                document_id,
+                data,
+                ..
+            } => self.on_ephemeral(conn, sender_id, count, session_id, document_id, data),
+            Message::RemoteSubscriptionChange { .. } | Message::RemoteHeadsChanged { .. } => {
+                // Heads gossip is optional in the protocol; we answer what peers ask.
+                tracing::debug!(conn = conn.0, %peer, "ignoring heads gossip");
+            }
+            Message::Join { .. } | Message::Peer { .. } => {
+                tracing::debug!(conn = conn.0, "ignoring a repeated handshake message");
+            }
+            Message::Error { .. } | Message::Leave { .. } | Message::Unknown { .. } => {}
+        }
+    }
+
+    fn on_ephemeral(
+        &mut self,
+        conn: ConnId,
+        sender: PeerId,
+        count: u64,
+        session_id: String,
+        document: DocumentId,
+        data: Vec<u8>,
+    ) {
+        let key = (sender.clone(), session_id.clone(), count);
+        if self.ephemeral_seen.contains(&key) {
+            return;
+        }
+        if self.ephemeral_seen.len() >= EPHEMERAL_MEMORY {
+            self.ephemeral_seen.clear();
+        }
+        self.ephemeral_seen.insert(key);
+        match self.config.role {
+            Role::Client => self.event(Event::Ephemeral {
+                document,
+                sender,
+                data,
+            }),
+            Role::Server => {
+                let Some(doc) = self.docs.get(&document) else {
+                    return;
+                };
+                let targets: Vec<(ConnId, PeerId)> = doc
+                    .peers
+                    .keys()
+                    .filter(|c| **c != conn)
+                    .filter_map(|c| match self.conns.get(c).map(|c| &c.phase) {
+                        Some(ConnPhase::Ready { peer, .. }) => Some((*c, peer.clone())),
+                        _ => None,
+                    })
+                    .collect();
+                for (target_conn, target_id) in targets {
+                    self.send(
+                        target_conn,
+                        Message::Ephemeral {
+                            sender_id: sender.clone(),
+                            target_id,
+                            count,
+                            session_id: session_id.clone(),
+                            document_id: document.clone(),
+                            data: data.clone(),
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// Make sure a document's content is in memory: returns `false` (and queues the
+    /// message) while a load is under way.
+    fn ensure_loaded(&mut self, now: Instant, conn: ConnId, message: Message) -> Option<Message> {
+        let document = message
+            .document_id()
+            .expect("sync messages name a document")
+            .clone();
+        match self.docs.get_mut(&document) {
+            Some(doc) => {
+                doc.last_used = now;
+                match &mut doc.content {
+                    Content::Ready(_) | Content::Quarantined => Some(message),
+                    Content::Loading { queued, .. } => {
+                        queued.push((conn, message));
+                        None
+                    }
+                    Content::Evicted => {
+                        let op = self.op(PendingOp::Load(document.clone()));
+                        let doc = self.docs.get_mut(&document).expect("present");
+                        doc.content = Content::Loading {
+                            op,
+                            queued: vec![(conn, message)],
+                        };
+                        self.outputs.push_back(Output::Load { op, document });
+                        None
+                    }
+                }
+            }
+            None => {
+                let op = self.op(PendingOp::Load(document.clone()));
+                self.docs.insert(
+                    document.clone(),
+                    DocState::new(
+                        Content::Loading {
+                            op,
+                            queued: vec![(conn, message)],
+                        },
+                        now,
+                    ),
+                );
+                self.outputs.push_back(Output::Load { op, document });
+                self.arm_tick(now);
+                None
+            }
+        }
+    }
+
+    fn on_sync(&mut self, now: Instant, conn: ConnId, env: SyncEnvelope, is_request: bool) {
+        let message = if is_request {
+            Message::Request(env)
+        } else {
+            Message::Sync(env)
+        };
+        let Some(message) = self.ensure_loaded(now, conn, message) else {
+            return;
+        };
+        let (Message::Request(env) | Message::Sync(env)) = message else {
+            unreachable!("only sync messages are routed here");
+        };
+        let document = env.document_id.clone();
+        let quarantined = matches!(
+            self.docs.get(&document).map(|d| &d.content),
+            Some(Content::Quarantined)
+        );
+        if quarantined {
+            self.send_unavailable(conn, &document);
+            return;
+        }
+        let sync_message = match automerge::sync::Message::decode(&env.data) {
+            Ok(m) => m,
+            Err(e) => {
+                self.reject(conn, format!("document {document}: bad sync message: {e}"));
+                return;
+            }
+        };
+        let incoming_bytes: usize = sync_message.changes.iter().map(|c| c.len()).sum();
+        self.attach(&document, conn);
+        let max_bytes = self.config.max_document_bytes;
+        let doc = self.docs.get_mut(&document).expect("loaded above");
+        if doc.stored_bytes + incoming_bytes > max_bytes {
+            let actual = doc.stored_bytes + incoming_bytes;
+            self.reject(
+                conn,
+                Error::TooLarge {
+                    what: "document",
+                    actual,
+                    limit: max_bytes,
+                }
+                .to_string(),
+            );
+            return;
+        }
+        let Content::Ready(automerge) = &mut doc.content else {
+            unreachable!("loaded above");
+        };
+        let Some(ps) = doc.peers.get_mut(&conn) else {
+            return;
+        };
+        let before = automerge.get_heads();
+        let their_before = ps.state.their_heads.clone();
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            automerge.receive_sync_message(&mut ps.state, sync_message)
+        }));
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                self.reject(conn, format!("document {document}: {e}"));
+                return;
+            }
+            Err(_) => {
+                // automerge may be left inconsistent: drop the in-memory copy (the
+                // store has everything acknowledged) and refuse the sender.
+                tracing::error!(%document, "automerge panicked on a sync message");
+                self.unload_after_failure(&document);
+                self.reject(
+                    conn,
+                    Error::AutomergePanic(document.to_string()).to_string(),
+                );
+                return;
+            }
+        }
+        ps.sent_at = None;
+        if is_request {
+            ps.requested = true;
+        }
+        let after = automerge.get_heads();
+        // Progress: changes arrived, the peer's heads moved, or ours moved since the
+        // last exchange (a local edit). Anything else is a round of a possible loop.
+        let progressed =
+            before != after || ps.state.their_heads != their_before || before != ps.last_our_heads;
+        if progressed {
+            ps.rounds_without_progress = 0;
+            ps.stalled_at = None;
+        }
+        ps.last_our_heads = after.clone();
+        let empty = after.is_empty();
+        if before != after {
+            self.document_changed(now, &document);
+        }
+        self.persist_sync_state(&document, conn);
+        if empty && is_request {
+            // As the 2.x JS server does: an empty-heads sync (so the requester's sync
+            // state is answered and it can later push changes directly), then
+            // doc-unavailable.
+            self.sync_document(now, &document);
+            self.send_unavailable(conn, &document);
+            return;
+        }
+        self.sync_document(now, &document);
+    }
+
+    fn send_unavailable(&mut self, conn: ConnId, document: &DocumentId) {
+        let Some(ConnPhase::Ready { peer, .. }) = self.conns.get(&conn).map(|c| &c.phase) else {
+            return;
+        };
+        let target_id = peer.clone();
+        if let Some(ps) = self
+            .docs
+            .get_mut(document)
+            .and_then(|d| d.peers.get_mut(&conn))
+        {
+            ps.told_unavailable = true;
+        }
+        self.send(
+            conn,
+            Message::DocUnavailable {
+                sender_id: self.config.peer_id.clone(),
+                target_id,
+                document_id: document.clone(),
+            },
+        );
+    }
+
+    /// Persist a peer's shared heads if they moved. Ordered after the append of the
+    /// changes they name, so a stored sync state never points past stored changes.
+    fn persist_sync_state(&mut self, document: &DocumentId, conn: ConnId) {
+        let Some(ConnPhase::Ready {
+            storage_id: Some(storage_id),
+            ..
+        }) = self.conns.get(&conn).map(|c| &c.phase)
+        else {
+            return;
+        };
+        let storage_id = storage_id.clone();
+        let Some(doc) = self.docs.get_mut(document) else {
+            return;
+        };
+        let Some(ps) = doc.peers.get_mut(&conn) else {
+            return;
+        };
+        if ps.state.shared_heads == ps.persisted_heads {
+            return;
+        }
+        ps.persisted_heads = ps.state.shared_heads.clone();
+        let state = ps.state.encode();
+        doc.persisted.insert(storage_id.clone(), state.clone());
+        let op = self.op(PendingOp::Other);
+        self.outputs.push_back(Output::Commit {
+            op,
+            write: StoreWrite::SyncState {
+                document: document.clone(),
+                storage_id,
+                state,
+            },
+        });
+    }
+
+    /// The document's content changed: store the new changes and tell the app.
+    fn document_changed(&mut self, now: Instant, document: &DocumentId) {
+        let Some(doc) = self.docs.get_mut(document) else {
+            return;
+        };
+        let Content::Ready(automerge) = &doc.content else {
+            return;
+        };
+        doc.last_used = now;
+        let heads = automerge.get_heads();
+        let data = automerge.save_after(&doc.saved_heads);
+        doc.saved_heads = heads.clone();
+        let bytes = data.len();
+        doc.stored_bytes += bytes;
+        let op = self.op(PendingOp::Append {
+            document: document.clone(),
+            heads: heads.clone(),
+            bytes,
+        });
+        let doc = self.docs.get_mut(document).expect("present");
+        doc.pending_writes.insert(op);
+        self.outputs.push_back(Output::Commit {
+            op,
+            write: StoreWrite::Append {
+                document: document.clone(),
+                data,
+            },
+        });
+        self.event(Event::DocumentChanged {
+            document: document.clone(),
+            heads,
+        });
+    }
+
+    /// Generate and send sync messages for a document to every connection that takes
+    /// part in it, if everything it holds is durable.
+    fn sync_document(&mut self, now: Instant, document: &DocumentId) {
+        let role = self.config.role;
+        let max_rounds = self.config.max_rounds_without_progress;
+        let our_id = self.config.peer_id.clone();
+        let Some(doc) = self.docs.get_mut(document) else {
+            return;
+        };
+        if !doc.is_durable() {
+            return;
+        }
+        let Content::Ready(automerge) = &doc.content else {
+            return;
+        };
+        let empty = automerge.get_heads().is_empty();
+        let mut sends = Vec::new();
+        let mut stalls = Vec::new();
+        let mut conns: Vec<ConnId> = doc.peers.keys().copied().collect();
+        conns.sort();
+        for conn in conns {
+            let Some(ConnPhase::Ready { peer, .. }) = self.conns.get(&conn).map(|c| &c.phase)
+            else {
+                continue;
+            };
+            let ps = doc.peers.get_mut(&conn).expect("listed above");
+            if ps.stalled_at.is_some() {
+                continue;
+            }
+            let they_have_nothing = ps.state.their_heads.as_ref().is_none_or(Vec::is_empty);
+            if role == Role::Server && empty && ps.told_unavailable && they_have_nothing {
+                // Nothing to push yet, and the peer already knows it is unavailable.
+                continue;
+            }
+            let generated = catch_unwind(AssertUnwindSafe(|| {
+                automerge.generate_sync_message(&mut ps.state)
+            }));
+            let Ok(Some(message)) = generated else {
+                continue;
+            };
+            ps.rounds_without_progress += 1;
+            if ps.rounds_without_progress > max_rounds {
+                ps.stalled_at = Some(now);
+                stalls.push(conn);
+                continue;
+            }
+            ps.sent_at = Some(now);
+            if !empty {
+                ps.told_unavailable = false;
+            }
+            let env = SyncEnvelope {
+                sender_id: our_id.clone(),
+                target_id: peer.clone(),
+                document_id: document.clone(),
+                data: message.encode(),
+            };
+            let message = if role == Role::Client && empty && doc.wanted {
+                Message::Request(env)
+            } else {
+                Message::Sync(env)
+            };
+            sends.push((conn, message));
+        }
+        for (conn, message) in sends {
+            self.send(conn, message);
+        }
+        for conn in stalls {
+            tracing::warn!(%document, conn = conn.0, "sync made no progress for too many rounds; holding it back");
+            self.event(Event::Stalled {
+                document: document.clone(),
+                conn,
+            });
+        }
+        self.arm_tick(now);
+    }
+
+    fn unload_after_failure(&mut self, document: &DocumentId) {
+        let Some(doc) = self.docs.get_mut(document) else {
+            return;
+        };
+        let conns: Vec<ConnId> = doc.peers.keys().copied().collect();
+        doc.peers.clear();
+        doc.content = Content::Evicted;
+        for conn in conns {
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.documents.remove(document);
+            }
+        }
+    }
+
+    // ----- store results -----------------------------------------------------------
+
+    /// The result of an [`Output::Load`].
+    pub fn handle_load(&mut self, now: Instant, op: OpId, result: Result<Option<StoredDocument>>) {
+        let Some(PendingOp::Load(document)) = self.ops.remove(&op) else {
+            return;
+        };
+        let Some(doc) = self.docs.get_mut(&document) else {
+            return;
+        };
+        let queued = match std::mem::replace(&mut doc.content, Content::Evicted) {
+            Content::Loading {
+                op: current,
+                queued,
+            } if current == op => queued,
+            other => {
+                doc.content = other;
+                return;
+            }
+        };
+        let stored = match result {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::error!(%document, error = %e, "loading a document failed");
+                if doc.peers.is_empty() {
+                    self.docs.remove(&document);
+                }
+                self.event(Event::StoreFailed {
+                    document: document.clone(),
+                    error: e.to_string(),
+                });
+                for conn in queued.iter().map(|(c, _)| *c).collect::<HashSet<_>>() {
+                    self.reject(
+                        conn,
+                        format!("the server could not read document {document}"),
+                    );
+                }
+                return;
+            }
+        };
+        match stored {
+            None => {
+                doc.content = Content::Ready(Box::new(Automerge::new()));
+            }
+            Some(stored) => {
+                doc.stored_bytes = stored.data.len();
+                doc.incremental_chunks = stored.incremental_chunks;
+                doc.persisted = stored.sync_states.into_iter().collect();
+                if let Some(reason) = stored.quarantined {
+                    tracing::warn!(%document, %reason, "document is quarantined");
+                    doc.content = Content::Quarantined;
+                } else {
+                    let loaded = catch_unwind(|| Automerge::load(&stored.data));
+                    match loaded {
+                        Ok(Ok(automerge)) => {
+                            let heads = automerge.get_heads();
+                            doc.saved_heads = heads.clone();
+                            doc.durable_heads = heads;
+                            doc.content = Content::Ready(Box::new(automerge));
+                        }
+                        failed => {
+                            let reason = match failed {
+                                Ok(Err(e)) => e.to_string(),
+                                _ => "automerge panicked while loading it".to_owned(),
+                            };
+                            tracing::error!(%document, %reason, "stored document does not load; quarantining it");
+                            doc.content = Content::Quarantined;
+                            let op = self.op(PendingOp::Other);
+                            self.outputs.push_back(Output::Commit {
+                                op,
+                                write: StoreWrite::Quarantine {
+                                    document: document.clone(),
+                                    reason: reason.clone(),
+                                },
+                            });
+                            self.event(Event::Quarantined {
+                                document: document.clone(),
+                                reason,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        // Peers that stayed attached while the content was evicted keep their sync
+        // states: the content is what it was when it left.
+        for (conn, message) in queued {
+            self.handle_message(now, conn, message);
+        }
+        if self.config.role == Role::Client {
+            self.after_client_load(now, &document);
+        }
+    }
+
+    /// The result of an [`Output::Commit`].
+    pub fn handle_commit(&mut self, now: Instant, op: OpId, result: Result<()>) {
+        let Some(pending) = self.ops.remove(&op) else {
+            return;
+        };
+        match (pending, result) {
+            (
+                PendingOp::Append {
+                    document,
+                    heads,
+                    bytes,
+                },
+                Ok(()),
+            ) => {
+                let compact_after = self.config.compact_after_chunks;
+                let Some(doc) = self.docs.get_mut(&document) else {
+                    return;
+                };
+                doc.pending_writes.remove(&op);
+                doc.incremental_chunks += 1;
+                let _ = bytes;
+                if doc.pending_writes.is_empty() {
+                    doc.durable_heads = heads.clone();
+                    self.event(Event::DocumentStored {
+                        document: document.clone(),
+                        heads,
+                    });
+                }
+                let doc = self.docs.get_mut(&document).expect("present");
+                if doc.compacting.is_none() && doc.incremental_chunks >= compact_after {
+                    self.compact(&document);
+                }
+                self.sync_document(now, &document);
+            }
+            (PendingOp::Compact(document), Ok(())) => {
+                if let Some(doc) = self.docs.get_mut(&document)
+                    && let Some((_, replaced)) = doc.compacting.take()
+                {
+                    doc.pending_writes.remove(&op);
+                    doc.incremental_chunks = doc.incremental_chunks.saturating_sub(replaced);
+                    self.sync_document(now, &document);
+                }
+            }
+            (PendingOp::Append { document, .. } | PendingOp::Compact(document), Err(e)) => {
+                // What is in memory is not stored and was never announced. Close every
+                // connection on the document: their peers still hold the changes and
+                // will send them again after reconnecting.
+                tracing::error!(%document, error = %e, "storing a document failed");
+                self.event(Event::StoreFailed {
+                    document: document.clone(),
+                    error: e.to_string(),
+                });
+                let conns: Vec<ConnId> = self
+                    .docs
+                    .get(&document)
+                    .map(|d| d.peers.keys().copied().collect())
+                    .unwrap_or_default();
+                for conn in conns {
+                    self.reject(
+                        conn,
+                        format!("the server could not store document {document}"),
+                    );
+                }
+                if let Some(doc) = self.docs.get_mut(&document) {
+                    doc.pending_writes.clear();
+                    doc.compacting = None;
+                    doc.content = Content::Evicted;
+                    doc.saved_heads = doc.durable_heads.clone();
+                }
+            }
+            (PendingOp::Other, Err(e)) => {
+                tracing::warn!(error = %e, "a store write failed");
+            }
+            (PendingOp::Other | PendingOp::Load(_), _) => {}
+        }
+    }
+
+    fn compact(&mut self, document: &DocumentId) {
+        let Some(doc) = self.docs.get(document) else {
+            return;
+        };
+        let Content::Ready(automerge) = &doc.content else {
+            return;
+        };
+        let snapshot = automerge.save();
+        let heads = automerge.get_heads();
+        let replaced = doc.incremental_chunks;
+        let size = snapshot.len();
+        let op = self.op(PendingOp::Compact(document.clone()));
+        let doc = self.docs.get_mut(document).expect("present");
+        doc.compacting = Some((op, replaced));
+        doc.pending_writes.insert(op);
+        doc.stored_bytes = size;
+        self.outputs.push_back(Output::Commit {
+            op,
+            write: StoreWrite::Compact {
+                document: document.clone(),
+                snapshot,
+                heads,
+            },
+        });
+    }
+
+    // ----- timers ------------------------------------------------------------------
+
+    /// Run what is due: reset stalled syncs, close connections that never joined,
+    /// evict idle documents.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.next_tick {
+            Some(t) if t <= now => {}
+            _ => return,
+        }
+        self.next_tick = None;
+        let mut keep_ticking = false;
+
+        let join_timeout = self.config.join_timeout;
+        let unjoined: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter_map(|(id, c)| match c.phase {
+                ConnPhase::Handshake { since } => {
+                    keep_ticking = true;
+                    (now.duration_since(since) >= join_timeout).then_some(*id)
+                }
+                _ => None,
+            })
+            .collect();
+        for conn in unjoined {
+            self.reject(conn, "no join within the handshake timeout".into());
+        }
+
+        let stall = self.config.stall_timeout;
+        let evict_after = self.config.evict_after;
+        let mut resync = Vec::new();
+        let mut evict = Vec::new();
+        for (id, doc) in &mut self.docs {
+            for ps in doc.peers.values_mut() {
+                let since = ps.stalled_at.or(ps.sent_at);
+                if let Some(since) = since {
+                    keep_ticking = true;
+                    if now.duration_since(since) >= stall {
+                        ps.reset();
+                        resync.push(id.clone());
+                    }
+                }
+            }
+            if let Content::Ready(_) = doc.content {
+                keep_ticking = true;
+                if doc.is_durable() && now.duration_since(doc.last_used) >= evict_after {
+                    evict.push(id.clone());
+                }
+            } else if matches!(doc.content, Content::Loading { .. }) {
+                keep_ticking = true;
+            }
+        }
+        for document in resync {
+            self.event(Event::Stalled {
+                document: document.clone(),
+                conn: ConnId(u64::MAX),
+            });
+            self.sync_document(now, &document);
+        }
+        for document in evict {
+            let remove = match self.docs.get_mut(&document) {
+                Some(doc) => {
+                    doc.content = Content::Evicted;
+                    doc.peers.is_empty() && !doc.wanted
+                }
+                None => false,
+            };
+            if remove {
+                self.docs.remove(&document);
+            }
+            tracing::debug!(%document, "evicted an idle document from memory");
+        }
+        if keep_ticking {
+            self.next_tick = Some(now + self.config.tick);
+        }
+    }
+
+    // ----- commands ----------------------------------------------------------------
+
+    /// Create a new, empty document with an ID from the given random bytes.
+    pub fn create_document(&mut self, now: Instant, random: [u8; 16]) -> DocumentId {
+        let document = DocumentId::from_random(random);
+        self.docs.insert(
+            document.clone(),
+            DocState::new(Content::Ready(Box::new(Automerge::new())), now),
+        );
+        self.arm_tick(now);
+        document
+    }
+
+    /// Change a document in memory. The change is stored (see [`Output::Commit`])
+    /// and then synced with every connected peer taking part in the document.
+    pub fn change<R>(
+        &mut self,
+        now: Instant,
+        document: &DocumentId,
+        f: impl FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<R>,
+    ) -> Result<R> {
+        let doc = self
+            .docs
+            .get_mut(document)
+            .ok_or_else(|| Error::Protocol(format!("document {document} is not loaded")))?;
+        let Content::Ready(automerge) = &mut doc.content else {
+            return Err(Error::Protocol(format!(
+                "document {document} is not loaded"
+            )));
+        };
+        let mut tx = automerge.transaction();
+        let out = match f(&mut tx) {
+            Ok(out) => out,
+            Err(e) => {
+                tx.rollback();
+                return Err(e);
+            }
+        };
+        tx.commit();
+        self.document_changed(now, document);
+        if self.config.role == Role::Client {
+            let conns: Vec<ConnId> = self.ready_conns();
+            for conn in conns {
+                self.attach(document, conn);
+            }
+        }
+        self.sync_document(now, document);
+        Ok(out)
+    }
+
+    fn ready_conns(&self) -> Vec<ConnId> {
+        let mut conns: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| matches!(c.phase, ConnPhase::Ready { .. }))
+            .map(|(id, _)| *id)
+            .collect();
+        conns.sort();
+        conns
+    }
+
+    /// Client: open a document, from the local store or else from the server.
+    /// Reports [`Event::DocumentChanged`] when content arrives and
+    /// [`Event::DocumentUnavailable`] when the server has none.
+    pub fn find(&mut self, now: Instant, document: &DocumentId) {
+        match self.docs.get_mut(document) {
+            Some(doc) => {
+                doc.wanted = true;
+                doc.last_used = now;
+                match doc.content {
+                    Content::Ready(_) => self.after_client_load(now, document),
+                    Content::Loading { .. } => {}
+                    Content::Evicted => {
+                        let op = self.op(PendingOp::Load(document.clone()));
+                        let doc = self.docs.get_mut(document).expect("present");
+                        doc.content = Content::Loading {
+                            op,
+                            queued: Vec::new(),
+                        };
+                        self.outputs.push_back(Output::Load {
+                            op,
+                            document: document.clone(),
+                        });
+                    }
+                    Content::Quarantined => self.event(Event::DocumentUnavailable {
+                        document: document.clone(),
+                    }),
+                }
+            }
+            None => {
+                let op = self.op(PendingOp::Load(document.clone()));
+                let mut state = DocState::new(
+                    Content::Loading {
+                        op,
+                        queued: Vec::new(),
+                    },
+                    now,
+                );
+                state.wanted = true;
+                self.docs.insert(document.clone(), state);
+                self.outputs.push_back(Output::Load {
+                    op,
+                    document: document.clone(),
+                });
+            }
+        }
+        self.arm_tick(now);
+    }
+
+    fn after_client_load(&mut self, now: Instant, document: &DocumentId) {
+        let Some(doc) = self.docs.get(document) else {
+            return;
+        };
+        if !doc.wanted && doc.saved_heads.is_empty() {
+            return;
+        }
+        for conn in self.ready_conns() {
+            self.attach(document, conn);
+        }
+        self.sync_document(now, document);
+    }
+
+    /// Client: send an ephemeral message about a document to the server.
+    pub fn broadcast(
+        &mut self,
+        document: &DocumentId,
+        session_id: &str,
+        count: u64,
+        data: Vec<u8>,
+    ) {
+        for conn in self.ready_conns() {
+            let Some(ConnPhase::Ready { peer, .. }) = self.conns.get(&conn).map(|c| &c.phase)
+            else {
+                continue;
+            };
+            let target_id = peer.clone();
+            self.send(
+                conn,
+                Message::Ephemeral {
+                    sender_id: self.config.peer_id.clone(),
+                    target_id,
+                    count,
+                    session_id: session_id.to_owned(),
+                    document_id: document.clone(),
+                    data: data.clone(),
+                },
+            );
+        }
+    }
+}

@@ -1,0 +1,734 @@
+//! Deterministic, seeded simulations of several engines on an in-memory network.
+//!
+//! One server engine and several client engines exchange encoded frames through
+//! links that can drop, duplicate and reorder them; stores answer in order after
+//! random delays. Every failure prints its seed; `SIM_SEED=<n>` replays one.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use automerge::{ChangeHash, ObjType, ReadDoc, ScalarValue, transaction::Transactable};
+use coachsync_core::store::{MemoryStore, Store, StoreWrite};
+use coachsync_core::sync::{ConnId, Engine, EngineConfig, Event, OpId, Output, Role};
+use coachsync_core::{DocumentId, Message, PeerId, StorageId};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+#[derive(Clone, Copy, Default)]
+struct Faults {
+    drop: f64,
+    duplicate: f64,
+    reorder: f64,
+}
+
+enum StoreOp {
+    Load(OpId, DocumentId),
+    Commit(OpId, StoreWrite),
+}
+
+struct Node {
+    engine: Engine,
+    store: MemoryStore,
+    store_queue: VecDeque<StoreOp>,
+    events: Vec<Event>,
+}
+
+impl Node {
+    fn new(role: Role, name: &str) -> Self {
+        let storage = StorageId::new(&format!("{name}-storage")).unwrap();
+        let mut config = EngineConfig::new(role, PeerId::new(name).unwrap(), Some(storage.clone()));
+        config.compact_after_chunks = 8;
+        Self {
+            engine: Engine::new(config),
+            store: MemoryStore::new(storage),
+            store_queue: VecDeque::new(),
+            events: Vec::new(),
+        }
+    }
+}
+
+/// Frames in flight on one connection, each way.
+struct Link {
+    conn: ConnId,
+    client: usize,
+    to_server: VecDeque<Vec<u8>>,
+    to_client: VecDeque<Vec<u8>>,
+    faults: Faults,
+}
+
+struct Sim {
+    rng: StdRng,
+    now: Instant,
+    server: Node,
+    clients: Vec<Node>,
+    links: Vec<Link>,
+    next_conn: u64,
+    /// Frames and bytes each way, for cost assertions.
+    frames_to_server: usize,
+    frames_to_client: usize,
+    bytes_on_wire: usize,
+    seed: u64,
+}
+
+impl Sim {
+    fn new(seed: u64, clients: usize) -> Self {
+        Self {
+            rng: StdRng::seed_from_u64(seed),
+            now: Instant::now(),
+            server: Node::new(Role::Server, "server"),
+            clients: (0..clients)
+                .map(|i| Node::new(Role::Client, &format!("client-{i}")))
+                .collect(),
+            links: Vec::new(),
+            next_conn: 1,
+            frames_to_server: 0,
+            frames_to_client: 0,
+            bytes_on_wire: 0,
+            seed,
+        }
+    }
+
+    fn connect(&mut self, client: usize, faults: Faults) {
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        self.links.push(Link {
+            conn,
+            client,
+            to_server: VecDeque::new(),
+            to_client: VecDeque::new(),
+            faults,
+        });
+        self.server.engine.handle_connect(self.now, conn);
+        self.clients[client].engine.handle_connect(self.now, conn);
+    }
+
+    fn disconnect(&mut self, client: usize) {
+        let now = self.now;
+        let links: Vec<ConnId> = self
+            .links
+            .iter()
+            .filter(|l| l.client == client)
+            .map(|l| l.conn)
+            .collect();
+        self.links.retain(|l| l.client != client);
+        for conn in links {
+            self.server.engine.handle_disconnect(now, conn);
+            self.clients[client].engine.handle_disconnect(now, conn);
+        }
+    }
+
+    fn node(&mut self, who: Option<usize>) -> &mut Node {
+        match who {
+            None => &mut self.server,
+            Some(i) => &mut self.clients[i],
+        }
+    }
+
+    /// Move every output of one node to where it goes. Returns whether anything moved.
+    fn drain(&mut self, who: Option<usize>) -> bool {
+        let mut moved = false;
+        while let Some(out) = self.node(who).engine.poll_output() {
+            moved = true;
+            match out {
+                Output::Send { conn, message } => {
+                    if who.is_none() {
+                        self.check_durable_before_visible(&message);
+                    }
+                    let frame = message.encode();
+                    self.bytes_on_wire += frame.len();
+                    let Some(link) = self.links.iter_mut().find(|l| l.conn == conn) else {
+                        continue;
+                    };
+                    let faults = link.faults;
+                    let queue = if who.is_none() {
+                        self.frames_to_client += 1;
+                        &mut link.to_client
+                    } else {
+                        self.frames_to_server += 1;
+                        &mut link.to_server
+                    };
+                    if self.rng.random_bool(faults.drop) {
+                        continue;
+                    }
+                    if self.rng.random_bool(faults.duplicate) {
+                        queue.push_back(frame.clone());
+                    }
+                    if !queue.is_empty() && self.rng.random_bool(faults.reorder) {
+                        let at = self.rng.random_range(0..queue.len());
+                        queue.insert(at, frame);
+                    } else {
+                        queue.push_back(frame);
+                    }
+                }
+                Output::Close { conn, .. } => {
+                    let Some(pos) = self.links.iter().position(|l| l.conn == conn) else {
+                        continue;
+                    };
+                    let link = self.links.remove(pos);
+                    let now = self.now;
+                    self.server.engine.handle_disconnect(now, conn);
+                    self.clients[link.client]
+                        .engine
+                        .handle_disconnect(now, conn);
+                }
+                Output::Load { op, document } => self
+                    .node(who)
+                    .store_queue
+                    .push_back(StoreOp::Load(op, document)),
+                Output::Commit { op, write } => self
+                    .node(who)
+                    .store_queue
+                    .push_back(StoreOp::Commit(op, write)),
+                Output::Event(e) => self.node(who).events.push(e),
+            }
+        }
+        moved
+    }
+
+    /// The server may only announce heads that its store holds.
+    fn check_durable_before_visible(&self, message: &Message) {
+        let Message::Sync(env) = message else { return };
+        let sync = automerge::sync::Message::decode(&env.data).unwrap();
+        if sync.heads.is_empty() {
+            return;
+        }
+        let stored = self
+            .server
+            .store
+            .load(&env.document_id)
+            .unwrap()
+            .unwrap_or_else(|| {
+                panic!(
+                    "seed {}: server announced heads of a document it never stored",
+                    self.seed
+                )
+            });
+        let doc = automerge::Automerge::load(&stored.data).unwrap();
+        for head in &sync.heads {
+            assert!(
+                doc.get_change_by_hash(head).is_some(),
+                "seed {}: server announced head {head} before storing it",
+                self.seed
+            );
+        }
+    }
+
+    /// Run store operations: each node's queue in order, some held back at random.
+    fn run_stores(&mut self, who: Option<usize>, all: bool) -> bool {
+        let mut moved = false;
+        loop {
+            let hold = !all && self.rng.random_bool(0.3);
+            let now = self.now;
+            let node = self.node(who);
+            if hold {
+                break;
+            }
+            // Consecutive commits form one batch, as a driver's group commit does.
+            let mut batch = Vec::new();
+            while let Some(StoreOp::Commit(..)) = node.store_queue.front() {
+                let Some(StoreOp::Commit(op, write)) = node.store_queue.pop_front() else {
+                    unreachable!()
+                };
+                batch.push((op, write));
+            }
+            if !batch.is_empty() {
+                let writes: Vec<StoreWrite> = batch.iter().map(|(_, w)| w.clone()).collect();
+                node.store.commit(&writes).unwrap();
+                for (op, _) in batch {
+                    node.engine.handle_commit(now, op, Ok(()));
+                }
+                moved = true;
+                continue;
+            }
+            match node.store_queue.pop_front() {
+                Some(StoreOp::Load(op, document)) => {
+                    let loaded = node.store.load(&document);
+                    node.engine.handle_load(now, op, loaded);
+                    moved = true;
+                }
+                Some(StoreOp::Commit(..)) => unreachable!(),
+                None => break,
+            }
+        }
+        moved
+    }
+
+    fn deliver(&mut self) -> bool {
+        let mut moved = false;
+        let now = self.now;
+        for i in 0..self.links.len() {
+            let Some(link) = self.links.get_mut(i) else {
+                break;
+            };
+            let (conn, client) = (link.conn, link.client);
+            if let Some(frame) = link.to_server.pop_front() {
+                self.server.engine.handle_frame(now, conn, &frame);
+                moved = true;
+            }
+            let Some(link) = self.links.get_mut(i) else {
+                break;
+            };
+            if let Some(frame) = link.to_client.pop_front() {
+                self.clients[client].engine.handle_frame(now, conn, &frame);
+                moved = true;
+            }
+        }
+        moved
+    }
+
+    /// Run until nothing moves (or a bound is hit), advancing time a little per step.
+    fn run(&mut self) {
+        for _ in 0..20_000 {
+            self.now += Duration::from_millis(1);
+            let mut moved = self.drain(None);
+            for i in 0..self.clients.len() {
+                moved |= self.drain(Some(i));
+            }
+            moved |= self.run_stores(None, false);
+            for i in 0..self.clients.len() {
+                moved |= self.run_stores(Some(i), false);
+            }
+            moved |= self.deliver();
+            if !moved {
+                // Let stores finish, then confirm quiet.
+                let mut more = self.run_stores(None, true);
+                for i in 0..self.clients.len() {
+                    more |= self.run_stores(Some(i), true);
+                }
+                if !more {
+                    return;
+                }
+            }
+        }
+        panic!("seed {}: the simulation did not settle", self.seed);
+    }
+
+    /// Let time pass so that timers (stall resets) fire.
+    fn advance(&mut self, by: Duration) {
+        self.now += by;
+        let now = self.now;
+        self.server.engine.handle_timeout(now);
+        for c in &mut self.clients {
+            c.engine.handle_timeout(now);
+        }
+        self.run();
+    }
+
+    fn heads(&self, who: Option<usize>, doc: &DocumentId) -> Vec<ChangeHash> {
+        let node = match who {
+            None => &self.server,
+            Some(i) => &self.clients[i],
+        };
+        node.engine
+            .document(doc)
+            .map(|d| d.get_heads())
+            .unwrap_or_default()
+    }
+}
+
+fn put(sim: &mut Sim, client: usize, doc: &DocumentId, key: &str, value: i64) {
+    let now = sim.now;
+    sim.clients[client]
+        .engine
+        .change(now, doc, |tx| {
+            tx.put(automerge::ROOT, key, value)?;
+            Ok(())
+        })
+        .unwrap();
+}
+
+fn value(sim: &Sim, client: usize, doc: &DocumentId, key: &str) -> Option<i64> {
+    let d = sim.clients[client].engine.document(doc)?;
+    match d.get(automerge::ROOT, key).unwrap()?.0 {
+        automerge::Value::Scalar(s) => match s.as_ref() {
+            ScalarValue::Int(i) => Some(*i),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn seeds() -> Vec<u64> {
+    match std::env::var("SIM_SEED") {
+        Ok(s) => vec![s.parse().expect("SIM_SEED is a number")],
+        Err(_) => (1..=24).collect(),
+    }
+}
+
+/// Client 0 creates a document and syncs it; every client then finds it.
+fn shared_document(sim: &mut Sim) -> DocumentId {
+    let now = sim.now;
+    let doc = sim.clients[0].engine.create_document(now, sim.rng.random());
+    put(sim, 0, &doc, "created", 1);
+    sim.run();
+    for i in 1..sim.clients.len() {
+        let now = sim.now;
+        sim.clients[i].engine.find(now, &doc);
+    }
+    sim.run();
+    for i in 0..sim.clients.len() {
+        assert_eq!(
+            value(sim, i, &doc, "created"),
+            Some(1),
+            "seed {}: client {i} has the document",
+            sim.seed
+        );
+    }
+    doc
+}
+
+#[test]
+fn offline_concurrent_edits_converge_through_the_server() {
+    for seed in seeds() {
+        let mut sim = Sim::new(seed, 3);
+        for i in 0..3 {
+            sim.connect(i, Faults::default());
+        }
+        sim.run();
+        let doc = shared_document(&mut sim);
+        for i in 0..3 {
+            sim.disconnect(i);
+        }
+        // Everyone edits offline, concurrently, several times.
+        for round in 0..5 {
+            for i in 0..3 {
+                put(
+                    &mut sim,
+                    i,
+                    &doc,
+                    &format!("c{i}-r{round}"),
+                    (i * 10 + round) as i64,
+                );
+            }
+            sim.run();
+        }
+        let order: Vec<usize> = {
+            let mut o = vec![0, 1, 2];
+            let k = sim.rng.random_range(0..3);
+            o.rotate_left(k);
+            o
+        };
+        for i in order {
+            sim.connect(i, Faults::default());
+            sim.run();
+        }
+        // A second pass lets earlier clients pull what later ones brought.
+        sim.advance(Duration::from_secs(1));
+        let server = sim.heads(None, &doc);
+        for i in 0..3 {
+            assert_eq!(
+                sim.heads(Some(i), &doc),
+                server,
+                "seed {seed}: client {i} converged"
+            );
+            for j in 0..3 {
+                for round in 0..5 {
+                    assert_eq!(
+                        value(&sim, i, &doc, &format!("c{j}-r{round}")),
+                        Some((j * 10 + round) as i64),
+                        "seed {seed}: client {i} has client {j}'s edit {round}"
+                    );
+                }
+            }
+        }
+        // And the server's store has it all, not just its memory.
+        let stored = sim.server.store.load(&doc).unwrap().unwrap();
+        let mut stored_heads = automerge::Automerge::load(&stored.data)
+            .unwrap()
+            .get_heads();
+        let mut want = server.clone();
+        stored_heads.sort();
+        want.sort();
+        assert_eq!(
+            stored_heads, want,
+            "seed {seed}: the server stored every change"
+        );
+    }
+}
+
+#[test]
+fn dropped_duplicated_and_reordered_messages_converge_after_reconnect() {
+    let faults = Faults {
+        drop: 0.15,
+        duplicate: 0.1,
+        reorder: 0.2,
+    };
+    for seed in seeds() {
+        let mut sim = Sim::new(seed, 2);
+        sim.connect(0, Faults::default());
+        sim.connect(1, Faults::default());
+        sim.run();
+        let doc = shared_document(&mut sim);
+        sim.disconnect(0);
+        sim.disconnect(1);
+        sim.connect(0, faults);
+        sim.connect(1, faults);
+        sim.run();
+        for round in 0..10 {
+            put(
+                &mut sim,
+                round % 2,
+                &doc,
+                &format!("k{round}"),
+                round as i64,
+            );
+            sim.run();
+        }
+        // A lossy link may drop the handshake itself; a fresh, clean connection
+        // (what a reconnect gives) must bring everyone together.
+        sim.disconnect(0);
+        sim.disconnect(1);
+        sim.connect(0, Faults::default());
+        sim.connect(1, Faults::default());
+        sim.run();
+        sim.advance(Duration::from_secs(1));
+        let server = sim.heads(None, &doc);
+        for i in 0..2 {
+            assert_eq!(
+                sim.heads(Some(i), &doc),
+                server,
+                "seed {seed}: client {i} converged"
+            );
+            for round in 0..10 {
+                assert_eq!(
+                    value(&sim, i, &doc, &format!("k{round}")),
+                    Some(round as i64),
+                    "seed {seed}: client {i} edit {round}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn lost_messages_are_recovered_by_the_stall_timer_without_reconnecting() {
+    for seed in seeds() {
+        let mut sim = Sim::new(seed, 2);
+        sim.connect(0, Faults::default());
+        sim.connect(1, Faults::default());
+        sim.run();
+        let doc = shared_document(&mut sim);
+        // Client 0's link now loses everything, for a while.
+        sim.links
+            .iter_mut()
+            .find(|l| l.client == 0)
+            .unwrap()
+            .faults
+            .drop = 1.0;
+        put(&mut sim, 0, &doc, "late", 7);
+        sim.run();
+        assert_eq!(value(&sim, 1, &doc, "late"), None);
+        sim.links
+            .iter_mut()
+            .find(|l| l.client == 0)
+            .unwrap()
+            .faults
+            .drop = 0.0;
+        let stall = sim.clients[0].engine.config().stall_timeout;
+        sim.advance(stall + Duration::from_secs(1));
+        sim.advance(stall + Duration::from_secs(1));
+        assert_eq!(
+            value(&sim, 1, &doc, "late"),
+            Some(7),
+            "seed {seed}: the lost change arrived"
+        );
+    }
+}
+
+#[test]
+fn a_reconnect_with_nothing_new_costs_a_few_small_messages() {
+    let mut sim = Sim::new(7, 1);
+    sim.connect(0, Faults::default());
+    sim.run();
+    let mut docs = Vec::new();
+    for _ in 0..20 {
+        let now = sim.now;
+        let doc = sim.clients[0].engine.create_document(now, sim.rng.random());
+        put(&mut sim, 0, &doc, "x", 1);
+        docs.push(doc);
+    }
+    sim.run();
+    sim.disconnect(0);
+    let (to_server, to_client, bytes) = (
+        sim.frames_to_server,
+        sim.frames_to_client,
+        sim.bytes_on_wire,
+    );
+    sim.connect(0, Faults::default());
+    sim.run();
+    let up = sim.frames_to_server - to_server;
+    let down = sim.frames_to_client - to_client;
+    let wire = sim.bytes_on_wire - bytes;
+    // join + one message per document up; peer + one answer per document down.
+    assert!(up <= 1 + docs.len(), "{up} frames to the server");
+    assert!(down <= 1 + docs.len(), "{down} frames to the client");
+    assert!(
+        wire < 400 * docs.len(),
+        "{wire} bytes for {} documents",
+        docs.len()
+    );
+    for doc in &docs {
+        assert_eq!(sim.heads(Some(0), doc), sim.heads(None, doc));
+    }
+}
+
+#[test]
+fn unknown_documents_are_reported_unavailable_and_pushed_when_they_appear() {
+    let mut sim = Sim::new(3, 2);
+    sim.connect(0, Faults::default());
+    sim.connect(1, Faults::default());
+    sim.run();
+    let doc = DocumentId::from_random([42; 16]);
+    let now = sim.now;
+    sim.clients[1].engine.find(now, &doc);
+    sim.run();
+    assert!(
+        sim.clients[1].events.contains(&Event::DocumentUnavailable {
+            document: doc.clone()
+        }),
+        "the finder hears the document is unavailable"
+    );
+    // Nothing was stored for a document nobody had.
+    assert!(sim.server.store.load(&doc).unwrap().is_none());
+    // Client 0 now creates it under that ID; the waiting finder gets it pushed.
+    let now = sim.now;
+    sim.clients[0].engine.find(now, &doc);
+    sim.run();
+    put(&mut sim, 0, &doc, "hello", 5);
+    sim.run();
+    assert_eq!(value(&sim, 1, &doc, "hello"), Some(5));
+}
+
+#[test]
+fn a_new_connection_from_the_same_peer_replaces_the_old_one() {
+    let mut sim = Sim::new(5, 1);
+    sim.connect(0, Faults::default());
+    sim.run();
+    let old = sim.links[0].conn;
+    // The client opens a second connection without closing the first (as the JS
+    // client's retry timer does); the server closes the first.
+    sim.connect(0, Faults::default());
+    sim.run();
+    assert!(
+        sim.links.iter().all(|l| l.conn != old),
+        "the old connection was closed"
+    );
+    assert_eq!(sim.links.len(), 1);
+}
+
+#[test]
+fn ephemeral_messages_are_relayed_with_sender_session_and_count_unchanged() {
+    let mut sim = Sim::new(11, 3);
+    for i in 0..3 {
+        sim.connect(i, Faults::default());
+    }
+    sim.run();
+    let doc = shared_document(&mut sim);
+    sim.clients[0]
+        .engine
+        .broadcast(&doc, "session-a", 1u64 << 40, vec![0xa1, 0x01, 0x02]);
+    sim.run();
+    for i in 1..3 {
+        let got: Vec<&Event> = sim.clients[i]
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::Ephemeral { .. }))
+            .collect();
+        assert_eq!(
+            got,
+            vec![&Event::Ephemeral {
+                document: doc.clone(),
+                sender: PeerId::new("client-0").unwrap(),
+                data: vec![0xa1, 0x01, 0x02],
+            }],
+            "client {i}"
+        );
+    }
+    assert!(
+        !sim.clients[0]
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Ephemeral { .. })),
+        "no echo to the sender"
+    );
+}
+
+#[test]
+fn a_looping_peer_is_held_back_by_the_round_cap() {
+    // A peer that replays the same sync message forever makes no progress; the
+    // server answers a bounded number of times and then stalls the sync.
+    let mut sim = Sim::new(13, 1);
+    sim.connect(0, Faults::default());
+    sim.run();
+    let now = sim.now;
+    let doc = sim.clients[0].engine.create_document(now, [1; 16]);
+    put(&mut sim, 0, &doc, "x", 1);
+    sim.run();
+    let conn = sim.links[0].conn;
+    let replay = Message::Sync(coachsync_core::SyncEnvelope {
+        sender_id: PeerId::new("client-0").unwrap(),
+        target_id: PeerId::new("server").unwrap(),
+        document_id: doc.clone(),
+        data: automerge::sync::Message {
+            heads: vec![],
+            need: vec![],
+            have: vec![],
+            changes: Vec::<Vec<u8>>::new().into(),
+            flags: None,
+            version: automerge::sync::MessageVersion::V1,
+        }
+        .encode(),
+    });
+    let before = sim.frames_to_client;
+    for _ in 0..200 {
+        let now = sim.now;
+        sim.server.engine.handle_message(now, conn, replay.clone());
+        sim.drain(None);
+        sim.links[0].to_client.clear();
+    }
+    let answered = sim.frames_to_client - before;
+    let cap = sim.server.engine.config().max_rounds_without_progress as usize;
+    assert!(
+        answered <= cap + 1,
+        "answered {answered} times with a cap of {cap}"
+    );
+    assert!(
+        sim.server
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Stalled { .. }))
+    );
+}
+
+#[test]
+fn compaction_keeps_every_change_and_bounds_the_chunks() {
+    let mut sim = Sim::new(17, 1);
+    sim.connect(0, Faults::default());
+    sim.run();
+    let now = sim.now;
+    let doc = sim.clients[0].engine.create_document(now, [2; 16]);
+    let now = sim.now;
+    sim.clients[0]
+        .engine
+        .change(now, &doc, |tx| {
+            tx.put_object(automerge::ROOT, "list", ObjType::List)?;
+            Ok(())
+        })
+        .unwrap();
+    for i in 0..50 {
+        put(&mut sim, 0, &doc, &format!("k{i}"), i);
+        sim.run();
+    }
+    let stored = sim.server.store.load(&doc).unwrap().unwrap();
+    assert!(
+        stored.chunks <= 9,
+        "{} chunks after compaction",
+        stored.chunks
+    );
+    let loaded = automerge::Automerge::load(&stored.data).unwrap();
+    let mut a = loaded.get_heads();
+    let mut b = sim.heads(None, &doc);
+    a.sort();
+    b.sort();
+    assert_eq!(a, b);
+}
