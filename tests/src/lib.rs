@@ -1,1 +1,8 @@
-//! tests
+//! Helpers for coachsync's end-to-end tests: the real `coachsync` binary as a child
+//! process, and a Rust WebSocket peer that drives the sync engine.
+
+pub mod peer;
+pub mod server_process;
+
+pub use peer::Peer;
+pub use server_process::ServerProcess;

@@ -1,0 +1,59 @@
+//! Command-line flags, each with a `COACHSYNC_*` environment fallback.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// coachsync: an offline-first sync server for school-improvement coaching.
+#[derive(Debug, Parser)]
+#[command(name = "coachsync", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the sync server.
+    Serve(ServeArgs),
+}
+
+/// Flags of `coachsync serve`.
+#[derive(Debug, Args, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "COACHSYNC_LISTEN", default_value = "127.0.0.1:3030")]
+    pub listen: SocketAddr,
+
+    /// Directory of the embedded store; created if missing.
+    #[arg(long, env = "COACHSYNC_DATA_DIR", default_value = "./coachsync-data")]
+    pub data_dir: PathBuf,
+
+    /// Largest WebSocket frame accepted, in bytes. The first sync of a large
+    /// document carries its whole history in one frame.
+    #[arg(long, env = "COACHSYNC_MAX_FRAME_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_frame_bytes: usize,
+
+    /// Largest document stored, in bytes.
+    #[arg(long, env = "COACHSYNC_MAX_DOCUMENT_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub max_document_bytes: usize,
+
+    /// Frames queued for one connection before it is dropped as too slow.
+    #[arg(long, env = "COACHSYNC_QUEUE_LEN", default_value_t = 4096)]
+    pub queue_len: usize,
+
+    /// How long writes wait to share one fsync with others, in milliseconds.
+    #[arg(long, env = "COACHSYNC_GROUP_COMMIT_MS", default_value_t = 1)]
+    pub group_commit_ms: u64,
+
+    /// Seconds a document stays in memory unused before it is evicted.
+    #[arg(long, env = "COACHSYNC_EVICT_AFTER_SECS", default_value_t = 300)]
+    pub evict_after_secs: u64,
+
+    /// Size of the store's page cache, in MiB.
+    #[arg(long, env = "COACHSYNC_CACHE_MB", default_value_t = 64)]
+    pub cache_mb: u64,
+}

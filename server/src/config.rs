@@ -1,0 +1,78 @@
+//! The validated configuration the server runs with (no clap types here).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::ServeArgs;
+use crate::error::{Error, Result};
+
+/// Everything `serve` needs, checked.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// Largest frame accepted.
+    pub max_frame_bytes: usize,
+    /// Largest document stored.
+    pub max_document_bytes: usize,
+    /// Frames queued per connection before it is dropped.
+    pub queue_len: usize,
+    /// Group-commit window.
+    pub group_commit: Duration,
+    /// Idle time before a document leaves memory.
+    pub evict_after: Duration,
+    /// Store page cache, bytes.
+    pub cache_bytes: u64,
+    /// A connection that sends nothing (not even a pong) for this long is closed.
+    pub idle_timeout: Duration,
+    /// How often the server pings each connection.
+    pub ping_interval: Duration,
+    /// The longest a clean shutdown waits for connections and writes.
+    pub shutdown_grace: Duration,
+}
+
+impl Config {
+    /// Check the flags and turn them into a configuration.
+    pub fn from_args(args: &ServeArgs) -> Result<Self> {
+        if args.max_frame_bytes < 1024 {
+            return Err(Error::Config(
+                "--max-frame-bytes must be at least 1024".into(),
+            ));
+        }
+        if args.max_document_bytes < 1024 {
+            return Err(Error::Config(
+                "--max-document-bytes must be at least 1024".into(),
+            ));
+        }
+        if args.queue_len == 0 {
+            return Err(Error::Config("--queue-len must be at least 1".into()));
+        }
+        if args.group_commit_ms > 1000 {
+            return Err(Error::Config(
+                "--group-commit-ms must be at most 1000".into(),
+            ));
+        }
+        if args.cache_mb == 0 {
+            return Err(Error::Config("--cache-mb must be at least 1".into()));
+        }
+        if args.data_dir.as_os_str().is_empty() {
+            return Err(Error::Config("--data-dir must not be empty".into()));
+        }
+        Ok(Self {
+            listen: args.listen,
+            data_dir: args.data_dir.clone(),
+            max_frame_bytes: args.max_frame_bytes,
+            max_document_bytes: args.max_document_bytes,
+            queue_len: args.queue_len,
+            group_commit: Duration::from_millis(args.group_commit_ms),
+            evict_after: Duration::from_secs(args.evict_after_secs),
+            cache_bytes: args.cache_mb * 1024 * 1024,
+            idle_timeout: Duration::from_secs(30),
+            ping_interval: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(10),
+        })
+    }
+}

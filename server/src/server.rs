@@ -1,0 +1,98 @@
+//! Starting and stopping the whole server.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use coachsync_core::StorageId;
+use coachsync_core::store::{SledOptions, SledStore, Store};
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::driver::{Driver, DriverMsg};
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::routes::{AppState, router};
+use crate::ws::ConnLimits;
+
+/// A server that has opened its store and bound its port.
+pub struct Server {
+    config: Config,
+    listener: TcpListener,
+    store: Arc<dyn Store>,
+}
+
+impl Server {
+    /// Open the store in the data directory and bind the listening socket.
+    pub async fn bind(config: Config) -> Result<Self> {
+        let options = SledOptions {
+            cache_capacity: config.cache_bytes,
+        };
+        let dir = config.data_dir.clone();
+        let store = tokio::task::spawn_blocking(move || {
+            SledStore::open(&dir, &options, || {
+                StorageId::new(&uuid::Uuid::new_v4().to_string()).expect("a uuid is a valid id")
+            })
+        })
+        .await
+        .map_err(|e| Error::Config(format!("opening the store panicked: {e}")))??;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        Ok(Self {
+            config,
+            listener,
+            store: Arc::new(store),
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// Serve until `shutdown` resolves, then stop cleanly: stop accepting, close
+    /// connections, finish pending writes.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        let metrics = Arc::new(Metrics::new());
+        let (driver, handle) = Driver::new(&self.config, self.store.clone(), metrics.clone());
+        let driver_task = tokio::spawn(driver.run());
+        let state = AppState {
+            driver: handle.clone(),
+            metrics,
+            limits: ConnLimits {
+                queue_len: self.config.queue_len,
+                idle_timeout: self.config.idle_timeout,
+                ping_interval: self.config.ping_interval,
+            },
+            max_frame_bytes: self.config.max_frame_bytes,
+        };
+        let addr = self.local_addr()?;
+        tracing::info!(data_dir = %self.config.data_dir.display(), storage_id = %self.store.storage_id(), "store open");
+        tracing::info!("listening on {addr}");
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let driver_for_shutdown = handle.clone();
+        let grace = self.config.shutdown_grace;
+        tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!("stopping: no new connections");
+            // The driver closes every connection, which lets axum's graceful shutdown
+            // finish; then it waits for the store.
+            let _ = driver_for_shutdown.send(DriverMsg::Shutdown).await;
+            let _ = stop_tx.send(());
+        });
+        let serve = axum::serve(self.listener, router(state)).with_graceful_shutdown(async move {
+            let _ = stop_rx.await;
+        });
+        drop(handle);
+        serve.await?;
+        match tokio::time::timeout(grace, driver_task).await {
+            Ok(Ok(())) => tracing::info!("stopped cleanly"),
+            Ok(Err(e)) => tracing::error!(error = %e, "the driver failed"),
+            Err(_) => tracing::error!("the driver did not stop in time"),
+        }
+        Ok(())
+    }
+}
