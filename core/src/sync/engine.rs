@@ -36,7 +36,6 @@ enum PendingOp {
     Append {
         document: DocumentId,
         heads: Vec<ChangeHash>,
-        bytes: usize,
     },
     Compact(DocumentId),
     Other,
@@ -256,7 +255,6 @@ impl Engine {
                     peer_metadata,
                 },
             ) => self.on_join(
-                now,
                 conn,
                 sender_id,
                 supported_protocol_versions,
@@ -307,7 +305,6 @@ impl Engine {
 
     fn on_join(
         &mut self,
-        now: Instant,
         conn: ConnId,
         peer: PeerId,
         versions: Vec<String>,
@@ -348,7 +345,6 @@ impl Engine {
             },
         );
         self.event(Event::PeerJoined { conn, peer });
-        let _ = now;
     }
 
     fn on_peer(
@@ -714,12 +710,10 @@ impl Engine {
         let heads = automerge.get_heads();
         let data = automerge.save_after(&doc.saved_heads);
         doc.saved_heads = heads.clone();
-        let bytes = data.len();
-        doc.stored_bytes += bytes;
+        doc.stored_bytes += data.len();
         let op = self.op(PendingOp::Append {
             document: document.clone(),
             heads: heads.clone(),
-            bytes,
         });
         let doc = self.docs.get_mut(document).expect("present");
         doc.pending_writes.insert(op);
@@ -927,11 +921,7 @@ impl Engine {
         };
         match (pending, result) {
             (
-                PendingOp::Append {
-                    document,
-                    heads,
-                    bytes,
-                },
+                PendingOp::Append { document, heads },
                 Ok(()),
             ) => {
                 let compact_after = self.config.compact_after_chunks;
@@ -940,7 +930,6 @@ impl Engine {
                 };
                 doc.pending_writes.remove(&op);
                 doc.incremental_chunks += 1;
-                let _ = bytes;
                 if doc.pending_writes.is_empty() {
                     doc.durable_heads = heads.clone();
                     self.event(Event::DocumentStored {
@@ -1055,45 +1044,51 @@ impl Engine {
         let evict_after = self.config.evict_after;
         let mut resync = Vec::new();
         let mut evict = Vec::new();
+        let mut forget = Vec::new();
         for (id, doc) in &mut self.docs {
-            for ps in doc.peers.values_mut() {
+            for (conn, ps) in &mut doc.peers {
                 let since = ps.stalled_at.or(ps.sent_at);
                 if let Some(since) = since {
                     keep_ticking = true;
                     if now.duration_since(since) >= stall {
                         ps.reset();
-                        resync.push(id.clone());
+                        resync.push((id.clone(), *conn));
                     }
                 }
             }
-            if let Content::Ready(_) = doc.content {
-                keep_ticking = true;
-                if doc.is_durable() && now.duration_since(doc.last_used) >= evict_after {
-                    evict.push(id.clone());
+            match doc.content {
+                Content::Ready(_) => {
+                    keep_ticking = true;
+                    if doc.is_durable() && now.duration_since(doc.last_used) >= evict_after {
+                        evict.push(id.clone());
+                    }
                 }
-            } else if matches!(doc.content, Content::Loading { .. }) {
-                keep_ticking = true;
+                Content::Loading { .. } => keep_ticking = true,
+                Content::Evicted | Content::Quarantined => {
+                    if doc.peers.is_empty() && !doc.wanted && doc.pending_writes.is_empty() {
+                        forget.push(id.clone());
+                    }
+                }
             }
         }
-        for document in resync {
+        for (document, conn) in resync {
             self.event(Event::Stalled {
                 document: document.clone(),
-                conn: ConnId(u64::MAX),
+                conn,
             });
             self.sync_document(now, &document);
         }
         for document in evict {
-            let remove = match self.docs.get_mut(&document) {
-                Some(doc) => {
-                    doc.content = Content::Evicted;
-                    doc.peers.is_empty() && !doc.wanted
+            if let Some(doc) = self.docs.get_mut(&document) {
+                doc.content = Content::Evicted;
+                if doc.peers.is_empty() && !doc.wanted {
+                    forget.push(document.clone());
                 }
-                None => false,
-            };
-            if remove {
-                self.docs.remove(&document);
             }
             tracing::debug!(%document, "evicted an idle document from memory");
+        }
+        for document in forget {
+            self.docs.remove(&document);
         }
         if keep_ticking {
             self.next_tick = Some(now + self.config.tick);
