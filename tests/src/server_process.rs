@@ -47,7 +47,10 @@ impl ServerProcess {
             .arg("--data-dir")
             .arg(data_dir)
             .args(extra)
-            .env("COACHSYNC_LOG", "info")
+            .env(
+                "COACHSYNC_LOG",
+                std::env::var("COACHSYNC_TEST_SERVER_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -107,6 +110,42 @@ impl ServerProcess {
     /// The WebSocket URL of `/sync`.
     pub fn sync_url(&self) -> String {
         format!("ws://{}/sync", self.addr)
+    }
+
+    /// `GET path` over plain HTTP/1.1; returns the status code and the body.
+    pub async fn http_get(&self, path: &str) -> Result<(u16, String)> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(self.addr).await?;
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        );
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response)).await??;
+        let response = String::from_utf8_lossy(&response).into_owned();
+        let status = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .context("no status line")?;
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        Ok((status, body))
+    }
+
+    /// One sample of a metric from `/metrics` (the first line that starts with `name`).
+    pub async fn metric(&self, name: &str) -> Result<f64> {
+        let (_, body) = self.http_get("/metrics").await?;
+        body.lines()
+            .find_map(|line| {
+                let rest = line.strip_prefix(name)?;
+                let value = rest.strip_prefix(' ')?;
+                value.trim().parse().ok()
+            })
+            .with_context(|| format!("metric {name} not found in:\n{body}"))
     }
 
     /// The data directory.

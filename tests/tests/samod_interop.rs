@@ -13,7 +13,10 @@ use anyhow::{Context, Result, anyhow, bail};
 use automerge::{AutomergeError, ObjType, ROOT, ReadDoc, transaction::Transactable};
 use coachsync_tests::ServerProcess;
 use futures_util::{SinkExt, StreamExt, future};
-use samod::{BackoffConfig, DialError, Dialer, DialerEvent, DialerHandle, DocumentId, PeerId, Repo, Transport, Url};
+use samod::{
+    BackoffConfig, DialError, Dialer, DialerEvent, DialerHandle, DocumentId, PeerId, Repo,
+    Transport, Url,
+};
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::{self, Message};
 
@@ -32,7 +35,10 @@ impl Dialer for WsDialer {
         self.url.clone()
     }
 
-    fn connect(&self) -> Pin<Box<dyn Future<Output = Result<Transport, DialError<Self::Error>>> + Send + 'static>> {
+    fn connect(
+        &self,
+    ) -> Pin<Box<dyn Future<Output = Result<Transport, DialError<Self::Error>>> + Send + 'static>>
+    {
         let url = self.url.clone();
         Box::pin(async move {
             let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
@@ -42,12 +48,16 @@ impl Dialer for WsDialer {
             let stream = Box::pin(stream.filter_map(|msg| {
                 future::ready(match msg {
                     Ok(Message::Binary(b)) => Some(Ok(b.to_vec())),
-                    Ok(Message::Text(_)) => Some(Err(tungstenite::Error::Io(std::io::Error::other("unexpected text frame")))),
+                    Ok(Message::Text(_)) => Some(Err(tungstenite::Error::Io(
+                        std::io::Error::other("unexpected text frame"),
+                    ))),
                     Ok(_) => None,
                     Err(e) => Some(Err(e)),
                 })
             }));
-            let sink = sink.with(|bytes: Vec<u8>| future::ready(Ok::<_, tungstenite::Error>(Message::Binary(bytes.into()))));
+            let sink = sink.with(|bytes: Vec<u8>| {
+                future::ready(Ok::<_, tungstenite::Error>(Message::Binary(bytes.into())))
+            });
             Ok(Transport::new(stream, sink))
         })
     }
@@ -62,7 +72,10 @@ struct Client {
 
 impl Client {
     async fn connect(name: &str, url: &str) -> Result<Self> {
-        let repo = Repo::build_tokio().with_peer_id(PeerId::from(format!("samod-{name}"))).load().await;
+        let repo = Repo::build_tokio()
+            .with_peer_id(PeerId::from(format!("samod-{name}")))
+            .load()
+            .await;
         let backoff = BackoffConfig {
             initial_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(1),
@@ -85,7 +98,11 @@ impl Client {
             .await
             .context("the handshake timed out")?
             .map_err(|e| anyhow!("the dialer failed: {e}"))?;
-        Ok(Self { repo, dialer, disconnects })
+        Ok(Self {
+            repo,
+            dialer,
+            disconnects,
+        })
     }
 
     /// Fail if samod closed the connection at any point.
@@ -131,13 +148,18 @@ async fn samod_creates_a_document_and_another_samod_finds_it_through_the_server(
         .map_err(|f| f.error)
     })?;
     let id: DocumentId = handle.document_id().clone();
-    let conn = alice.dialer.connection_id().context("alice is not connected")?;
+    let conn = alice
+        .dialer
+        .connection_id()
+        .context("alice is not connected")?;
     timeout(WAIT, handle.they_have_our_changes(conn))
         .await
         .context("the server never confirmed alice's changes")?;
 
     let bob = Client::connect("bob", &url).await?;
-    let found = timeout(WAIT, bob.repo.find(id.clone())).await.context("find hung")??;
+    let found = timeout(WAIT, bob.repo.find(id.clone()))
+        .await
+        .context("find hung")??;
     let Some(found) = found else {
         bail!("the server said {id} is unavailable");
     };
@@ -176,9 +198,15 @@ async fn samod_finding_an_unknown_document_gets_unavailable_not_a_hang() -> Resu
     let client = Client::connect("finder", &server.sync_url()).await?;
     let unknown = DocumentId::try_from(rand::random::<[u8; 16]>().to_vec())?;
     let started = std::time::Instant::now();
-    let found = timeout(WAIT, client.repo.find(unknown)).await.context("find hung")??;
+    let found = timeout(WAIT, client.repo.find(unknown))
+        .await
+        .context("find hung")??;
     assert!(found.is_none(), "an unknown document was found");
-    assert!(started.elapsed() < Duration::from_secs(5), "unavailable took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "unavailable took {:?}",
+        started.elapsed()
+    );
     client.stop().await;
     Ok(())
 }

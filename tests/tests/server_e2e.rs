@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use automerge::{ObjType, ReadDoc, ScalarValue, transaction::Transactable};
 use coachsync_core::DocumentId;
 use coachsync_tests::{Peer, ServerProcess};
@@ -66,8 +66,13 @@ async fn two_peers_edit_offline_while_the_server_is_down_then_converge_through_i
     let url = server.sync_url();
     alice.connect(&url).await?;
     bob.connect(&url).await?;
-    alice.wait_synced(&doc).await?;
-    bob.wait_synced(&doc).await?;
+    alice
+        .wait_synced(&doc)
+        .await
+        .context("alice after the restart")?;
+    bob.wait_synced(&doc)
+        .await
+        .context("bob after the restart")?;
     // Each pulls what the other brought.
     alice.settle(Duration::from_millis(300)).await?;
     let heads = bob.heads(&doc);
@@ -296,5 +301,114 @@ async fn a_reconnect_with_nothing_new_exchanges_only_small_messages() -> Result<
         up + down < 10 * 500,
         "{up} bytes up and {down} down for 10 unchanged documents"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn health_and_metrics_are_served_and_count_what_happens() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = ServerProcess::start(dir.path())?;
+    let (status, body) = server.http_get("/healthz").await?;
+    assert_eq!((status, body.trim()), (200, "ok"));
+    assert_eq!(server.metric("coachsync_connections").await?, 0.0);
+    let fsyncs_before = server.metric("coachsync_fsyncs_total").await?;
+
+    let mut peer = Peer::new("counted");
+    peer.connect(&server.sync_url()).await?;
+    let doc = peer.create(put("a", 1))?;
+    peer.wait_synced(&doc).await?;
+    assert_eq!(server.metric("coachsync_connections").await?, 1.0);
+    assert!(
+        server.metric("coachsync_messages_in_total").await? >= 2.0,
+        "join and a sync came in"
+    );
+    assert!(
+        server.metric("coachsync_messages_out_total").await? >= 2.0,
+        "peer and a sync went out"
+    );
+    assert!(
+        server.metric("coachsync_fsyncs_total").await? > fsyncs_before,
+        "the change was fsynced"
+    );
+    assert!(server.metric("coachsync_store_write_seconds_count").await? >= 1.0);
+    let (_, metrics) = server.http_get("/metrics").await?;
+    for name in [
+        "coachsync_documents_loaded",
+        "coachsync_bytes_in_total",
+        "coachsync_rejected_connections_total",
+    ] {
+        assert!(metrics.contains(name), "{name} is exported");
+    }
+    peer.disconnect().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while server.metric("coachsync_connections").await? != 0.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the closed connection is counted out"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn writes_from_many_connections_share_fsyncs() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = ServerProcess::start_with(dir.path(), &["--group-commit-ms", "5"])?;
+    let url = server.sync_url();
+    let fsyncs_before = server.metric("coachsync_fsyncs_total").await?;
+    let mut tasks = Vec::new();
+    for d in 0..10 {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut peer = Peer::new(&format!("device-{d}"));
+            peer.connect(&url).await?;
+            let mut docs = Vec::new();
+            for i in 0..5i64 {
+                docs.push(peer.create(move |tx| {
+                    tx.put(automerge::ROOT, "i", i)?;
+                    Ok(())
+                })?);
+            }
+            for doc in &docs {
+                peer.wait_synced(doc).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let writes = server.metric("coachsync_store_batch_writes_sum").await?;
+    let fsyncs = server.metric("coachsync_fsyncs_total").await? - fsyncs_before;
+    assert!(writes >= 50.0, "{writes} writes for 50 new documents");
+    assert!(
+        fsyncs < writes,
+        "{fsyncs} fsyncs for {writes} writes: commits were grouped"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn idle_documents_are_evicted_and_reloaded_on_demand() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = ServerProcess::start_with(dir.path(), &["--evict-after-secs", "1"])?;
+    let mut peer = Peer::new("evictee");
+    peer.connect(&server.sync_url()).await?;
+    let doc = peer.create(put("kept", 7))?;
+    peer.wait_synced(&doc).await?;
+    peer.disconnect().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while server.metric("coachsync_documents_loaded").await? != 0.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the idle document left memory"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut reader = Peer::new("reader");
+    reader.connect(&server.sync_url()).await?;
+    assert!(reader.find(&doc).await?);
+    assert_eq!(get_int(&reader, &doc, "kept"), Some(7));
     Ok(())
 }

@@ -195,7 +195,13 @@ fn walk_items(
 /// integer of 2^32 or more as float64).
 fn read_count(d: &mut Decoder<'_>) -> std::result::Result<u64, &'static str> {
     match d.datatype().map_err(|_| "is not a number")? {
-        Type::U8 | Type::U16 | Type::U32 | Type::U64 => d.u64().map_err(|_| "is not a number"),
+        // Beyond 2^53 a JavaScript peer cannot hold the number exactly, and we would
+        // relay it as a float our own decoder refuses: refuse it here.
+        Type::U8 | Type::U16 | Type::U32 | Type::U64 => match d.u64() {
+            Ok(n) if n <= MAX_SAFE_INTEGER as u64 => Ok(n),
+            Ok(_) => Err("is larger than 2^53"),
+            Err(_) => Err("is not a number"),
+        },
         Type::F16 | Type::F32 | Type::F64 => {
             let f = d.f64().map_err(|_| "is not a number")?;
             if f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f <= MAX_SAFE_INTEGER {

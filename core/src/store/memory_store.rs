@@ -11,6 +11,8 @@ use crate::error::Result;
 use crate::id::{DocumentId, StorageId};
 
 type Map = BTreeMap<(Table, Vec<u8>), Vec<u8>>;
+/// Staged writes: `None` is a removal.
+type Overlay = BTreeMap<(Table, Vec<u8>), Option<Vec<u8>>>;
 
 /// Documents in memory, with the same layout and rules as [`SledStore`](super::SledStore).
 #[derive(Debug)]
@@ -39,7 +41,7 @@ impl MemoryStore {
 /// the map unless the whole batch applies.
 struct Staged<'m> {
     base: &'m Map,
-    overlay: RefCell<BTreeMap<(Table, Vec<u8>), Option<Vec<u8>>>>,
+    overlay: RefCell<Overlay>,
 }
 
 impl Tables for Staged<'_> {

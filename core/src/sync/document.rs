@@ -33,6 +33,8 @@ pub(super) struct PeerSync {
     pub told_unavailable: bool,
     /// The peer asked with `request` and has not had content yet.
     pub requested: bool,
+    /// A message from the peer arrived while our answer had to wait for the store.
+    pub owes_reply: bool,
     /// Messages sent with nothing changing, for the round cap.
     pub rounds_without_progress: u32,
     /// Set while this sync is held back by the round cap.
@@ -56,6 +58,7 @@ impl PeerSync {
             state,
             told_unavailable: false,
             requested: false,
+            owes_reply: false,
             rounds_without_progress: 0,
             stalled_at: None,
             sent_at: None,

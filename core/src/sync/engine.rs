@@ -254,12 +254,7 @@ impl Engine {
                     supported_protocol_versions,
                     peer_metadata,
                 },
-            ) => self.on_join(
-                conn,
-                sender_id,
-                supported_protocol_versions,
-                peer_metadata,
-            ),
+            ) => self.on_join(conn, sender_id, supported_protocol_versions, peer_metadata),
             (Role::Server, Some(_), Message::Join { .. }) => {
                 tracing::debug!(conn = conn.0, "ignoring a second join on one connection");
             }
@@ -586,6 +581,7 @@ impl Engine {
         let Content::Ready(automerge) = &mut doc.content else {
             unreachable!("loaded above");
         };
+        let waiting_for_store = !doc.pending_writes.is_empty();
         let Some(ps) = doc.peers.get_mut(&conn) else {
             return;
         };
@@ -626,6 +622,14 @@ impl Engine {
             ps.stalled_at = None;
         }
         ps.last_our_heads = after.clone();
+        if before != after || waiting_for_store {
+            // Our answer waits for the store. automerge would treat a later message
+            // from this peer that already names our new heads as an answer to one we
+            // never sent, and stay silent; the peer must still hear that its changes
+            // are stored.
+            ps.owes_reply = true;
+        }
+        tracing::trace!(%document, conn = conn.0, ?before, ?after, is_request, "received a sync message");
         let empty = after.is_empty();
         if before != after {
             self.document_changed(now, &document);
@@ -740,12 +744,29 @@ impl Engine {
             return;
         };
         if !doc.is_durable() {
+            tracing::trace!(%document, pending = doc.pending_writes.len(), "sync waits for the store");
+            return;
+        }
+        if matches!(doc.content, Content::Evicted) && !doc.peers.is_empty() {
+            // Peers are waiting on a document that left memory: bring it back, and
+            // sync once it is loaded.
+            let op = self.op(PendingOp::Load(document.clone()));
+            let doc = self.docs.get_mut(document).expect("present");
+            doc.content = Content::Loading {
+                op,
+                queued: Vec::new(),
+            };
+            self.outputs.push_back(Output::Load {
+                op,
+                document: document.clone(),
+            });
             return;
         }
         let Content::Ready(automerge) = &doc.content else {
             return;
         };
-        let empty = automerge.get_heads().is_empty();
+        let our_heads = automerge.get_heads();
+        let empty = our_heads.is_empty();
         let mut sends = Vec::new();
         let mut stalls = Vec::new();
         let mut conns: Vec<ConnId> = doc.peers.keys().copied().collect();
@@ -757,6 +778,7 @@ impl Engine {
             };
             let ps = doc.peers.get_mut(&conn).expect("listed above");
             if ps.stalled_at.is_some() {
+                tracing::trace!(%document, conn = conn.0, "sync held back by the round cap");
                 continue;
             }
             let they_have_nothing = ps.state.their_heads.as_ref().is_none_or(Vec::is_empty);
@@ -764,10 +786,14 @@ impl Engine {
                 // Nothing to push yet, and the peer already knows it is unavailable.
                 continue;
             }
+            if std::mem::take(&mut ps.owes_reply) {
+                ps.state.have_responded = false;
+            }
             let generated = catch_unwind(AssertUnwindSafe(|| {
                 automerge.generate_sync_message(&mut ps.state)
             }));
             let Ok(Some(message)) = generated else {
+                tracing::trace!(%document, conn = conn.0, "nothing to send");
                 continue;
             };
             ps.rounds_without_progress += 1;
@@ -776,7 +802,12 @@ impl Engine {
                 stalls.push(conn);
                 continue;
             }
-            ps.sent_at = Some(now);
+            // Wait for an answer (and reset the sync if none comes) only when one is
+            // due: the last message of a finished exchange is never answered.
+            let in_step = ps.state.their_heads.as_ref() == Some(&our_heads)
+                && message.changes.is_empty()
+                && message.need.is_empty();
+            ps.sent_at = if in_step { None } else { Some(now) };
             if !empty {
                 ps.told_unavailable = false;
             }
@@ -911,6 +942,8 @@ impl Engine {
         }
         if self.config.role == Role::Client {
             self.after_client_load(now, &document);
+        } else {
+            self.sync_document(now, &document);
         }
     }
 
@@ -920,10 +953,7 @@ impl Engine {
             return;
         };
         match (pending, result) {
-            (
-                PendingOp::Append { document, heads },
-                Ok(()),
-            ) => {
+            (PendingOp::Append { document, heads }, Ok(())) => {
                 let compact_after = self.config.compact_after_chunks;
                 let Some(doc) = self.docs.get_mut(&document) else {
                     return;
@@ -1100,10 +1130,11 @@ impl Engine {
     /// Create a new, empty document with an ID from the given random bytes.
     pub fn create_document(&mut self, now: Instant, random: [u8; 16]) -> DocumentId {
         let document = DocumentId::from_random(random);
-        self.docs.insert(
-            document.clone(),
-            DocState::new(Content::Ready(Box::new(Automerge::new())), now),
-        );
+        let mut state = DocState::new(Content::Ready(Box::new(Automerge::new())), now);
+        // A client syncs what it creates with its server, even after the document
+        // has left memory.
+        state.wanted = self.config.role == Role::Client;
+        self.docs.insert(document.clone(), state);
         self.arm_tick(now);
         document
     }

@@ -1,0 +1,216 @@
+//! A no-op reconnect: a client holding 1,000 small documents, all already synced with
+//! the server and with persisted sync states on both sides, reconnects; both engines
+//! run in-process (frames encoded and decoded, store operations answered from
+//! `MemoryStore`s) until neither has anything left to send.
+//!
+//! Two cases: `warm`, where the server still holds the documents in memory, and
+//! `server_evicted`, where the server evicted them while the client was away and loads
+//! each one (with its persisted sync state) from its store during the reconnect.
+//! The bytes on the wire per reconnect are printed once per case; the target of the
+//! issue is under 20 ms and under 100 KB, and over the stock protocol a no-op
+//! reconnect costs about 350 B per document.
+
+#![allow(clippy::print_stderr, missing_docs)]
+
+#[path = "support/driver.rs"]
+mod driver;
+
+use std::time::{Duration, Instant};
+
+use automerge::transaction::Transactable;
+use automerge::{ObjType, ROOT};
+use coachsync_core::store::Store;
+use coachsync_core::sync::{ConnId, Role};
+use coachsync_core::{DocumentId, StorageId};
+use criterion::{Criterion, criterion_group, criterion_main};
+use driver::{Node, Wire, connect, disconnect, run_until_quiet};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const DOCUMENTS: usize = 1_000;
+
+struct Setup {
+    now: Instant,
+    server: Node,
+    client: Node,
+    docs: Vec<DocumentId>,
+    next_conn: u64,
+}
+
+impl Setup {
+    /// Create the documents on the client, sync them all over a first connection,
+    /// and drop it: both stores now hold the documents and each other's sync states.
+    fn new() -> Self {
+        let mut rng = StdRng::seed_from_u64(0x5eed);
+        let mut now = Instant::now();
+        let mut server = Node::new(Role::Server, "server");
+        let mut client = Node::new(Role::Client, "client");
+        let mut docs = Vec::with_capacity(DOCUMENTS);
+        for i in 0..DOCUMENTS {
+            let doc = client.engine.create_document(now, rng.random());
+            client
+                .engine
+                .change(now, &doc, |tx| {
+                    tx.put(ROOT, "schema", "coaching-log")?;
+                    tx.put(ROOT, "schemaVersion", 1)?;
+                    tx.put(ROOT, "minutes", (i % 90) as i64)?;
+                    let notes = tx.put_object(ROOT, "notes", ObjType::Text)?;
+                    tx.splice_text(&notes, 0, 0, &format!("session {i}: rondo drill"))?;
+                    Ok(())
+                })
+                .unwrap();
+            docs.push(doc);
+        }
+        let mut setup_wire = Wire::default();
+        run_until_quiet(now, &mut server, &mut client, &mut setup_wire);
+        connect(now, &mut server, &mut client, ConnId(0));
+        run_until_quiet(now, &mut server, &mut client, &mut setup_wire);
+        disconnect(now, &mut server, &mut client, ConnId(0));
+        now += Duration::from_secs(1);
+
+        let setup = Self {
+            now,
+            server,
+            client,
+            docs,
+            next_conn: 1,
+        };
+        setup.check_synced();
+        setup
+    }
+
+    /// Both sides hold every document at the same heads, in memory and in their
+    /// stores, and each store has the other side's sync state for every document.
+    fn check_synced(&self) {
+        let client_storage = StorageId::new("client-storage").unwrap();
+        let server_storage = StorageId::new("server-storage").unwrap();
+        assert_eq!(self.client.engine.loaded_documents(), DOCUMENTS);
+        assert_eq!(self.server.store.document_ids().unwrap().len(), DOCUMENTS);
+        assert_eq!(self.client.store.document_ids().unwrap().len(), DOCUMENTS);
+        for doc in &self.docs {
+            let heads = self.client.engine.document(doc).unwrap().get_heads();
+            assert!(!heads.is_empty());
+            assert_eq!(
+                self.client.engine.durable_heads(doc),
+                Some(heads.as_slice())
+            );
+            for (store, peer_storage) in [
+                (&self.server.store, &client_storage),
+                (&self.client.store, &server_storage),
+            ] {
+                let stored = store.load(doc).unwrap().unwrap();
+                let mut stored_heads = automerge::Automerge::load(&stored.data)
+                    .unwrap()
+                    .get_heads();
+                stored_heads.sort();
+                let mut want = heads.clone();
+                want.sort();
+                assert_eq!(stored_heads, want, "{doc} is stored whole");
+                let (_, state) = stored
+                    .sync_states
+                    .iter()
+                    .find(|(s, _)| s == peer_storage)
+                    .unwrap_or_else(|| panic!("{doc} has a persisted sync state"));
+                let state = automerge::sync::State::decode(state).unwrap();
+                assert_eq!(state.shared_heads, heads, "{doc}: persisted shared heads");
+            }
+        }
+    }
+
+    /// Drop every document from the server's memory, as its idle timer would.
+    fn evict_server_documents(&mut self) {
+        self.now += self.server.engine.config().evict_after + Duration::from_secs(1);
+        self.server.engine.handle_timeout(self.now);
+        assert_eq!(self.server.engine.loaded_documents(), 0, "evicted");
+    }
+
+    /// One reconnect, start to quiet, and the disconnect after it.
+    fn reconnect(&mut self) -> Wire {
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        self.now += Duration::from_millis(10);
+        let mut wire = Wire::default();
+        connect(self.now, &mut self.server, &mut self.client, conn);
+        run_until_quiet(self.now, &mut self.server, &mut self.client, &mut wire);
+        disconnect(self.now, &mut self.server, &mut self.client, conn);
+        wire
+    }
+}
+
+/// Run one reconnect outside the measurement, check it, and print what it cost.
+fn report(case: &str, setup: &mut Setup, evict: bool) {
+    if evict {
+        setup.evict_server_documents();
+    }
+    let (server_loads, server_commits, client_commits) = (
+        setup.server.loads,
+        setup.server.commits,
+        setup.client.commits,
+    );
+    let started = Instant::now();
+    let wire = setup.reconnect();
+    let took = started.elapsed();
+    let loads = setup.server.loads - server_loads;
+    assert_eq!(loads, if evict { DOCUMENTS } else { 0 }, "server loads");
+    assert_eq!(
+        setup.server.engine.loaded_documents(),
+        DOCUMENTS,
+        "the server holds every document after the reconnect"
+    );
+    setup.check_synced();
+    eprintln!(
+        "reconnect/{case}: {DOCUMENTS} documents, one reconnect: {} B on the wire \
+         ({} B/doc; client→server {} frames {} B, server→client {} frames {} B); \
+         server loads {loads}, store writes server {} client {}; {took:?} (unmeasured run); \
+         target < 100 KB and < 20 ms",
+        wire.bytes(),
+        wire.bytes() / DOCUMENTS,
+        wire.frames_to_server,
+        wire.bytes_to_server,
+        wire.frames_to_client,
+        wire.bytes_to_client,
+        setup.server.commits - server_commits,
+        setup.client.commits - client_commits,
+    );
+}
+
+fn bench_reconnect(c: &mut Criterion) {
+    let mut group = c.benchmark_group("reconnect");
+
+    let mut setup = Setup::new();
+    report("warm", &mut setup, false);
+    group.bench_function("warm", |b| {
+        b.iter_custom(|iters| {
+            let started = Instant::now();
+            for _ in 0..iters {
+                setup.reconnect();
+            }
+            started.elapsed()
+        })
+    });
+
+    report("server_evicted", &mut setup, true);
+    group.bench_function("server_evicted", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                setup.evict_server_documents();
+                let started = Instant::now();
+                setup.reconnect();
+                total += started.elapsed();
+            }
+            total
+        })
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
+    targets = bench_reconnect
+}
+criterion_main!(benches);

@@ -1,0 +1,392 @@
+//! Tests of [`SledStore`] in temporary directories: appends and loads, compaction and
+//! its verification, value-sized parts (no sled blob files), reopening, quarantine,
+//! and what happens when a data directory is opened twice.
+
+use std::path::Path;
+
+use automerge::transaction::Transactable;
+use automerge::{Automerge, ChangeHash, ROOT, ScalarValue};
+use coachsync_core::store::{
+    MAX_VALUE_BYTES, SledOptions, SledStore, Store, StoreWrite, StoredDocument,
+};
+use coachsync_core::{DocumentId, Error, StorageId};
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+
+fn storage(s: &str) -> StorageId {
+    StorageId::new(s).unwrap()
+}
+
+fn open(dir: &Path) -> SledStore {
+    SledStore::open(dir, &SledOptions::default(), || storage("store-1")).unwrap()
+}
+
+fn doc_id(n: u8) -> DocumentId {
+    DocumentId::from_random([n; 16])
+}
+
+fn put(doc: &mut Automerge, key: &str, value: impl Into<ScalarValue>) {
+    let mut tx = doc.transaction();
+    tx.put(ROOT, key, value.into()).unwrap();
+    tx.commit();
+}
+
+/// A document edited in `n` commits, each stored as its own chunk: the writes and
+/// the document.
+fn appended(id: &DocumentId, n: usize) -> (Vec<StoreWrite>, Automerge) {
+    let mut doc = Automerge::new();
+    let mut writes = Vec::new();
+    let mut saved: Vec<ChangeHash> = Vec::new();
+    for i in 0..n {
+        put(&mut doc, &format!("k{i}"), i as i64);
+        writes.push(StoreWrite::Append {
+            document: id.clone(),
+            data: doc.save_after(&saved),
+        });
+        saved = doc.get_heads();
+    }
+    (writes, doc)
+}
+
+fn sorted(mut heads: Vec<ChangeHash>) -> Vec<ChangeHash> {
+    heads.sort();
+    heads
+}
+
+fn loaded_heads(stored: &StoredDocument) -> Vec<ChangeHash> {
+    sorted(Automerge::load(&stored.data).unwrap().get_heads())
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[test]
+fn appended_chunks_load_back_in_order_as_one_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let id = doc_id(1);
+    assert_eq!(store.load(&id).unwrap(), None, "never stored");
+
+    let (writes, doc) = appended(&id, 3);
+    // One batch of two, then one more.
+    store.commit(&writes[..2]).unwrap();
+    store.commit(&writes[2..]).unwrap();
+    let stored = store.load(&id).unwrap().unwrap();
+    assert_eq!(stored.chunks, 3);
+    assert_eq!(stored.incremental_chunks, 3);
+    let written: usize = writes
+        .iter()
+        .map(|w| match w {
+            StoreWrite::Append { data, .. } => data.len(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(stored.incremental_bytes, written);
+    assert_eq!(stored.data.len(), written);
+    assert_eq!(loaded_heads(&stored), sorted(doc.get_heads()));
+    assert_eq!(stored.quarantined, None);
+    assert!(stored.sync_states.is_empty());
+    assert_eq!(store.document_ids().unwrap(), vec![id]);
+    // An empty batch is a no-op.
+    store.commit(&[]).unwrap();
+}
+
+#[test]
+fn compaction_replaces_every_chunk_with_one_snapshot_and_keeps_the_heads() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let id = doc_id(2);
+    let (writes, mut doc) = appended(&id, 5);
+    store.commit(&writes).unwrap();
+    assert_eq!(store.load(&id).unwrap().unwrap().chunks, 5);
+
+    store
+        .commit(&[StoreWrite::Compact {
+            document: id.clone(),
+            snapshot: doc.save(),
+            heads: doc.get_heads(),
+        }])
+        .unwrap();
+    let stored = store.load(&id).unwrap().unwrap();
+    assert_eq!(stored.chunks, 1);
+    assert_eq!(stored.incremental_chunks, 0);
+    assert_eq!(stored.incremental_bytes, 0);
+    assert_eq!(stored.data, doc.save());
+    assert_eq!(loaded_heads(&stored), sorted(doc.get_heads()));
+
+    // Appends after a compaction come after the snapshot.
+    let before = doc.get_heads();
+    put(&mut doc, "after", "compaction");
+    store
+        .commit(&[StoreWrite::Append {
+            document: id.clone(),
+            data: doc.save_after(&before),
+        }])
+        .unwrap();
+    let stored = store.load(&id).unwrap().unwrap();
+    assert_eq!(stored.chunks, 2);
+    assert_eq!(stored.incremental_chunks, 1);
+    assert_eq!(loaded_heads(&stored), sorted(doc.get_heads()));
+}
+
+#[test]
+fn a_compaction_whose_snapshot_does_not_match_its_heads_is_skipped_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let id = doc_id(3);
+    let (writes, mut doc) = appended(&id, 4);
+    store.commit(&writes).unwrap();
+    let stale = doc.save();
+    let before = store.load(&id).unwrap().unwrap();
+
+    let saved = doc.get_heads();
+    put(&mut doc, "late", 1);
+    let late = StoreWrite::Append {
+        document: id.clone(),
+        data: doc.save_after(&saved),
+    };
+    store.commit(&[late]).unwrap();
+
+    // A snapshot one change behind its heads, and one that is not automerge at all;
+    // the other writes of the same batch still apply.
+    let state = automerge::sync::State::new().encode();
+    store
+        .commit(&[
+            StoreWrite::Compact {
+                document: id.clone(),
+                snapshot: stale,
+                heads: doc.get_heads(),
+            },
+            StoreWrite::SyncState {
+                document: id.clone(),
+                storage_id: storage("peer-store"),
+                state: state.clone(),
+            },
+            StoreWrite::Compact {
+                document: id.clone(),
+                snapshot: b"not a document".to_vec(),
+                heads: doc.get_heads(),
+            },
+        ])
+        .unwrap();
+    let after = store.load(&id).unwrap().unwrap();
+    assert_eq!(after.chunks, before.chunks + 1, "no chunk was replaced");
+    assert_eq!(after.incremental_chunks, before.incremental_chunks + 1);
+    assert!(after.data.starts_with(&before.data));
+    assert_eq!(loaded_heads(&after), sorted(doc.get_heads()));
+    assert_eq!(after.sync_states, vec![(storage("peer-store"), state)]);
+}
+
+#[test]
+fn a_one_mib_snapshot_is_stored_in_parts_of_at_most_64_kib_and_sled_writes_no_blob_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = doc_id(4);
+    let mut random = vec![0u8; 1024 * 1024];
+    StdRng::seed_from_u64(4).fill_bytes(&mut random);
+    let mut doc = Automerge::new();
+    put(&mut doc, "blob", ScalarValue::Bytes(random.clone()));
+    let snapshot = doc.save();
+    assert!(snapshot.len() >= 1024 * 1024, "{} bytes", snapshot.len());
+    {
+        let store = open(dir.path());
+        // A big incremental chunk, then a big compaction over it, several times so
+        // that sled rewrites its pages.
+        for round in 0..3u8 {
+            let mut raw = random.clone();
+            raw[0] = round;
+            store
+                .commit(&[StoreWrite::Append {
+                    document: id.clone(),
+                    data: raw,
+                }])
+                .unwrap();
+            store
+                .commit(&[StoreWrite::Compact {
+                    document: id.clone(),
+                    snapshot: snapshot.clone(),
+                    heads: doc.get_heads(),
+                }])
+                .unwrap();
+            assert_eq!(
+                files_under(&dir.path().join("blobs")),
+                Vec::<std::path::PathBuf>::new(),
+                "round {round}: sled wrote blob files"
+            );
+        }
+        let stored = store.load(&id).unwrap().unwrap();
+        assert_eq!(stored.chunks, 1);
+        assert_eq!(
+            stored.data, snapshot,
+            "the parts join back into the snapshot"
+        );
+    }
+
+    // Look at what sled holds, with the store closed.
+    let db = sled::Config::new()
+        .path(dir.path())
+        .segment_size(16 * 1024 * 1024)
+        .open()
+        .unwrap();
+    let chunks = db.open_tree("chunks").unwrap();
+    let sizes: Vec<usize> = chunks.iter().values().map(|v| v.unwrap().len()).collect();
+    assert_eq!(sizes.len(), snapshot.len().div_ceil(MAX_VALUE_BYTES));
+    assert!(sizes.iter().all(|&n| n <= MAX_VALUE_BYTES), "{sizes:?}");
+    assert_eq!(sizes.iter().sum::<usize>(), snapshot.len());
+    drop(chunks);
+    drop(db);
+    assert!(files_under(&dir.path().join("blobs")).is_empty());
+}
+
+#[test]
+fn reopening_the_store_keeps_documents_sync_states_and_the_storage_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (doc_id(5), doc_id(6));
+    let (writes_a, doc_a) = appended(&a, 2);
+    let (writes_b, doc_b) = appended(&b, 3);
+    let state = |n: u8| vec![n; 8];
+    {
+        let store = open(dir.path());
+        assert_eq!(store.storage_id(), storage("store-1"));
+        store.commit(&writes_a).unwrap();
+        store.commit(&writes_b).unwrap();
+        store
+            .commit(&[
+                StoreWrite::SyncState {
+                    document: a.clone(),
+                    storage_id: storage("peer-1"),
+                    state: state(1),
+                },
+                StoreWrite::SyncState {
+                    document: a.clone(),
+                    storage_id: storage("peer-2"),
+                    state: state(2),
+                },
+                // A newer state for the same peer replaces the older.
+                StoreWrite::SyncState {
+                    document: a.clone(),
+                    storage_id: storage("peer-1"),
+                    state: state(3),
+                },
+            ])
+            .unwrap();
+    }
+    let store = SledStore::open(dir.path(), &SledOptions::default(), || {
+        panic!("a reopened store keeps its storage id")
+    })
+    .unwrap();
+    assert_eq!(store.storage_id(), storage("store-1"));
+    let mut ids = store.document_ids().unwrap();
+    ids.sort();
+    let mut want = vec![a.clone(), b.clone()];
+    want.sort();
+    assert_eq!(ids, want);
+    let stored_a = store.load(&a).unwrap().unwrap();
+    assert_eq!(loaded_heads(&stored_a), sorted(doc_a.get_heads()));
+    let mut states = stored_a.sync_states.clone();
+    states.sort();
+    assert_eq!(
+        states,
+        vec![(storage("peer-1"), state(3)), (storage("peer-2"), state(2))]
+    );
+    let stored_b = store.load(&b).unwrap().unwrap();
+    assert_eq!(loaded_heads(&stored_b), sorted(doc_b.get_heads()));
+    assert!(stored_b.sync_states.is_empty());
+}
+
+#[test]
+fn sync_states_of_a_document_never_show_up_under_another_whose_id_it_prefixes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let short = DocumentId::from_bytes(&[1, 2]).unwrap();
+    let long = DocumentId::from_bytes(&[1, 2, 3]).unwrap();
+    for (id, n) in [(&short, 1u8), (&long, 2)] {
+        let (writes, _) = appended(id, 1);
+        store.commit(&writes).unwrap();
+        store
+            .commit(&[StoreWrite::SyncState {
+                document: id.clone(),
+                storage_id: storage("peer"),
+                state: vec![n],
+            }])
+            .unwrap();
+    }
+    assert_eq!(
+        store.load(&short).unwrap().unwrap().sync_states,
+        vec![(storage("peer"), vec![1])]
+    );
+    assert_eq!(
+        store.load(&long).unwrap().unwrap().sync_states,
+        vec![(storage("peer"), vec![2])]
+    );
+}
+
+#[test]
+fn a_quarantined_document_keeps_its_chunks_and_its_reason_across_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = doc_id(7);
+    let (writes, doc) = appended(&id, 3);
+    let before = {
+        let store = open(dir.path());
+        store.commit(&writes).unwrap();
+        let before = store.load(&id).unwrap().unwrap();
+        store
+            .commit(&[StoreWrite::Quarantine {
+                document: id.clone(),
+                reason: "does not load".into(),
+            }])
+            .unwrap();
+        let after = store.load(&id).unwrap().unwrap();
+        assert_eq!(after.quarantined.as_deref(), Some("does not load"));
+        assert_eq!(after.data, before.data);
+        assert_eq!(after.chunks, before.chunks);
+        before
+    };
+    let store = open(dir.path());
+    let after = store.load(&id).unwrap().unwrap();
+    assert_eq!(after.quarantined.as_deref(), Some("does not load"));
+    assert_eq!(after.data, before.data);
+    assert_eq!(loaded_heads(&after), sorted(doc.get_heads()));
+    assert_eq!(store.document_ids().unwrap(), vec![id]);
+}
+
+#[test]
+fn opening_a_data_directory_that_is_already_open_is_a_storage_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = open(dir.path());
+    // sled takes an exclusive flock on `<dir>/db`; a second open, even from the same
+    // process, cannot get it.
+    let second = std::panic::catch_unwind(|| {
+        SledStore::open(dir.path(), &SledOptions::default(), || storage("other"))
+    })
+    .expect("opening twice does not panic");
+    match second {
+        Err(Error::Storage(message)) => {
+            assert!(message.contains("in use"), "{message}");
+            assert!(
+                message.contains(&dir.path().display().to_string()),
+                "{message}"
+            );
+        }
+        other => panic!("expected a storage error, got {other:?}"),
+    }
+    // The first store is unharmed, and the directory opens again once it is closed.
+    let (writes, _) = appended(&doc_id(8), 1);
+    first.commit(&writes).unwrap();
+    drop(first);
+    let again = open(dir.path());
+    assert!(again.load(&doc_id(8)).unwrap().is_some());
+}
