@@ -1,1 +1,31 @@
-//! mobile
+//! uniffi bindings of `coachsync-core` for Kotlin (Android), Swift (iOS) and Python.
+//!
+//! A thin layer: it converts types and errors and will own a tokio runtime; the logic
+//! lives in `coachsync-core`. The device API arrives with the device runtime.
+
+uniffi::setup_scaffolding!();
+
+/// The version of the coachsync core these bindings were built from.
+#[uniffi::export]
+pub fn core_version() -> String {
+    env!("CARGO_PKG_VERSION").to_owned()
+}
+
+/// Whether a string is a valid `automerge:` document URL.
+#[uniffi::export]
+pub fn is_valid_document_url(url: String) -> bool {
+    url.parse::<coachsync_core::AutomergeUrl>().is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validates_document_urls() {
+        let id = coachsync_core::DocumentId::from_random([3; 16]);
+        assert!(is_valid_document_url(id.url().to_string()));
+        assert!(!is_valid_document_url("automerge:not-an-id".into()));
+        assert!(!core_version().is_empty());
+    }
+}
