@@ -22,7 +22,12 @@ pub enum Outbound {
     /// A frame to send.
     Frame(Vec<u8>),
     /// Close the connection after what was queued before.
-    Close(String),
+    Close {
+        /// The WebSocket close code.
+        code: u16,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// What the driver gets.
@@ -238,7 +243,11 @@ impl Driver {
             Output::Close { conn, reason } => {
                 if let Some(tx) = self.conns.remove(&conn) {
                     self.metrics.connections.dec();
-                    let _ = tx.try_send(Outbound::Close(reason));
+                    // Engine-initiated closes are refusals of what the peer sent.
+                    let _ = tx.try_send(Outbound::Close {
+                        code: axum::extract::ws::close_code::POLICY,
+                        reason,
+                    });
                 }
             }
             Output::Load { op, document } => {
@@ -286,7 +295,10 @@ impl Driver {
             "shutting down: closing connections"
         );
         for (_, tx) in self.conns.drain() {
-            let _ = tx.try_send(Outbound::Close("server shutting down".into()));
+            let _ = tx.try_send(Outbound::Close {
+                code: axum::extract::ws::close_code::AWAY,
+                reason: "server shutting down".into(),
+            });
         }
         // Answer what is still in flight so its writes reach the store, then wait for
         // the worker to finish every write it was given.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use coachsync_core::StorageId;
 use coachsync_core::store::{SledOptions, SledStore, Store};
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
@@ -83,7 +84,15 @@ impl Server {
             let _ = driver_for_shutdown.send(DriverMsg::Shutdown).await;
             let _ = stop_tx.send(());
         });
-        let serve = axum::serve(self.listener, router(state)).with_graceful_shutdown(async move {
+        // Replies are often several small frames in a row (a sync, then
+        // doc-unavailable): without TCP_NODELAY, Nagle's algorithm holds the second
+        // one until the client's delayed ACK, about 40 ms later.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
+        let serve = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
             let _ = stop_rx.await;
         });
         drop(handle);

@@ -67,10 +67,10 @@ pub async fn serve_socket(mut socket: WebSocket, driver: DriverHandle, limits: C
                             break format!("send failed: {e}");
                         }
                     }
-                    Some(Outbound::Close(reason)) => {
+                    Some(Outbound::Close { code, reason }) => {
                         let _ = socket
                             .send(WsMessage::Close(Some(CloseFrame {
-                                code: axum::extract::ws::close_code::POLICY,
+                                code,
                                 reason: truncate(&reason).into(),
                             })))
                             .await;
