@@ -57,7 +57,14 @@ pub async fn serve_socket(mut socket: WebSocket, driver: DriverHandle, limits: C
                     }
                     Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
                     Some(Ok(WsMessage::Close(_))) | None => break "peer closed".to_owned(),
-                    Some(Err(e)) => break format!("socket error: {e}"),
+                    Some(Err(e)) => match too_long(e) {
+                        Ok((size, max_size)) => {
+                            let reason = format!("a frame of {size} bytes is over the limit of {max_size} bytes");
+                            refuse_frame(&mut socket, &reason).await;
+                            break reason;
+                        }
+                        Err(e) => break format!("socket error: {e}"),
+                    },
                 }
             }
             out = rx.recv() => {
@@ -91,6 +98,38 @@ pub async fn serve_socket(mut socket: WebSocket, driver: DriverHandle, limits: C
     };
     tracing::debug!(conn = conn.0, %reason, "connection closed");
     let _ = driver.send(DriverMsg::Disconnected { conn }).await;
+}
+
+/// The sizes, if the error is a frame over the configured limit.
+fn too_long(e: axum::Error) -> Result<(usize, usize), axum::BoxError> {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    use tokio_tungstenite::tungstenite::error::CapacityError;
+    match e.into_inner().downcast::<WsError>() {
+        Ok(e) => match *e {
+            WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
+                Ok((size, max_size))
+            }
+            other => Err(Box::new(other)),
+        },
+        Err(other) => Err(other),
+    }
+}
+
+/// Tell the peer why, as the protocol does for any refused input, then close with
+/// the WebSocket code for "too big".
+async fn refuse_frame(socket: &mut WebSocket, reason: &str) {
+    let error = coachsync_core::Message::Error {
+        message: reason.to_owned(),
+        sender_id: None,
+        target_id: None,
+    };
+    let _ = socket.send(WsMessage::Binary(error.encode().into())).await;
+    let _ = socket
+        .send(WsMessage::Close(Some(CloseFrame {
+            code: axum::extract::ws::close_code::SIZE,
+            reason: truncate(reason).into(),
+        })))
+        .await;
 }
 
 /// Close reasons must fit a control frame (125 bytes, less the code).

@@ -412,3 +412,136 @@ async fn idle_documents_are_evicted_and_reloaded_on_demand() -> Result<()> {
     assert_eq!(get_int(&reader, &doc, "kept"), Some(7));
     Ok(())
 }
+
+/// Read frames until the socket closes; returns the `error` messages seen.
+async fn errors_until_close(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> Vec<String> {
+    let mut errors = Vec::new();
+    while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+        match msg {
+            Ok(WsMessage::Binary(b)) => {
+                if let Ok(coachsync_core::Message::Error { message, .. }) =
+                    coachsync_core::Message::decode(&b)
+                {
+                    errors.push(message);
+                }
+            }
+            Ok(WsMessage::Close(_)) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    errors
+}
+
+fn join_frame(peer: &str) -> WsMessage {
+    WsMessage::Binary(
+        coachsync_core::Message::Join {
+            sender_id: coachsync_core::PeerId::new(peer).unwrap(),
+            supported_protocol_versions: vec!["1".into()],
+            peer_metadata: None,
+        }
+        .encode()
+        .into(),
+    )
+}
+
+fn sync_frame(peer: &str, doc: &DocumentId, data: Vec<u8>) -> WsMessage {
+    WsMessage::Binary(
+        coachsync_core::Message::Sync(coachsync_core::SyncEnvelope {
+            sender_id: coachsync_core::PeerId::new(peer).unwrap(),
+            target_id: coachsync_core::PeerId::new("server").unwrap(),
+            document_id: doc.clone(),
+            data,
+        })
+        .encode()
+        .into(),
+    )
+}
+
+/// A sync message carrying one change that puts `bytes` of incompressible data.
+fn big_change(bytes: usize) -> Vec<u8> {
+    let mut doc = automerge::Automerge::new();
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let payload: Vec<u8> = (0..bytes)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    let mut tx = doc.transaction();
+    tx.put(automerge::ROOT, "blob", ScalarValue::Bytes(payload))
+        .unwrap();
+    tx.commit();
+    let mut sync = automerge::sync::State::new();
+    use automerge::sync::SyncDoc;
+    // Pretend the server has nothing so that the change goes in the first message.
+    sync.their_heads = Some(vec![]);
+    sync.their_have = Some(vec![automerge::sync::Have::default()]);
+    sync.their_need = Some(vec![]);
+    doc.generate_sync_message(&mut sync).unwrap().encode()
+}
+
+#[tokio::test]
+async fn frames_and_documents_over_the_limits_get_a_clear_error_and_nothing_stored_is_lost()
+-> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = ServerProcess::start_with(
+        dir.path(),
+        &[
+            "--max-frame-bytes",
+            "262144",
+            "--max-document-bytes",
+            "131072",
+        ],
+    )?;
+    let mut good = Peer::new("good");
+    good.connect(&server.sync_url()).await?;
+    let doc = good.create(put("kept", 1))?;
+    good.wait_synced(&doc).await?;
+
+    // A frame over the frame limit.
+    let (mut ws, _) = tokio_tungstenite::connect_async(server.sync_url()).await?;
+    ws.send(join_frame("too-big-frame")).await?;
+    ws.send(sync_frame("too-big-frame", &doc, big_change(400_000)))
+        .await?;
+    let errors = errors_until_close(&mut ws).await;
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("over the limit of 262144 bytes")),
+        "got {errors:?}"
+    );
+
+    // A change that would take the document over the document limit.
+    let (mut ws, _) = tokio_tungstenite::connect_async(server.sync_url()).await?;
+    ws.send(join_frame("too-big-doc")).await?;
+    ws.send(sync_frame("too-big-doc", &doc, big_change(200_000)))
+        .await?;
+    let errors = errors_until_close(&mut ws).await;
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("document of") && e.contains("over the limit of 131072 bytes")),
+        "got {errors:?}"
+    );
+
+    // What was stored is intact and still served.
+    let mut reader = Peer::new("reader");
+    reader.connect(&server.sync_url()).await?;
+    assert!(reader.find(&doc).await?);
+    reader.wait_heads(&doc, &good.heads(&doc)).await?;
+    assert_eq!(get_int(&reader, &doc, "kept"), Some(1));
+    assert!(
+        reader
+            .document(&doc)
+            .unwrap()
+            .get(automerge::ROOT, "blob")?
+            .is_none()
+    );
+    Ok(())
+}
