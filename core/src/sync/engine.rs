@@ -503,34 +503,34 @@ impl Engine {
                         None
                     }
                     Content::Evicted => {
-                        let op = self.op(PendingOp::Load(document.clone()));
-                        let doc = self.docs.get_mut(&document).expect("present");
-                        doc.content = Content::Loading {
-                            op,
-                            queued: vec![(conn, message)],
-                        };
-                        self.outputs.push_back(Output::Load { op, document });
+                        self.start_load(now, &document, vec![(conn, message)]);
                         None
                     }
                 }
             }
             None => {
-                let op = self.op(PendingOp::Load(document.clone()));
-                self.docs.insert(
-                    document.clone(),
-                    DocState::new(
-                        Content::Loading {
-                            op,
-                            queued: vec![(conn, message)],
-                        },
-                        now,
-                    ),
-                );
-                self.outputs.push_back(Output::Load { op, document });
-                self.arm_tick(now);
+                self.start_load(now, &document, vec![(conn, message)]);
                 None
             }
         }
+    }
+
+    /// Ask the store for a document, holding `queued` messages until it arrives.
+    fn start_load(&mut self, now: Instant, document: &DocumentId, queued: Vec<(ConnId, Message)>) {
+        let op = self.op(PendingOp::Load(document.clone()));
+        let content = Content::Loading { op, queued };
+        match self.docs.get_mut(document) {
+            Some(doc) => doc.content = content,
+            None => {
+                self.docs
+                    .insert(document.clone(), DocState::new(content, now));
+            }
+        }
+        self.outputs.push_back(Output::Load {
+            op,
+            document: document.clone(),
+        });
+        self.arm_tick(now);
     }
 
     fn on_sync(&mut self, now: Instant, conn: ConnId, env: SyncEnvelope, is_request: bool) {
@@ -750,16 +750,7 @@ impl Engine {
         if matches!(doc.content, Content::Evicted) && !doc.peers.is_empty() {
             // Peers are waiting on a document that left memory: bring it back, and
             // sync once it is loaded.
-            let op = self.op(PendingOp::Load(document.clone()));
-            let doc = self.docs.get_mut(document).expect("present");
-            doc.content = Content::Loading {
-                op,
-                queued: Vec::new(),
-            };
-            self.outputs.push_back(Output::Load {
-                op,
-                document: document.clone(),
-            });
+            self.start_load(now, document, Vec::new());
             return;
         }
         let Content::Ready(automerge) = &doc.content else {
@@ -1191,48 +1182,21 @@ impl Engine {
     /// Reports [`Event::DocumentChanged`] when content arrives and
     /// [`Event::DocumentUnavailable`] when the server has none.
     pub fn find(&mut self, now: Instant, document: &DocumentId) {
-        match self.docs.get_mut(document) {
-            Some(doc) => {
-                doc.wanted = true;
-                doc.last_used = now;
-                match doc.content {
-                    Content::Ready(_) => self.after_client_load(now, document),
-                    Content::Loading { .. } => {}
-                    Content::Evicted => {
-                        let op = self.op(PendingOp::Load(document.clone()));
-                        let doc = self.docs.get_mut(document).expect("present");
-                        doc.content = Content::Loading {
-                            op,
-                            queued: Vec::new(),
-                        };
-                        self.outputs.push_back(Output::Load {
-                            op,
-                            document: document.clone(),
-                        });
-                    }
-                    Content::Quarantined => self.event(Event::DocumentUnavailable {
-                        document: document.clone(),
-                    }),
-                }
-            }
-            None => {
-                let op = self.op(PendingOp::Load(document.clone()));
-                let mut state = DocState::new(
-                    Content::Loading {
-                        op,
-                        queued: Vec::new(),
-                    },
-                    now,
-                );
-                state.wanted = true;
-                self.docs.insert(document.clone(), state);
-                self.outputs.push_back(Output::Load {
-                    op,
-                    document: document.clone(),
-                });
-            }
+        let Some(doc) = self.docs.get_mut(document) else {
+            self.start_load(now, document, Vec::new());
+            self.docs.get_mut(document).expect("just added").wanted = true;
+            return;
+        };
+        doc.wanted = true;
+        doc.last_used = now;
+        match doc.content {
+            Content::Ready(_) => self.after_client_load(now, document),
+            Content::Loading { .. } => {}
+            Content::Evicted => self.start_load(now, document, Vec::new()),
+            Content::Quarantined => self.event(Event::DocumentUnavailable {
+                document: document.clone(),
+            }),
         }
-        self.arm_tick(now);
     }
 
     fn after_client_load(&mut self, now: Instant, document: &DocumentId) {

@@ -39,7 +39,9 @@ fn parse_args() -> Result<Args> {
     let mut seed = 1;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
-        let value = args.next().with_context(|| format!("{flag} needs a value"))?;
+        let value = args
+            .next()
+            .with_context(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--url" => url = Some(value),
             "--doc" => doc = Some(value.parse()?),
@@ -86,7 +88,8 @@ async fn main() -> Result<()> {
             tx.splice_text(&text, end, 0, &format!("<{key}>"))?;
             Ok(())
         })?;
-        peer.settle(Duration::from_millis(rng.random_range(0..25))).await?;
+        peer.settle(Duration::from_millis(rng.random_range(0..25)))
+            .await?;
     }
     peer.wait_synced(&doc).await?;
     println!("edited");
