@@ -47,8 +47,12 @@ impl DocumentId {
         })
     }
 
-    /// A new ID from 16 random bytes; the caller supplies the randomness.
-    pub fn from_random(random: [u8; 16]) -> Self {
+    /// A new ID from 16 random bytes, made a UUID v4 as automerge-repo makes them;
+    /// the caller supplies the randomness. (automerge-repo 1.x refuses IDs that are
+    /// not UUIDs; samod takes only 16-byte IDs.)
+    pub fn from_random(mut random: [u8; 16]) -> Self {
+        random[6] = (random[6] & 0x0f) | 0x40; // version 4
+        random[8] = (random[8] & 0x3f) | 0x80; // RFC 4122 variant
         Self::from_bytes(&random).expect("16 bytes are a valid document id")
     }
 
@@ -254,8 +258,17 @@ mod tests {
         let id = DocumentId::from_random([7; 16]);
         let parsed: DocumentId = id.as_str().parse().unwrap();
         assert_eq!(parsed, id);
-        assert_eq!(parsed.as_bytes(), &[7; 16]);
+        assert_eq!(parsed.as_bytes(), id.as_bytes());
         assert!(parsed.is_uuid_sized());
+    }
+
+    #[test]
+    fn new_document_ids_are_uuid_v4() {
+        for random in [[0u8; 16], [0xff; 16], [0x5a; 16]] {
+            let bytes = DocumentId::from_random(random).as_bytes().to_vec();
+            assert_eq!(bytes[6] >> 4, 4, "version nibble");
+            assert_eq!(bytes[8] >> 6, 0b10, "variant bits");
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::id::{DocumentId, StorageId};
 
 pub use layout::{DocMeta, MAX_VALUE_BYTES, Table};
 pub use memory_store::MemoryStore;
-pub use sled_store::{SledOptions, SledStore};
+pub use sled_store::{SEGMENT_SIZE, SledOptions, SledStore};
 
 /// A document as read from a store.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

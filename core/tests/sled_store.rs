@@ -238,7 +238,7 @@ fn a_one_mib_snapshot_is_stored_in_parts_of_at_most_64_kib_and_sled_writes_no_bl
     // Look at what sled holds, with the store closed.
     let db = sled::Config::new()
         .path(dir.path())
-        .segment_size(16 * 1024 * 1024)
+        .segment_size(coachsync_core::store::SEGMENT_SIZE)
         .open()
         .unwrap();
     let chunks = db.open_tree("chunks").unwrap();

@@ -9,7 +9,9 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_env("COACHSYNC_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+        // automerge instruments its loads with info-level spans; formatting them
+        // costs a noticeable share of the server's CPU.
+        .unwrap_or_else(|_| EnvFilter::new("info,automerge=warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

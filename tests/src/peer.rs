@@ -67,9 +67,14 @@ impl Peer {
 
     /// Connect to `url` and wait for the handshake.
     pub async fn connect(&mut self, url: &str) -> Result<()> {
-        let (socket, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
-            .await
-            .context("connecting timed out")??;
+        // TCP_NODELAY: the last message of an exchange is not answered, so with
+        // Nagle's algorithm the next small frame would wait for a delayed ACK.
+        let (socket, _) = tokio::time::timeout(
+            WAIT,
+            tokio_tungstenite::connect_async_with_config(url, None, true),
+        )
+        .await
+        .context("connecting timed out")??;
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
         self.socket = Some((conn, socket));

@@ -21,6 +21,16 @@ pub fn binary() -> PathBuf {
     target.join("debug").join("coachsync")
 }
 
+/// The address in a `listening on ADDR` log line, which servers print once bound.
+pub fn listening_addr(line: &str) -> Option<SocketAddr> {
+    line.split("listening on ")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// A running server process. Killed on drop.
 pub struct ServerProcess {
     child: Child,
@@ -77,11 +87,7 @@ impl ServerProcess {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => {
-                    let found = line
-                        .split("listening on ")
-                        .nth(1)
-                        .and_then(|rest| rest.split_whitespace().next())
-                        .and_then(|a| a.parse::<SocketAddr>().ok());
+                    let found = listening_addr(&line);
                     lines.push(line);
                     if let Some(addr) = found {
                         break addr;

@@ -15,9 +15,10 @@ use crate::id::{DocumentId, StorageId};
 
 use super::{StoreWrite, StoredDocument};
 
-/// The largest value written to a store. sled writes larger page updates as separate
-/// blob files that it never fsyncs, so snapshots are split into parts of this size.
-pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+/// The largest value written to a store. sled writes page updates over a quarter of
+/// its segment as separate blob files that it never fsyncs, and a page can hold 17
+/// values, so snapshots are split into parts of this size.
+pub const MAX_VALUE_BYTES: usize = 8 * 1024;
 
 /// The key prefix of one document.
 pub fn doc_key(document: &DocumentId) -> Vec<u8> {
