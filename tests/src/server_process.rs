@@ -15,8 +15,9 @@ pub fn binary() -> PathBuf {
         return bin.into();
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // A relative CARGO_TARGET_DIR is relative to the workspace, as cargo reads it.
     let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
+        .map(|dir| root.join(dir))
         .unwrap_or_else(|_| root.join("target"));
     target.join("debug").join("coachsync")
 }

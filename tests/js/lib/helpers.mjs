@@ -25,8 +25,11 @@ import WebSocket from "ws";
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const REPO_ROOT = resolve(HERE, "..", "..", "..");
 
+/** Cargo's debug output directory, as cargo itself finds it. */
+export const TARGET_DEBUG = join(process.env.CARGO_TARGET_DIR ? resolve(REPO_ROOT, process.env.CARGO_TARGET_DIR) : join(REPO_ROOT, "target"), "debug");
+
 /** The server binary under test. */
-export const SERVER_BIN = process.env.COACHSYNC_BIN || join(REPO_ROOT, "target", "debug", "coachsync");
+export const SERVER_BIN = process.env.COACHSYNC_BIN || join(TARGET_DEBUG, "coachsync");
 
 /** Bounds used throughout (milliseconds). */
 export const TIMEOUTS = {

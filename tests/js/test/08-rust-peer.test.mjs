@@ -12,7 +12,7 @@ import { getHeads } from "@automerge/automerge";
 import { splice } from "@automerge/automerge-repo";
 
 import {
-  REPO_ROOT,
+  TARGET_DEBUG,
   TIMEOUTS,
   docJson,
   makeRepo,
@@ -26,7 +26,7 @@ import {
   withTimeout,
 } from "../lib/helpers.mjs";
 
-const RUST_PEER = process.env.COACHSYNC_RUST_PEER || join(REPO_ROOT, "target", "debug", "rust-peer");
+const RUST_PEER = process.env.COACHSYNC_RUST_PEER || join(TARGET_DEBUG, "rust-peer");
 const ROUNDS = 20;
 
 useCleanup();
