@@ -317,19 +317,7 @@ impl Engine {
                 "replaced by a new connection from the same peer".into(),
             );
         }
-        let metadata = metadata.unwrap_or_default();
-        let storage_id = if metadata.is_ephemeral {
-            None
-        } else {
-            metadata.storage_id
-        };
-        self.peers.insert(peer.clone(), conn);
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.phase = ConnPhase::Ready {
-                peer: peer.clone(),
-                storage_id,
-            };
-        }
+        self.mark_ready(conn, &peer, metadata);
         self.send(
             conn,
             Message::Peer {
@@ -339,7 +327,23 @@ impl Engine {
                 peer_metadata: Some(self.our_metadata()),
             },
         );
-        self.event(Event::PeerJoined { conn, peer });
+    }
+
+    /// The handshake is done: the connection speaks for `peer`, whose sync state is
+    /// persisted under its storage ID unless it is ephemeral.
+    fn mark_ready(&mut self, conn: ConnId, peer: &PeerId, metadata: Option<PeerMetadata>) {
+        let storage_id = metadata.and_then(|m| if m.is_ephemeral { None } else { m.storage_id });
+        self.peers.insert(peer.clone(), conn);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.phase = ConnPhase::Ready {
+                peer: peer.clone(),
+                storage_id,
+            };
+        }
+        self.event(Event::PeerJoined {
+            conn,
+            peer: peer.clone(),
+        });
     }
 
     fn on_peer(
@@ -354,15 +358,7 @@ impl Engine {
             self.reject(conn, format!("unsupported protocol version: {version}"));
             return;
         }
-        let storage_id = metadata.and_then(|m| if m.is_ephemeral { None } else { m.storage_id });
-        self.peers.insert(peer.clone(), conn);
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.phase = ConnPhase::Ready {
-                peer: peer.clone(),
-                storage_id,
-            };
-        }
-        self.event(Event::PeerJoined { conn, peer });
+        self.mark_ready(conn, &peer, metadata);
         // A client syncs everything it holds or wants with its server.
         let documents: Vec<DocumentId> = self
             .docs
