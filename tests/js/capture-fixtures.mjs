@@ -30,6 +30,8 @@ import { WebSocketClientAdapter } from "@automerge/automerge-repo-network-websoc
 import { Encoder, decode } from "cbor-x";
 import { WebSocketServer } from "ws";
 
+import { MemoryStorageAdapter } from "./lib/helpers.mjs";
+
 import { inspectCbor, pointersOfKind, toJsonValue } from "./cbor-wire.mjs";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -48,35 +50,6 @@ const watchdog = setTimeout(() => {
   process.exit(1);
 }, OVERALL_TIMEOUT_MS);
 
-// ---------------------------------------------------------------------------
-// In-memory storage adapter (gives the client a real storageId).
-
-class MemoryStorageAdapter {
-  #data = new Map(); // JSON key -> Uint8Array
-
-  static #startsWith(key, prefix) {
-    return prefix.every((part, i) => key[i] === part);
-  }
-  async load(key) {
-    return this.#data.get(JSON.stringify(key));
-  }
-  async save(key, data) {
-    this.#data.set(JSON.stringify(key), data);
-  }
-  async remove(key) {
-    this.#data.delete(JSON.stringify(key));
-  }
-  async loadRange(prefix) {
-    return [...this.#data]
-      .map(([k, data]) => ({ key: JSON.parse(k), data }))
-      .filter(({ key }) => MemoryStorageAdapter.#startsWith(key, prefix));
-  }
-  async removeRange(prefix) {
-    for (const k of [...this.#data.keys()]) {
-      if (MemoryStorageAdapter.#startsWith(JSON.parse(k), prefix)) this.#data.delete(k);
-    }
-  }
-}
 
 // ---------------------------------------------------------------------------
 // The fake server.
