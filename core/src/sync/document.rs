@@ -31,8 +31,6 @@ pub(super) struct PeerSync {
     pub persisted_heads: Vec<ChangeHash>,
     /// We told this peer the document is unavailable; push it when it appears.
     pub told_unavailable: bool,
-    /// The peer asked with `request` and has not had content yet.
-    pub requested: bool,
     /// A message from the peer arrived while our answer had to wait for the store.
     pub owes_reply: bool,
     /// Messages sent with nothing changing, for the round cap.
@@ -57,7 +55,6 @@ impl PeerSync {
             persisted_heads: state.shared_heads.clone(),
             state,
             told_unavailable: false,
-            requested: false,
             owes_reply: false,
             rounds_without_progress: 0,
             stalled_at: None,

@@ -605,9 +605,6 @@ impl Engine {
             }
         }
         ps.sent_at = None;
-        if is_request {
-            ps.requested = true;
-        }
         let after = automerge.get_heads();
         // Progress: changes arrived, the peer's heads moved, or ours moved since the
         // last exchange (a local edit). Anything else is a round of a possible loop.
