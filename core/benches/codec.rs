@@ -52,6 +52,7 @@ fn bench_codec(c: &mut Criterion) {
         peer_metadata: Some(PeerMetadata {
             storage_id: Some(StorageId::new("4c8203a7-a908-4921-9439-7b48dd761c1a").unwrap()),
             is_ephemeral: false,
+            extensions: Vec::new(),
         }),
     };
 

@@ -3,9 +3,10 @@
 //! run in-process (frames encoded and decoded, store operations answered from
 //! `MemoryStore`s) until neither has anything left to send.
 //!
-//! Two cases: `warm`, where the server still holds the documents in memory, and
-//! `server_evicted`, where the server evicted them while the client was away and loads
-//! each one (with its persisted sync state) from its store during the reconnect.
+//! Three cases: `per_document`, the stock protocol's way (one sync exchange per
+//! document), then with the `manifest/1` extension `warm`, where the server still holds
+//! the documents in memory, and `server_evicted`, where the server evicted them while
+//! the client was away and loads each one from its store to compare heads.
 //! The bytes on the wire per reconnect are printed once per case; the target of the
 //! issue is under 20 ms and under 100 KB, and over the stock protocol a no-op
 //! reconnect costs about 350 B per document.
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant};
 use automerge::transaction::Transactable;
 use automerge::{ObjType, ROOT};
 use coachsync_core::store::Store;
-use coachsync_core::sync::{ConnId, Role};
+use coachsync_core::sync::{ConnId, Engine, EngineConfig, Role};
 use coachsync_core::{DocumentId, StorageId};
 use criterion::{Criterion, criterion_group, criterion_main};
 use driver::{Node, Wire, connect, disconnect, run_until_quiet};
@@ -40,11 +41,18 @@ struct Setup {
 impl Setup {
     /// Create the documents on the client, sync them all over a first connection,
     /// and drop it: both stores now hold the documents and each other's sync states.
-    fn new() -> Self {
+    fn new(manifest: bool) -> Self {
         let mut rng = StdRng::seed_from_u64(0x5eed);
         let mut now = Instant::now();
         let mut server = Node::new(Role::Server, "server");
         let mut client = Node::new(Role::Client, "client");
+        for node in [&mut server, &mut client] {
+            let config = EngineConfig {
+                manifest,
+                ..node.engine.config().clone()
+            };
+            node.engine = Engine::new(config);
+        }
         let mut docs = Vec::with_capacity(DOCUMENTS);
         for i in 0..DOCUMENTS {
             let doc = client.engine.create_document(now, rng.random());
@@ -177,7 +185,21 @@ fn report(case: &str, setup: &mut Setup, evict: bool) {
 fn bench_reconnect(c: &mut Criterion) {
     let mut group = c.benchmark_group("reconnect");
 
-    let mut setup = Setup::new();
+    // Document by document, as the stock protocol does it.
+    let mut setup = Setup::new(false);
+    report("per_document", &mut setup, false);
+    group.bench_function("per_document", |b| {
+        b.iter_custom(|iters| {
+            let started = Instant::now();
+            for _ in 0..iters {
+                setup.reconnect();
+            }
+            started.elapsed()
+        })
+    });
+
+    // With the manifest extension.
+    let mut setup = Setup::new(true);
     report("warm", &mut setup, false);
     group.bench_function("warm", |b| {
         b.iter_custom(|iters| {

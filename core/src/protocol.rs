@@ -24,6 +24,33 @@ pub struct PeerMetadata {
     pub storage_id: Option<StorageId>,
     /// An ephemeral peer keeps nothing, so no sync state is persisted for it.
     pub is_ephemeral: bool,
+    /// coachsync protocol extensions the peer speaks (`coachsyncExtensions`; other
+    /// implementations skip the key).
+    pub extensions: Vec<String>,
+}
+
+/// The extension that batches reconnects: [`Message::Manifest`] and
+/// [`Message::ManifestReply`].
+pub const MANIFEST_EXTENSION: &str = "manifest/1";
+
+/// A digest of a document's heads, as a manifest carries it: the first 8 bytes of
+/// sha256 over the sorted heads. Equal digests mean equal heads (a collision would
+/// only skip one sync, which the next change repairs).
+pub type HeadsDigest = [u8; 8];
+
+/// The [`HeadsDigest`] of some heads, in any order.
+pub fn heads_digest(heads: &[automerge::ChangeHash]) -> HeadsDigest {
+    use sha2::Digest;
+    let mut sorted = heads.to_vec();
+    sorted.sort();
+    let mut hasher = sha2::Sha256::new();
+    for head in &sorted {
+        hasher.update(head.0);
+    }
+    let full = hasher.finalize();
+    let mut digest = [0; 8];
+    digest.copy_from_slice(&full[..8]);
+    digest
 }
 
 /// A `request` or `sync` message: an automerge sync message for one document.
@@ -135,6 +162,26 @@ pub enum Message {
         /// Heads per storage ID.
         new_heads: BTreeMap<StorageId, RemoteHeads>,
     },
+    /// Extension (`manifest/1`): the documents a client holds, each with a digest of
+    /// its heads, so that a reconnect syncs only those that differ.
+    Manifest {
+        /// Who sent it.
+        sender_id: PeerId,
+        /// Who it is for.
+        target_id: PeerId,
+        /// Document and heads digest.
+        entries: Vec<(DocumentId, HeadsDigest)>,
+    },
+    /// Extension (`manifest/1`): the answer to a manifest, the documents whose heads
+    /// differ (or that the server lacks).
+    ManifestReply {
+        /// Who sent it.
+        sender_id: PeerId,
+        /// Who it is for.
+        target_id: PeerId,
+        /// The documents to sync.
+        differ: Vec<DocumentId>,
+    },
     /// A message type this implementation does not know; ignored, never a reason to
     /// close.
     Unknown {
@@ -157,6 +204,8 @@ impl Message {
             Message::Ephemeral { .. } => "ephemeral",
             Message::RemoteSubscriptionChange { .. } => "remote-subscription-change",
             Message::RemoteHeadsChanged { .. } => "remote-heads-changed",
+            Message::Manifest { .. } => "coachsync-manifest",
+            Message::ManifestReply { .. } => "coachsync-manifest-reply",
             Message::Unknown { kind } => kind,
         }
     }
@@ -170,7 +219,9 @@ impl Message {
             | Message::DocUnavailable { sender_id, .. }
             | Message::Ephemeral { sender_id, .. }
             | Message::RemoteSubscriptionChange { sender_id, .. }
-            | Message::RemoteHeadsChanged { sender_id, .. } => Some(sender_id),
+            | Message::RemoteHeadsChanged { sender_id, .. }
+            | Message::Manifest { sender_id, .. }
+            | Message::ManifestReply { sender_id, .. } => Some(sender_id),
             Message::Request(env) | Message::Sync(env) => Some(&env.sender_id),
             Message::Error { sender_id, .. } => sender_id.as_ref(),
             Message::Unknown { .. } => None,

@@ -67,6 +67,9 @@ pub struct EngineConfig {
     pub join_timeout: Duration,
     /// How often timers are checked.
     pub tick: Duration,
+    /// Speak the `manifest/1` extension with peers that announce it (see
+    /// `docs/PROTOCOL.md`); off, every reconnect syncs document by document.
+    pub manifest: bool,
 }
 
 impl EngineConfig {
@@ -83,6 +86,7 @@ impl EngineConfig {
             max_document_bytes: 64 * 1024 * 1024,
             join_timeout: Duration::from_secs(10),
             tick: Duration::from_millis(500),
+            manifest: true,
         }
     }
 }

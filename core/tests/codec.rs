@@ -246,7 +246,8 @@ fn message_json(message: &Message) -> Value {
                 .collect();
             put("newHeads", Value::Object(heads));
         }
-        Message::Unknown { .. } => {}
+        // coachsync's own extension messages; the JS client never sends them.
+        Message::Manifest { .. } | Message::ManifestReply { .. } | Message::Unknown { .. } => {}
     }
     Value::Object(m)
 }
@@ -333,6 +334,7 @@ fn js_client_frames_show_the_wire_quirks_the_codec_must_accept() {
         Some(PeerMetadata {
             storage_id: Some(storage("4c8203a7-a908-4921-9439-7b48dd761c1a")),
             is_ephemeral: false,
+            extensions: Vec::new(),
         })
     );
 
@@ -345,6 +347,7 @@ fn js_client_frames_show_the_wire_quirks_the_codec_must_accept() {
         Some(PeerMetadata {
             storage_id: None,
             is_ephemeral: true,
+            extensions: Vec::new(),
         })
     );
 
@@ -662,7 +665,8 @@ fn storage_id_undefined_or_null_means_no_storage_id() {
             metadata_of(&frame),
             Some(PeerMetadata {
                 storage_id: None,
-                is_ephemeral: false
+                is_ephemeral: false,
+                extensions: Vec::new(),
             }),
             "{what}"
         );
@@ -680,7 +684,8 @@ fn metadata_is_accepted_as_the_older_name_of_peer_metadata() {
         metadata_of(&frame),
         Some(PeerMetadata {
             storage_id: Some(storage("store-1")),
-            is_ephemeral: false
+            is_ephemeral: false,
+            extensions: Vec::new(),
         })
     );
     // When both are present, peerMetadata wins.
@@ -923,6 +928,7 @@ fn indefinite_length_maps_and_arrays_are_accepted_at_every_level() {
             peer_metadata: Some(PeerMetadata {
                 storage_id: Some(storage("store-1")),
                 is_ephemeral: false,
+                extensions: Vec::new(),
             }),
         }
     );
@@ -1329,6 +1335,7 @@ fn any_metadata() -> impl Strategy<Value = Option<PeerMetadata>> {
         |(storage_id, is_ephemeral)| PeerMetadata {
             storage_id,
             is_ephemeral,
+            extensions: Vec::new(),
         },
     ))
 }
@@ -1730,6 +1737,7 @@ fn peer_messages_we_encode_carry_target_id_and_float64_timestamps() {
         peer_metadata: Some(PeerMetadata {
             storage_id: None,
             is_ephemeral: true,
+            extensions: Vec::new(),
         }),
     };
     let frame = peer_msg.encode();
@@ -1914,4 +1922,62 @@ fn frames_a_server_engine_sends_follow_samods_strict_rules() {
     for (conn, first) in first_on_conn {
         assert_eq!(first, "peer", "the server's first frame on {conn:?}");
     }
+}
+
+#[test]
+fn manifest_extension_messages_round_trip() {
+    let a = DocumentId::from_random([1; 16]);
+    let b = DocumentId::from_random([2; 16]);
+    let heads = vec![
+        automerge::ChangeHash([7; 32]),
+        automerge::ChangeHash([3; 32]),
+    ];
+    let digest = coachsync_core::protocol::heads_digest(&heads);
+    let reversed: Vec<_> = heads.iter().rev().copied().collect();
+    assert_eq!(
+        digest,
+        coachsync_core::protocol::heads_digest(&reversed),
+        "order does not matter"
+    );
+    assert_ne!(digest, coachsync_core::protocol::heads_digest(&heads[..1]));
+    for message in [
+        Message::Manifest {
+            sender_id: PeerId::new("client").unwrap(),
+            target_id: PeerId::new("server").unwrap(),
+            entries: vec![(a.clone(), digest), (b.clone(), [0; 8])],
+        },
+        Message::ManifestReply {
+            sender_id: PeerId::new("server").unwrap(),
+            target_id: PeerId::new("client").unwrap(),
+            differ: vec![b.clone()],
+        },
+        Message::Join {
+            sender_id: PeerId::new("client").unwrap(),
+            supported_protocol_versions: vec!["1".into()],
+            peer_metadata: Some(PeerMetadata {
+                storage_id: None,
+                is_ephemeral: true,
+                extensions: vec!["manifest/1".into()],
+            }),
+        },
+    ] {
+        assert_eq!(Message::decode(&message.encode()).unwrap(), message);
+    }
+}
+
+#[test]
+fn a_manifest_entry_of_the_wrong_shape_is_a_decode_error() {
+    let frame = cbor(|e| {
+        e.map(4)?;
+        e.str("type")?.str("coachsync-manifest")?;
+        e.str("senderId")?.str("client")?;
+        e.str("targetId")?.str("server")?;
+        e.str("entries")?
+            .array(1)?
+            .array(2)?
+            .bytes(&[1; 16])?
+            .bytes(&[1; 5])?;
+        Ok(())
+    });
+    assert_decode_error(&frame, "a 5-byte digest");
 }

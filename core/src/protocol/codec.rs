@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use minicbor::data::Type;
 use minicbor::{Decoder, Encoder};
 
-use super::{Message, PeerMetadata, RemoteHeads, SyncEnvelope};
+use super::{HeadsDigest, Message, PeerMetadata, RemoteHeads, SyncEnvelope};
 use crate::error::{Error, Result, printable};
 use crate::id::{DocumentId, PeerId, StorageId};
 
@@ -329,6 +329,13 @@ fn peer_metadata(fields: &Fields<'_>) -> Result<Option<PeerMetadata>> {
                 }
                 _ => return Err(err("field storageId must be a string")),
             },
+            "coachsyncExtensions" => each_in_array(d, "coachsyncExtensions", |d| {
+                match d.datatype().map_err(cbor_err)? {
+                    Type::String => meta.extensions.push(d.str().map_err(cbor_err)?.to_owned()),
+                    _ => skip_bounded(d)?,
+                }
+                Ok(())
+            })?,
             "isEphemeral" => match d.datatype().map_err(cbor_err)? {
                 Type::Bool => meta.is_ephemeral = d.bool().map_err(cbor_err)?,
                 _ => d.skip().map_err(cbor_err)?,
@@ -457,6 +464,49 @@ impl Message {
                 document_id: f.document_id()?,
                 new_heads: new_heads(&f)?,
             },
+            "coachsync-manifest" => {
+                let mut d = f
+                    .get("entries")
+                    .ok_or_else(|| err("field entries is missing"))?;
+                let mut entries = Vec::new();
+                each_in_array(&mut d, "entries", |d| {
+                    if d.array().map_err(cbor_err)? != Some(2) {
+                        return Err(err("a manifest entry must be [document id, digest]"));
+                    }
+                    let id = DocumentId::from_bytes(d.bytes().map_err(cbor_err)?)
+                        .map_err(|e| err(format!("field entries: {e}")))?;
+                    let digest: HeadsDigest = d
+                        .bytes()
+                        .map_err(cbor_err)?
+                        .try_into()
+                        .map_err(|_| err("a heads digest must be 8 bytes"))?;
+                    entries.push((id, digest));
+                    Ok(())
+                })?;
+                Message::Manifest {
+                    sender_id: f.peer_id("senderId")?,
+                    target_id: f.peer_id("targetId")?,
+                    entries,
+                }
+            }
+            "coachsync-manifest-reply" => {
+                let mut d = f
+                    .get("differ")
+                    .ok_or_else(|| err("field differ is missing"))?;
+                let mut differ = Vec::new();
+                each_in_array(&mut d, "differ", |d| {
+                    differ.push(
+                        DocumentId::from_bytes(d.bytes().map_err(cbor_err)?)
+                            .map_err(|e| err(format!("field differ: {e}")))?,
+                    );
+                    Ok(())
+                })?;
+                Message::ManifestReply {
+                    sender_id: f.peer_id("senderId")?,
+                    target_id: f.peer_id("targetId")?,
+                    differ,
+                }
+            }
             other => Message::Unknown {
                 kind: printable(other),
             },
@@ -479,6 +529,7 @@ impl Message {
         match self {
             Message::Request(env) | Message::Sync(env) => env.data.len() + 160,
             Message::Ephemeral { data, .. } => data.len() + 200,
+            Message::Manifest { entries, .. } => entries.len() * 32 + 128,
             _ => 128,
         }
     }
@@ -620,6 +671,34 @@ impl Message {
                     e.str("timestamp")?.f64(heads.timestamp)?;
                 }
             }
+            Message::Manifest {
+                sender_id,
+                target_id,
+                entries,
+            } => {
+                e.map(4)?;
+                e.str("type")?.str("coachsync-manifest")?;
+                e.str("senderId")?.str(sender_id.as_str())?;
+                e.str("targetId")?.str(target_id.as_str())?;
+                e.str("entries")?.array(entries.len() as u64)?;
+                for (id, digest) in entries {
+                    e.array(2)?.bytes(id.as_bytes())?.bytes(digest)?;
+                }
+            }
+            Message::ManifestReply {
+                sender_id,
+                target_id,
+                differ,
+            } => {
+                e.map(4)?;
+                e.str("type")?.str("coachsync-manifest-reply")?;
+                e.str("senderId")?.str(sender_id.as_str())?;
+                e.str("targetId")?.str(target_id.as_str())?;
+                e.str("differ")?.array(differ.len() as u64)?;
+                for id in differ {
+                    e.bytes(id.as_bytes())?;
+                }
+            }
             Message::Unknown { kind } => {
                 e.map(1)?;
                 e.str("type")?.str(kind)?;
@@ -647,10 +726,17 @@ fn encode_metadata(
     e: &mut Encoder<&mut Vec<u8>>,
     meta: &PeerMetadata,
 ) -> std::result::Result<(), minicbor::encode::Error<std::convert::Infallible>> {
-    e.map(1 + u64::from(meta.storage_id.is_some()))?;
+    e.map(1 + u64::from(meta.storage_id.is_some()) + u64::from(!meta.extensions.is_empty()))?;
     if let Some(id) = &meta.storage_id {
         e.str("storageId")?.str(id.as_str())?;
     }
     e.str("isEphemeral")?.bool(meta.is_ephemeral)?;
+    if !meta.extensions.is_empty() {
+        e.str("coachsyncExtensions")?
+            .array(meta.extensions.len() as u64)?;
+        for x in &meta.extensions {
+            e.str(x)?;
+        }
+    }
     Ok(())
 }

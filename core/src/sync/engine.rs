@@ -11,7 +11,10 @@ use super::document::{Content, DocState, PeerSync};
 use super::{ConnId, EngineConfig, Event, OpId, Output, Role};
 use crate::error::{Error, Result};
 use crate::id::{DocumentId, PeerId, StorageId};
-use crate::protocol::{Message, PROTOCOL_VERSION, PeerMetadata, SyncEnvelope};
+use crate::protocol::{
+    HeadsDigest, MANIFEST_EXTENSION, Message, PROTOCOL_VERSION, PeerMetadata, SyncEnvelope,
+    heads_digest,
+};
 use crate::store::{StoreWrite, StoredDocument};
 
 /// How many ephemeral message IDs are remembered for de-duplication.
@@ -29,6 +32,16 @@ enum ConnPhase {
 struct Conn {
     phase: ConnPhase,
     documents: HashSet<DocumentId>,
+    /// The peer speaks the `manifest/1` extension.
+    manifest: bool,
+    /// Client: a manifest was sent and not yet answered; the heads each entry named.
+    manifest_sent: Option<HashMap<DocumentId, Vec<ChangeHash>>>,
+}
+
+/// Server: a manifest waiting for some of its documents to load.
+struct PendingManifest {
+    conn: ConnId,
+    entries: Vec<(DocumentId, HeadsDigest)>,
 }
 
 enum PendingOp {
@@ -52,6 +65,7 @@ pub struct Engine {
     outputs: VecDeque<Output>,
     ephemeral_seen: HashSet<(PeerId, String, u64)>,
     next_tick: Option<Instant>,
+    manifests: Vec<PendingManifest>,
 }
 
 impl Engine {
@@ -67,6 +81,7 @@ impl Engine {
             outputs: VecDeque::new(),
             ephemeral_seen: HashSet::new(),
             next_tick: None,
+            manifests: Vec::new(),
         }
     }
 
@@ -152,6 +167,8 @@ impl Engine {
             Conn {
                 phase: ConnPhase::Handshake { since: now },
                 documents: HashSet::new(),
+                manifest: false,
+                manifest_sent: None,
             },
         );
         if self.config.role == Role::Client {
@@ -160,17 +177,23 @@ impl Engine {
                 Message::Join {
                     sender_id: self.config.peer_id.clone(),
                     supported_protocol_versions: vec![PROTOCOL_VERSION.to_owned()],
-                    peer_metadata: Some(self.our_metadata()),
+                    peer_metadata: Some(self.our_metadata(self.config.manifest)),
                 },
             );
         }
         self.arm_tick(now);
     }
 
-    fn our_metadata(&self) -> PeerMetadata {
+    /// What we say about ourselves; extensions only to peers that can take them.
+    fn our_metadata(&self, extensions: bool) -> PeerMetadata {
         PeerMetadata {
             storage_id: self.config.storage_id.clone(),
             is_ephemeral: self.config.storage_id.is_none(),
+            extensions: if extensions {
+                vec![MANIFEST_EXTENSION.to_owned()]
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -317,33 +340,43 @@ impl Engine {
                 "replaced by a new connection from the same peer".into(),
             );
         }
-        self.mark_ready(conn, &peer, metadata);
+        let manifest = self.mark_ready(conn, &peer, metadata);
         self.send(
             conn,
             Message::Peer {
                 sender_id: self.config.peer_id.clone(),
                 target_id: peer.clone(),
                 selected_protocol_version: PROTOCOL_VERSION.to_owned(),
-                peer_metadata: Some(self.our_metadata()),
+                peer_metadata: Some(self.our_metadata(manifest)),
             },
         );
     }
 
     /// The handshake is done: the connection speaks for `peer`, whose sync state is
     /// persisted under its storage ID unless it is ephemeral.
-    fn mark_ready(&mut self, conn: ConnId, peer: &PeerId, metadata: Option<PeerMetadata>) {
-        let storage_id = metadata.and_then(|m| if m.is_ephemeral { None } else { m.storage_id });
+    /// Returns whether the peer speaks the manifest extension.
+    fn mark_ready(&mut self, conn: ConnId, peer: &PeerId, metadata: Option<PeerMetadata>) -> bool {
+        let metadata = metadata.unwrap_or_default();
+        let manifest =
+            self.config.manifest && metadata.extensions.iter().any(|x| x == MANIFEST_EXTENSION);
+        let storage_id = if metadata.is_ephemeral {
+            None
+        } else {
+            metadata.storage_id
+        };
         self.peers.insert(peer.clone(), conn);
         if let Some(c) = self.conns.get_mut(&conn) {
             c.phase = ConnPhase::Ready {
                 peer: peer.clone(),
                 storage_id,
             };
+            c.manifest = manifest;
         }
         self.event(Event::PeerJoined {
             conn,
             peer: peer.clone(),
         });
+        manifest
     }
 
     fn on_peer(
@@ -358,17 +391,41 @@ impl Engine {
             self.reject(conn, format!("unsupported protocol version: {version}"));
             return;
         }
-        self.mark_ready(conn, &peer, metadata);
-        // A client syncs everything it holds or wants with its server.
-        let documents: Vec<DocumentId> = self
+        let manifest = self.mark_ready(conn, &peer, metadata);
+        // A client syncs everything it holds or wants with its server: through one
+        // manifest when the server speaks it, else document by document.
+        let mut documents: Vec<DocumentId> = self
             .docs
             .iter()
             .filter(|(_, d)| d.wanted || !d.saved_heads.is_empty())
             .map(|(id, _)| id.clone())
             .collect();
-        for document in documents {
-            self.attach(&document, conn);
-            self.sync_document(now, &document);
+        documents.sort();
+        if manifest {
+            let mut sent = HashMap::new();
+            let mut entries = Vec::new();
+            for document in documents {
+                self.attach(&document, conn);
+                let heads = self.docs[&document].saved_heads.clone();
+                entries.push((document.clone(), heads_digest(&heads)));
+                sent.insert(document, heads);
+            }
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.manifest_sent = Some(sent);
+            }
+            self.send(
+                conn,
+                Message::Manifest {
+                    sender_id: self.config.peer_id.clone(),
+                    target_id: peer,
+                    entries,
+                },
+            );
+        } else {
+            for document in documents {
+                self.attach(&document, conn);
+                self.sync_document(now, &document);
+            }
         }
     }
 
@@ -424,6 +481,18 @@ impl Engine {
             }
             Message::Join { .. } | Message::Peer { .. } => {
                 tracing::debug!(conn = conn.0, "ignoring a repeated handshake message");
+            }
+            Message::Manifest { entries, .. } if self.config.role == Role::Server => {
+                self.on_manifest(now, conn, entries);
+            }
+            Message::ManifestReply { differ, .. } if self.config.role == Role::Client => {
+                self.on_manifest_reply(now, conn, differ);
+            }
+            Message::Manifest { .. } | Message::ManifestReply { .. } => {
+                tracing::debug!(
+                    conn = conn.0,
+                    "ignoring a manifest message meant for the other role"
+                );
             }
             Message::Error { .. } | Message::Leave { .. } | Message::Unknown { .. } => {}
         }
@@ -835,6 +904,111 @@ impl Engine {
         }
     }
 
+    // ----- the manifest extension ---------------------------------------------------
+
+    /// Server: a client lists its documents with digests of their heads. Load what is
+    /// not in memory, then answer with the documents whose heads differ.
+    fn on_manifest(&mut self, now: Instant, conn: ConnId, entries: Vec<(DocumentId, HeadsDigest)>) {
+        for (document, _) in &entries {
+            match self.docs.get(document).map(|d| &d.content) {
+                None | Some(Content::Evicted) => self.start_load(now, document, Vec::new()),
+                Some(_) => {}
+            }
+        }
+        self.manifests.push(PendingManifest { conn, entries });
+        self.finish_manifests();
+    }
+
+    /// Answer every manifest whose documents are all loaded.
+    fn finish_manifests(&mut self) {
+        let (waiting, ready): (Vec<_>, Vec<_>) = std::mem::take(&mut self.manifests)
+            .into_iter()
+            .partition(|m| {
+                m.entries.iter().any(|(d, _)| {
+                    matches!(
+                        self.docs.get(d).map(|d| &d.content),
+                        Some(Content::Loading { .. })
+                    )
+                })
+            });
+        self.manifests = waiting;
+        for manifest in ready {
+            self.answer_manifest(manifest);
+        }
+    }
+
+    fn answer_manifest(&mut self, manifest: PendingManifest) {
+        let conn = manifest.conn;
+        let Some(ConnPhase::Ready { peer, .. }) = self.conns.get(&conn).map(|c| &c.phase) else {
+            return;
+        };
+        let target_id = peer.clone();
+        let mut differ = Vec::new();
+        for (document, digest) in manifest.entries {
+            self.attach(&document, conn);
+            let Some(doc) = self.docs.get_mut(&document) else {
+                differ.push(document);
+                continue;
+            };
+            // Only stored heads count: the client may treat these documents as safe.
+            let same = matches!(doc.content, Content::Ready(_))
+                && doc.is_durable()
+                && !doc.durable_heads.is_empty()
+                && heads_digest(&doc.durable_heads) == digest;
+            if !same {
+                differ.push(document);
+                continue;
+            }
+            let heads = doc.durable_heads.clone();
+            if let Some(ps) = doc.peers.get_mut(&conn) {
+                ps.state.shared_heads = heads.clone();
+                ps.state.their_heads = Some(heads);
+            }
+            self.persist_sync_state(&document, conn);
+        }
+        self.send(
+            conn,
+            Message::ManifestReply {
+                sender_id: self.config.peer_id.clone(),
+                target_id,
+                differ,
+            },
+        );
+    }
+
+    /// Client: the server named the documents that differ; every other one it holds
+    /// at the heads the manifest gave.
+    fn on_manifest_reply(&mut self, now: Instant, conn: ConnId, differ: Vec<DocumentId>) {
+        let Some(sent) = self
+            .conns
+            .get_mut(&conn)
+            .and_then(|c| c.manifest_sent.take())
+        else {
+            return;
+        };
+        let differ: HashSet<DocumentId> = differ.into_iter().collect();
+        let mut sent: Vec<(DocumentId, Vec<ChangeHash>)> = sent.into_iter().collect();
+        sent.sort();
+        for (document, heads) in sent {
+            if differ.contains(&document) {
+                self.sync_document(now, &document);
+                continue;
+            }
+            let Some(doc) = self.docs.get_mut(&document) else {
+                continue;
+            };
+            let changed_since = doc.saved_heads != heads;
+            if let Some(ps) = doc.peers.get_mut(&conn) {
+                ps.state.shared_heads = heads.clone();
+                ps.state.their_heads = Some(heads);
+            }
+            self.persist_sync_state(&document, conn);
+            if changed_since {
+                self.sync_document(now, &document);
+            }
+        }
+    }
+
     // ----- store results -----------------------------------------------------------
 
     /// The result of an [`Output::Load`].
@@ -928,6 +1102,7 @@ impl Engine {
             self.after_client_load(now, &document);
         } else {
             self.sync_document(now, &document);
+            self.finish_manifests();
         }
     }
 
