@@ -93,10 +93,12 @@ fn server_ready(
 ) -> ServerReady {
     let storage = StorageId::new("server-storage").unwrap();
     let store = MemoryStore::new(storage.clone());
+    let original_heads = Automerge::load(original_save).unwrap().get_heads();
     store
         .commit(&[StoreWrite::Append {
             document: document.clone(),
             data: original_save.to_vec(),
+            heads: original_heads.clone(),
         }])
         .unwrap();
     let config = EngineConfig::new(Role::Server, PeerId::new("server").unwrap(), Some(storage));

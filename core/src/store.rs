@@ -50,6 +50,9 @@ pub enum StoreWrite {
         document: DocumentId,
         /// The changes.
         data: Vec<u8>,
+        /// The document's heads with these changes, kept beside the chunks so that
+        /// heads can be read without loading the document.
+        heads: Vec<ChangeHash>,
     },
     /// Replace every chunk of the document with this snapshot, if loading the
     /// snapshot gives `heads` (otherwise the write is skipped and logged).
@@ -99,6 +102,10 @@ impl StoreWrite {
 pub trait Store: Send + Sync + 'static {
     /// Read a document, or `None` if it was never stored.
     fn load(&self, document: &DocumentId) -> Result<Option<StoredDocument>>;
+
+    /// A stored document's heads, without reading its chunks; `None` if it was never
+    /// stored. A quarantined document has no heads.
+    fn heads(&self, document: &DocumentId) -> Result<Option<Vec<ChangeHash>>>;
 
     /// Apply a batch of writes atomically and durably.
     fn commit(&self, writes: &[StoreWrite]) -> Result<()>;

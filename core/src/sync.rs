@@ -115,6 +115,14 @@ pub enum Output {
         /// The document.
         document: DocumentId,
     },
+    /// Read a stored document's heads only (`Store::heads`); answer with
+    /// [`Engine::handle_heads`].
+    LoadHeads {
+        /// The operation.
+        op: OpId,
+        /// The document.
+        document: DocumentId,
+    },
     /// Write durably, in order with every other commit; answer with
     /// [`Engine::handle_commit`]. Consecutive commits may share one store batch.
     Commit {

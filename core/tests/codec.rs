@@ -1793,6 +1793,10 @@ fn server_frames_of_a_session() -> Vec<(ConnId, Vec<u8>)> {
                     let loaded = side.store.load(&document);
                     side.engine.handle_load(now, op, loaded);
                 }
+                Output::LoadHeads { op, document } => {
+                    let heads = side.store.heads(&document);
+                    side.engine.handle_heads(now, op, heads);
+                }
                 Output::Commit { op, write } => commits.push((op, write)),
                 Output::Close { .. } | Output::Event(_) => {}
             }

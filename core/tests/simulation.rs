@@ -26,6 +26,7 @@ struct Faults {
 
 enum StoreOp {
     Load(OpId, DocumentId),
+    Heads(OpId, DocumentId),
     Commit(OpId, StoreWrite),
 }
 
@@ -34,6 +35,8 @@ struct Node {
     store: MemoryStore,
     store_queue: VecDeque<StoreOp>,
     events: Vec<Event>,
+    /// Whole-document loads run so far.
+    loads: usize,
 }
 
 impl Node {
@@ -46,6 +49,7 @@ impl Node {
             store: MemoryStore::new(storage),
             store_queue: VecDeque::new(),
             events: Vec::new(),
+            loads: 0,
         }
     }
 }
@@ -204,6 +208,10 @@ impl Sim {
                     .node(who)
                     .store_queue
                     .push_back(StoreOp::Load(op, document)),
+                Output::LoadHeads { op, document } => self
+                    .node(who)
+                    .store_queue
+                    .push_back(StoreOp::Heads(op, document)),
                 Output::Commit { op, write } => self
                     .node(who)
                     .store_queue
@@ -274,8 +282,14 @@ impl Sim {
             }
             match node.store_queue.pop_front() {
                 Some(StoreOp::Load(op, document)) => {
+                    node.loads += 1;
                     let loaded = node.store.load(&document);
                     node.engine.handle_load(now, op, loaded);
+                    moved = true;
+                }
+                Some(StoreOp::Heads(op, document)) => {
+                    let heads = node.store.heads(&document);
+                    node.engine.handle_heads(now, op, heads);
                     moved = true;
                 }
                 Some(StoreOp::Commit(..)) => unreachable!(),
@@ -1002,5 +1016,35 @@ fn after_a_manifest_reconnect_the_server_still_pushes_other_peers_changes() {
         value(&sim, 1, &doc, "later"),
         Some(3),
         "the change was pushed to the reconnected client"
+    );
+}
+
+#[test]
+fn after_a_server_restart_a_manifest_reconnect_reads_heads_loads_nothing_and_still_gets_pushes() {
+    let mut sim = Sim::new(37, 2);
+    sim.connect(0, Faults::default());
+    sim.connect(1, Faults::default());
+    sim.run();
+    let doc = shared_document(&mut sim);
+    sim.disconnect(0);
+    sim.disconnect(1);
+    // The server restarts: a new engine over the same store.
+    let config = sim.server.engine.config().clone();
+    sim.server.engine = Engine::new(config);
+    let loads = sim.server.loads;
+    sim.connect(0, Faults::default());
+    sim.connect(1, Faults::default());
+    sim.run();
+    assert_eq!(
+        sim.server.loads, loads,
+        "comparing heads loaded no document"
+    );
+    assert!(sim.server_covers(0, &doc) && sim.server_covers(1, &doc));
+    put(&mut sim, 0, &doc, "after-restart", 4);
+    sim.run();
+    assert_eq!(
+        value(&sim, 1, &doc, "after-restart"),
+        Some(4),
+        "pushed to the other client"
     );
 }

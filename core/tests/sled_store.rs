@@ -42,6 +42,7 @@ fn appended(id: &DocumentId, n: usize) -> (Vec<StoreWrite>, Automerge) {
         writes.push(StoreWrite::Append {
             document: id.clone(),
             data: doc.save_after(&saved),
+            heads: doc.get_heads(),
         });
         saved = doc.get_heads();
     }
@@ -135,6 +136,7 @@ fn compaction_replaces_every_chunk_with_one_snapshot_and_keeps_the_heads() {
         .commit(&[StoreWrite::Append {
             document: id.clone(),
             data: doc.save_after(&before),
+            heads: doc.get_heads(),
         }])
         .unwrap();
     let stored = store.load(&id).unwrap().unwrap();
@@ -158,6 +160,7 @@ fn a_compaction_whose_snapshot_does_not_match_its_heads_is_skipped_and_nothing_i
     let late = StoreWrite::Append {
         document: id.clone(),
         data: doc.save_after(&saved),
+        heads: doc.get_heads(),
     };
     store.commit(&[late]).unwrap();
 
@@ -212,6 +215,7 @@ fn a_one_mib_snapshot_is_stored_in_parts_of_at_most_64_kib_and_sled_writes_no_bl
                 .commit(&[StoreWrite::Append {
                     document: id.clone(),
                     data: raw,
+                    heads: Vec::new(),
                 }])
                 .unwrap();
             store
@@ -389,4 +393,50 @@ fn opening_a_data_directory_that_is_already_open_is_a_storage_error_not_a_panic(
     drop(first);
     let again = open(dir.path());
     assert!(again.load(&doc_id(8)).unwrap().is_some());
+}
+
+#[test]
+fn heads_are_read_from_the_metadata_record_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path(), &SledOptions::default(), || {
+        coachsync_core::StorageId::new("heads-store").unwrap()
+    })
+    .unwrap();
+    let id = DocumentId::from_random([4; 16]);
+    assert_eq!(store.heads(&id).unwrap(), None, "never stored");
+    let mut doc = automerge::Automerge::new();
+    let mut tx = doc.transaction();
+    automerge::transaction::Transactable::put(&mut tx, automerge::ROOT, "a", 1).unwrap();
+    tx.commit();
+    store
+        .commit(&[StoreWrite::Append {
+            document: id.clone(),
+            data: doc.save(),
+            heads: doc.get_heads(),
+        }])
+        .unwrap();
+    assert_eq!(store.heads(&id).unwrap(), Some(doc.get_heads()));
+    store
+        .commit(&[StoreWrite::Compact {
+            document: id.clone(),
+            snapshot: doc.save(),
+            heads: doc.get_heads(),
+        }])
+        .unwrap();
+    assert_eq!(
+        store.heads(&id).unwrap(),
+        Some(doc.get_heads()),
+        "after compaction"
+    );
+    store
+        .commit(&[StoreWrite::Quarantine {
+            document: id.clone(),
+            reason: "test".into(),
+        }])
+        .unwrap();
+    assert_eq!(
+        store.heads(&id).unwrap(),
+        Some(vec![]),
+        "a quarantined document has none"
+    );
 }

@@ -59,6 +59,13 @@ pub enum DriverMsg {
         /// What was read.
         result: CoreResult<Option<coachsync_core::store::StoredDocument>>,
     },
+    /// A heads read finished.
+    Heads {
+        /// The operation.
+        op: OpId,
+        /// The stored heads.
+        result: CoreResult<Option<Vec<automerge::ChangeHash>>>,
+    },
     /// A group commit finished.
     Committed {
         /// The operations it carried.
@@ -181,6 +188,7 @@ impl Driver {
                 self.engine.handle_disconnect(now, conn);
             }
             DriverMsg::Loaded { op, result } => self.engine.handle_load(now, op, result),
+            DriverMsg::Heads { op, result } => self.engine.handle_heads(now, op, result),
             DriverMsg::Committed { ops, result } => {
                 for op in ops {
                     let result = result.clone().map_err(coachsync_core::Error::Storage);
@@ -258,6 +266,14 @@ impl Driver {
                     let _ = handle.blocking_send(DriverMsg::Loaded { op, result });
                 });
             }
+            Output::LoadHeads { op, document } => {
+                let store = self.store.clone();
+                let handle = self.handle.clone();
+                tokio::task::spawn_blocking(move || {
+                    let result = store.heads(&document);
+                    let _ = handle.blocking_send(DriverMsg::Heads { op, result });
+                });
+            }
             Output::Commit { op, write } => self.worker.submit(StoreJob::Commit(vec![(op, write)])),
             Output::Event(event) => self.on_event(event),
         }
@@ -305,7 +321,11 @@ impl Driver {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
         while self.worker.in_flight() > 0 {
             match tokio::time::timeout_at(deadline, self.inbox.recv()).await {
-                Ok(Some(msg @ (DriverMsg::Committed { .. } | DriverMsg::Loaded { .. }))) => {
+                Ok(Some(
+                    msg @ (DriverMsg::Committed { .. }
+                    | DriverMsg::Loaded { .. }
+                    | DriverMsg::Heads { .. }),
+                )) => {
                     self.handle(msg);
                     self.flush_outputs();
                 }

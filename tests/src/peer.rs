@@ -233,6 +233,10 @@ impl Peer {
                 let loaded = self.store.load(&document);
                 self.engine.handle_load(Instant::now(), op, loaded);
             }
+            Output::LoadHeads { op, document } => {
+                let heads = self.store.heads(&document);
+                self.engine.handle_heads(Instant::now(), op, heads);
+            }
             Output::Commit { op, write } => {
                 let result = self.store.commit(std::slice::from_ref(&write));
                 self.engine.handle_commit(Instant::now(), op, result);

@@ -16,6 +16,7 @@ pub struct Node {
     pub engine: Engine,
     pub store: MemoryStore,
     pub loads: usize,
+    pub heads_reads: usize,
     pub commits: usize,
     pub events: Vec<Event>,
 }
@@ -32,6 +33,7 @@ impl Node {
             engine: Engine::new(config),
             store,
             loads: 0,
+            heads_reads: 0,
             commits: 0,
             events: Vec::new(),
         }
@@ -52,6 +54,11 @@ impl Node {
                         self.loads += 1;
                         let loaded = self.store.load(&document);
                         self.engine.handle_load(now, op, loaded);
+                    }
+                    Output::LoadHeads { op, document } => {
+                        self.heads_reads += 1;
+                        let heads = self.store.heads(&document);
+                        self.engine.handle_heads(now, op, heads);
                     }
                     Output::Commit { op, write } => batch.push((op, write)),
                     Output::Close { conn, reason } => {

@@ -10,6 +10,8 @@
 //!
 //! The length prefix keeps one document's keys from being a prefix of another's.
 
+use automerge::ChangeHash;
+
 use crate::error::{Error, Result};
 use crate::id::{DocumentId, StorageId};
 
@@ -80,9 +82,12 @@ pub struct DocMeta {
     pub chunks: Vec<ChunkRef>,
     /// Why the document was quarantined, if it was.
     pub quarantined: Option<String>,
+    /// The heads of what the chunks hold.
+    pub heads: Vec<ChangeHash>,
 }
 
-const META_VERSION: u8 = 1;
+/// Version 2 added the heads.
+const META_VERSION: u8 = 2;
 
 impl DocMeta {
     /// The incremental chunks (those after the last snapshot): count and bytes.
@@ -124,6 +129,10 @@ impl DocMeta {
             }
             None => out.push(0),
         }
+        out.extend_from_slice(&(self.heads.len() as u32).to_be_bytes());
+        for head in &self.heads {
+            out.extend_from_slice(&head.0);
+        }
         out.extend_from_slice(&(self.chunks.len() as u32).to_be_bytes());
         for c in &self.chunks {
             out.extend_from_slice(&c.seq.to_be_bytes());
@@ -137,7 +146,8 @@ impl DocMeta {
     /// Decode what [`encode`](Self::encode) wrote.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         let mut r = Reader(bytes);
-        if r.u8()? != META_VERSION {
+        let version = r.u8()?;
+        if version != 1 && version != META_VERSION {
             return Err(Error::Storage("unknown document metadata version".into()));
         }
         let next_seq = r.u64()?;
@@ -148,6 +158,14 @@ impl DocMeta {
                 Some(String::from_utf8_lossy(r.take(len)?).into_owned())
             }
         };
+        let mut heads = Vec::new();
+        if version >= 2 {
+            let n = r.u32()? as usize;
+            for _ in 0..n {
+                let bytes: [u8; 32] = r.take(32)?.try_into().expect("32 bytes");
+                heads.push(ChangeHash(bytes));
+            }
+        }
         let n = r.u32()? as usize;
         let mut chunks = Vec::with_capacity(n.min(4096));
         for _ in 0..n {
@@ -162,6 +180,7 @@ impl DocMeta {
             next_seq,
             chunks,
             quarantined,
+            heads,
         })
     }
 }
@@ -236,13 +255,17 @@ fn write_chunk(
 pub(crate) fn apply_write(t: &impl Tables, write: &StoreWrite) -> Result<()> {
     let dk = doc_key(write.document());
     match write {
-        StoreWrite::Append { data, .. } => {
+        StoreWrite::Append { data, heads, .. } => {
             let mut meta = read_meta(t, &dk)?;
             write_chunk(t, &dk, &mut meta, data, false)?;
+            meta.heads = heads.clone();
             t.put(Table::Docs, &dk, &meta.encode())
         }
-        StoreWrite::Compact { snapshot, .. } => {
+        StoreWrite::Compact {
+            snapshot, heads, ..
+        } => {
             let mut meta = read_meta(t, &dk)?;
+            meta.heads = heads.clone();
             for old in std::mem::take(&mut meta.chunks) {
                 for part in 0..old.parts {
                     t.remove(Table::Chunks, &chunk_key(&dk, old.seq, part))?;
@@ -264,6 +287,22 @@ pub(crate) fn apply_write(t: &impl Tables, write: &StoreWrite) -> Result<()> {
             t.put(Table::Docs, &dk, &meta.encode())
         }
     }
+}
+
+/// A document's heads from its metadata record alone.
+pub(crate) fn load_heads(
+    t: &impl Tables,
+    document: &DocumentId,
+) -> Result<Option<Vec<ChangeHash>>> {
+    let Some(meta) = t.get(Table::Docs, &doc_key(document))? else {
+        return Ok(None);
+    };
+    let meta = DocMeta::decode(&meta)?;
+    Ok(Some(if meta.quarantined.is_some() {
+        Vec::new()
+    } else {
+        meta.heads
+    }))
 }
 
 /// Read a whole document: its chunks in order, then the sync states that `scan`
@@ -368,6 +407,7 @@ mod tests {
         meta.add_chunk(&[1; 10], true);
         meta.add_chunk(&[2; 5], false);
         meta.quarantined = Some("does not load".into());
+        meta.heads = vec![ChangeHash([9; 32]), ChangeHash([4; 32])];
         assert_eq!(DocMeta::decode(&meta.encode()).unwrap(), meta);
         assert_eq!(meta.incremental(), (1, 5));
         assert!(DocMeta::decode(&meta.encode()[..5]).is_err());

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::layout::{Table, Tables, apply_write, document_from_key, load_document};
+use super::layout::{Table, Tables, apply_write, document_from_key, load_document, load_heads};
 use super::{Store, StoreWrite, StoredDocument, verify_snapshot};
 use crate::error::Result;
 use crate::id::{DocumentId, StorageId};
@@ -80,6 +80,15 @@ impl Store for MemoryStore {
                 .map(|((_, k), v)| (k.clone(), v.clone()))
                 .collect())
         })
+    }
+
+    fn heads(&self, document: &DocumentId) -> Result<Option<Vec<automerge::ChangeHash>>> {
+        let map = self.lock();
+        let view = Staged {
+            base: &map,
+            overlay: RefCell::default(),
+        };
+        load_heads(&view, document)
     }
 
     fn commit(&self, writes: &[StoreWrite]) -> Result<()> {

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
-use super::layout::{Table, Tables, apply_write, document_from_key, load_document};
+use super::layout::{Table, Tables, apply_write, document_from_key, load_document, load_heads};
 use super::{Store, StoreWrite, StoredDocument, verify_snapshot};
 use crate::error::{Error, Result};
 use crate::id::{DocumentId, StorageId};
@@ -227,6 +227,10 @@ impl Store for SledStore {
                 })
                 .collect()
         })
+    }
+
+    fn heads(&self, document: &DocumentId) -> Result<Option<Vec<automerge::ChangeHash>>> {
+        load_heads(&Plain(self), document)
     }
 
     fn commit(&self, writes: &[StoreWrite]) -> Result<()> {

@@ -38,14 +38,17 @@ struct Conn {
     manifest_sent: Option<HashMap<DocumentId, Vec<ChangeHash>>>,
 }
 
-/// Server: a manifest waiting for some of its documents to load.
+/// Server: a manifest waiting for the stored heads of some of its documents.
 struct PendingManifest {
     conn: ConnId,
     entries: Vec<(DocumentId, HeadsDigest)>,
+    /// Documents whose heads are being read from the store.
+    waiting: HashSet<DocumentId>,
 }
 
 enum PendingOp {
     Load(DocumentId),
+    Heads(DocumentId),
     Append {
         document: DocumentId,
         heads: Vec<ChangeHash>,
@@ -776,6 +779,7 @@ impl Engine {
         let heads = automerge.get_heads();
         let data = automerge.save_after(&doc.saved_heads);
         doc.saved_heads = heads.clone();
+        let stored_heads = heads.clone();
         doc.stored_bytes += data.len();
         let op = self.op(PendingOp::Append {
             document: document.clone(),
@@ -788,6 +792,7 @@ impl Engine {
             write: StoreWrite::Append {
                 document: document.clone(),
                 data,
+                heads: stored_heads,
             },
         });
         self.event(Event::DocumentChanged {
@@ -909,13 +914,53 @@ impl Engine {
     /// Server: a client lists its documents with digests of their heads. Load what is
     /// not in memory, then answer with the documents whose heads differ.
     fn on_manifest(&mut self, now: Instant, conn: ConnId, entries: Vec<(DocumentId, HeadsDigest)>) {
+        let mut waiting = HashSet::new();
         for (document, _) in &entries {
-            match self.docs.get(document).map(|d| &d.content) {
-                None | Some(Content::Evicted) => self.start_load(now, document, Vec::new()),
-                Some(_) => {}
+            // Documents held (in memory or evicted) know their stored heads; for the
+            // rest only the heads are read, not the documents.
+            if !self.docs.contains_key(document) && waiting.insert(document.clone()) {
+                let op = self.op(PendingOp::Heads(document.clone()));
+                self.outputs.push_back(Output::LoadHeads {
+                    op,
+                    document: document.clone(),
+                });
             }
         }
-        self.manifests.push(PendingManifest { conn, entries });
+        self.manifests.push(PendingManifest {
+            conn,
+            entries,
+            waiting,
+        });
+        self.finish_manifests();
+        self.arm_tick(now);
+    }
+
+    /// The result of an [`Output::LoadHeads`].
+    pub fn handle_heads(
+        &mut self,
+        now: Instant,
+        op: OpId,
+        result: Result<Option<Vec<ChangeHash>>>,
+    ) {
+        let Some(PendingOp::Heads(document)) = self.ops.remove(&op) else {
+            return;
+        };
+        match result {
+            Ok(Some(heads)) if !heads.is_empty() => {
+                // Stored and not in memory: what an evicted document is.
+                self.docs.entry(document.clone()).or_insert_with(|| {
+                    let mut doc = DocState::new(Content::Evicted, now);
+                    doc.saved_heads = heads.clone();
+                    doc.durable_heads = heads;
+                    doc
+                });
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(%document, error = %e, "reading stored heads failed"),
+        }
+        for manifest in &mut self.manifests {
+            manifest.waiting.remove(&document);
+        }
         self.finish_manifests();
     }
 
@@ -924,12 +969,13 @@ impl Engine {
         let (waiting, ready): (Vec<_>, Vec<_>) = std::mem::take(&mut self.manifests)
             .into_iter()
             .partition(|m| {
-                m.entries.iter().any(|(d, _)| {
-                    matches!(
-                        self.docs.get(d).map(|d| &d.content),
-                        Some(Content::Loading { .. })
-                    )
-                })
+                !m.waiting.is_empty()
+                    || m.entries.iter().any(|(d, _)| {
+                        matches!(
+                            self.docs.get(d).map(|d| &d.content),
+                            Some(Content::Loading { .. })
+                        )
+                    })
             });
         self.manifests = waiting;
         for manifest in ready {
@@ -951,7 +997,7 @@ impl Engine {
                 continue;
             };
             // Only stored heads count: the client may treat these documents as safe.
-            let same = matches!(doc.content, Content::Ready(_))
+            let same = matches!(doc.content, Content::Ready(_) | Content::Evicted)
                 && doc.is_durable()
                 && !doc.durable_heads.is_empty()
                 && heads_digest(&doc.durable_heads) == digest;
@@ -1171,7 +1217,7 @@ impl Engine {
             (PendingOp::Other, Err(e)) => {
                 tracing::warn!(error = %e, "a store write failed");
             }
-            (PendingOp::Other | PendingOp::Load(_), _) => {}
+            (PendingOp::Other | PendingOp::Load(_) | PendingOp::Heads(_), _) => {}
         }
     }
 
