@@ -1008,9 +1008,13 @@ impl Engine {
             let heads = doc.durable_heads.clone();
             if let Some(ps) = doc.peers.get_mut(&conn) {
                 ps.state.shared_heads = heads.clone();
-                ps.state.their_heads = Some(heads);
+                ps.state.their_heads = Some(heads.clone());
+                // Not written back: the next manifest proves these heads again, and a
+                // stored state that lags only costs a longer exchange if the client
+                // ever syncs without one. Writing would cost a store write per
+                // document on every reconnect.
+                ps.persisted_heads = heads;
             }
-            self.persist_sync_state(&document, conn);
         }
         self.send(
             conn,
