@@ -404,6 +404,17 @@ fn seeds() -> Vec<u64> {
     }
 }
 
+/// A simulation with every client connected and holding one shared document.
+fn connected_with_shared_document(seed: u64, clients: usize) -> (Sim, DocumentId) {
+    let mut sim = Sim::new(seed, clients);
+    for i in 0..clients {
+        sim.connect(i, Faults::default());
+    }
+    sim.run();
+    let doc = shared_document(&mut sim);
+    (sim, doc)
+}
+
 /// Client 0 creates a document and syncs it; every client then finds it.
 fn shared_document(sim: &mut Sim) -> DocumentId {
     let now = sim.now;
@@ -429,12 +440,7 @@ fn shared_document(sim: &mut Sim) -> DocumentId {
 #[test]
 fn offline_concurrent_edits_converge_through_the_server() {
     for seed in seeds() {
-        let mut sim = Sim::new(seed, 3);
-        for i in 0..3 {
-            sim.connect(i, Faults::default());
-        }
-        sim.run();
-        let doc = shared_document(&mut sim);
+        let (mut sim, doc) = connected_with_shared_document(seed, 3);
         for i in 0..3 {
             sim.disconnect(i);
         }
@@ -503,11 +509,7 @@ fn dropped_duplicated_and_reordered_messages_converge_after_reconnect() {
         reorder: 0.2,
     };
     for seed in seeds() {
-        let mut sim = Sim::new(seed, 2);
-        sim.connect(0, Faults::default());
-        sim.connect(1, Faults::default());
-        sim.run();
-        let doc = shared_document(&mut sim);
+        let (mut sim, doc) = connected_with_shared_document(seed, 2);
         sim.disconnect(0);
         sim.disconnect(1);
         sim.connect(0, faults);
@@ -552,11 +554,7 @@ fn dropped_duplicated_and_reordered_messages_converge_after_reconnect() {
 #[test]
 fn lost_messages_are_recovered_by_the_stall_timer_without_reconnecting() {
     for seed in seeds() {
-        let mut sim = Sim::new(seed, 2);
-        sim.connect(0, Faults::default());
-        sim.connect(1, Faults::default());
-        sim.run();
-        let doc = shared_document(&mut sim);
+        let (mut sim, doc) = connected_with_shared_document(seed, 2);
         // Client 0's link now loses everything, for a while.
         sim.links
             .iter_mut()
@@ -667,12 +665,7 @@ fn a_new_connection_from_the_same_peer_replaces_the_old_one() {
 
 #[test]
 fn ephemeral_messages_are_relayed_with_sender_session_and_count_unchanged() {
-    let mut sim = Sim::new(11, 3);
-    for i in 0..3 {
-        sim.connect(i, Faults::default());
-    }
-    sim.run();
-    let doc = shared_document(&mut sim);
+    let (mut sim, doc) = connected_with_shared_document(11, 3);
     sim.clients[0]
         .engine
         .broadcast(&doc, "session-a", 1u64 << 40, vec![0xa1, 0x01, 0x02]);
@@ -807,12 +800,7 @@ impl Sim {
 #[test]
 fn every_client_hears_that_its_changes_are_stored_after_a_simultaneous_reconnect() {
     for seed in seeds() {
-        let mut sim = Sim::new(seed, 3);
-        for i in 0..3 {
-            sim.connect(i, Faults::default());
-        }
-        sim.run();
-        let doc = shared_document(&mut sim);
+        let (mut sim, doc) = connected_with_shared_document(seed, 3);
         for i in 0..3 {
             sim.disconnect(i);
             put(&mut sim, i, &doc, &format!("offline-{i}"), i as i64);
@@ -841,11 +829,7 @@ fn every_client_hears_that_its_changes_are_stored_after_a_simultaneous_reconnect
 
 #[test]
 fn an_idle_connection_stays_quiet() {
-    let mut sim = Sim::new(19, 2);
-    sim.connect(0, Faults::default());
-    sim.connect(1, Faults::default());
-    sim.run();
-    let doc = shared_document(&mut sim);
+    let (mut sim, doc) = connected_with_shared_document(19, 2);
     put(&mut sim, 1, &doc, "more", 2);
     sim.run();
     let frames = sim.frames_to_client + sim.frames_to_server;
@@ -868,11 +852,7 @@ fn an_idle_connection_stays_quiet() {
 
 #[test]
 fn documents_that_left_a_clients_memory_still_sync_when_it_reconnects() {
-    let mut sim = Sim::new(23, 2);
-    sim.connect(0, Faults::default());
-    sim.connect(1, Faults::default());
-    sim.run();
-    let doc = shared_document(&mut sim);
+    let (mut sim, doc) = connected_with_shared_document(23, 2);
     sim.disconnect(0);
     put(&mut sim, 0, &doc, "offline", 9);
     sim.run();
@@ -906,11 +886,7 @@ fn a_peer_is_told_its_changes_are_stored_even_when_it_caught_up_while_the_store_
     // server while the server's store is busy, and before the server answers, the
     // client (having merged another peer's change) names the server's new heads.
     // automerge then takes the exchange as finished; the server must answer anyway.
-    let mut sim = Sim::new(29, 2);
-    sim.connect(0, Faults::default());
-    sim.connect(1, Faults::default());
-    sim.run();
-    let doc = shared_document(&mut sim);
+    let (mut sim, doc) = connected_with_shared_document(29, 2);
     sim.hold(1, true);
     put(&mut sim, 1, &doc, "bob", 2);
     sim.run();
@@ -1001,11 +977,7 @@ fn a_reconnect_syncs_only_the_documents_that_changed_through_one_manifest() {
 
 #[test]
 fn after_a_manifest_reconnect_the_server_still_pushes_other_peers_changes() {
-    let mut sim = Sim::new(31, 2);
-    sim.connect(0, Faults::default());
-    sim.connect(1, Faults::default());
-    sim.run();
-    let doc = shared_document(&mut sim);
+    let (mut sim, doc) = connected_with_shared_document(31, 2);
     // Client 1 reconnects with nothing new: the manifest says its copy is current.
     sim.disconnect(1);
     sim.connect(1, Faults::default());
@@ -1021,11 +993,7 @@ fn after_a_manifest_reconnect_the_server_still_pushes_other_peers_changes() {
 
 #[test]
 fn after_a_server_restart_a_manifest_reconnect_reads_heads_loads_nothing_and_still_gets_pushes() {
-    let mut sim = Sim::new(37, 2);
-    sim.connect(0, Faults::default());
-    sim.connect(1, Faults::default());
-    sim.run();
-    let doc = shared_document(&mut sim);
+    let (mut sim, doc) = connected_with_shared_document(37, 2);
     sim.disconnect(0);
     sim.disconnect(1);
     // The server restarts: a new engine over the same store.

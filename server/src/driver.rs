@@ -258,25 +258,26 @@ impl Driver {
                     });
                 }
             }
-            Output::Load { op, document } => {
-                let store = self.store.clone();
-                let handle = self.handle.clone();
-                tokio::task::spawn_blocking(move || {
-                    let result = store.load(&document);
-                    let _ = handle.blocking_send(DriverMsg::Loaded { op, result });
-                });
-            }
-            Output::LoadHeads { op, document } => {
-                let store = self.store.clone();
-                let handle = self.handle.clone();
-                tokio::task::spawn_blocking(move || {
-                    let result = store.heads(&document);
-                    let _ = handle.blocking_send(DriverMsg::Heads { op, result });
-                });
-            }
+            Output::Load { op, document } => self.read(move |store| DriverMsg::Loaded {
+                op,
+                result: store.load(&document),
+            }),
+            Output::LoadHeads { op, document } => self.read(move |store| DriverMsg::Heads {
+                op,
+                result: store.heads(&document),
+            }),
             Output::Commit { op, write } => self.worker.submit(StoreJob::Commit(vec![(op, write)])),
             Output::Event(event) => self.on_event(event),
         }
+    }
+
+    /// Run a store read on the blocking pool; its result comes back as a message.
+    fn read(&self, read: impl FnOnce(&dyn Store) -> DriverMsg + Send + 'static) {
+        let store = self.store.clone();
+        let handle = self.handle.clone();
+        tokio::task::spawn_blocking(move || {
+            let _ = handle.blocking_send(read(&*store));
+        });
     }
 
     fn on_event(&self, event: Event) {
