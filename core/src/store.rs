@@ -113,6 +113,10 @@ pub trait Store: Send + Sync + 'static {
     /// The IDs of every stored document.
     fn document_ids(&self) -> Result<Vec<DocumentId>>;
 
+    /// Every stored document with its heads (none for a quarantined one), read from
+    /// the per-document records alone: what a device registers when it starts.
+    fn stored_heads(&self) -> Result<Vec<(DocumentId, Vec<ChangeHash>)>>;
+
     /// This store's own storage ID, created once and kept.
     fn storage_id(&self) -> StorageId;
 }

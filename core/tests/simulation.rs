@@ -1016,3 +1016,45 @@ fn after_a_server_restart_a_manifest_reconnect_reads_heads_loads_nothing_and_sti
         "pushed to the other client"
     );
 }
+
+#[test]
+fn an_edit_stored_before_a_client_restart_reaches_the_server_without_being_opened() {
+    for seed in seeds().into_iter().take(6) {
+        let (mut sim, doc) = connected_with_shared_document(seed, 2);
+        let mut others = Vec::new();
+        for i in 0..20 {
+            let now = sim.now;
+            let other = sim.clients[0].engine.create_document(now, sim.rng.random());
+            put(&mut sim, 0, &other, "i", i);
+            others.push(other);
+        }
+        sim.run();
+        sim.disconnect(0);
+        put(&mut sim, 0, &doc, "offline", 8);
+        sim.run();
+        // The app closes: the client engine is gone, its store stays. It starts again
+        // and registers what the store holds, opening nothing.
+        let config = sim.clients[0].engine.config().clone();
+        sim.clients[0].engine = Engine::new(config);
+        let stored = sim.clients[0].store.stored_heads().unwrap();
+        let now = sim.now;
+        sim.clients[0].engine.register_stored(now, stored);
+        let loads = sim.clients[0].loads;
+        sim.connect(0, Faults::default());
+        sim.run();
+        assert_eq!(
+            value(&sim, 1, &doc, "offline"),
+            Some(8),
+            "seed {seed}: the edit reached the other client"
+        );
+        assert!(
+            sim.server_covers(0, &doc),
+            "seed {seed}: the client knows the server has it"
+        );
+        assert_eq!(
+            sim.clients[0].loads - loads,
+            1,
+            "seed {seed}: only the changed document was loaded"
+        );
+    }
+}

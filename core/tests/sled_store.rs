@@ -416,6 +416,10 @@ fn heads_are_read_from_the_metadata_record_alone() {
         }])
         .unwrap();
     assert_eq!(store.heads(&id).unwrap(), Some(doc.get_heads()));
+    assert_eq!(
+        store.stored_heads().unwrap(),
+        vec![(id.clone(), doc.get_heads())]
+    );
     store
         .commit(&[StoreWrite::Compact {
             document: id.clone(),
@@ -439,4 +443,5 @@ fn heads_are_read_from_the_metadata_record_alone() {
         Some(vec![]),
         "a quarantined document has none"
     );
+    assert_eq!(store.stored_heads().unwrap(), vec![(id, vec![])]);
 }

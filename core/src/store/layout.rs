@@ -289,20 +289,24 @@ pub(crate) fn apply_write(t: &impl Tables, write: &StoreWrite) -> Result<()> {
     }
 }
 
+/// The heads in an encoded metadata record (none when quarantined).
+pub(crate) fn heads_of(meta: &[u8]) -> Result<Vec<ChangeHash>> {
+    let meta = DocMeta::decode(meta)?;
+    Ok(if meta.quarantined.is_some() {
+        Vec::new()
+    } else {
+        meta.heads
+    })
+}
+
 /// A document's heads from its metadata record alone.
 pub(crate) fn load_heads(
     t: &impl Tables,
     document: &DocumentId,
 ) -> Result<Option<Vec<ChangeHash>>> {
-    let Some(meta) = t.get(Table::Docs, &doc_key(document))? else {
-        return Ok(None);
-    };
-    let meta = DocMeta::decode(&meta)?;
-    Ok(Some(if meta.quarantined.is_some() {
-        Vec::new()
-    } else {
-        meta.heads
-    }))
+    t.get(Table::Docs, &doc_key(document))?
+        .map(|meta| heads_of(&meta))
+        .transpose()
 }
 
 /// Read a whole document: its chunks in order, then the sync states that `scan`

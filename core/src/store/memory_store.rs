@@ -5,7 +5,9 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::layout::{Table, Tables, apply_write, document_from_key, load_document, load_heads};
+use super::layout::{
+    Table, Tables, apply_write, document_from_key, heads_of, load_document, load_heads,
+};
 use super::{Store, StoreWrite, StoredDocument, verify_snapshot};
 use crate::error::Result;
 use crate::id::{DocumentId, StorageId};
@@ -125,6 +127,14 @@ impl Store for MemoryStore {
             .keys()
             .filter(|(t, _)| *t == Table::Docs)
             .map(|(_, k)| document_from_key(k))
+            .collect()
+    }
+
+    fn stored_heads(&self) -> Result<Vec<(DocumentId, Vec<automerge::ChangeHash>)>> {
+        self.lock()
+            .iter()
+            .filter(|((t, _), _)| *t == Table::Docs)
+            .map(|((_, k), v)| Ok((document_from_key(k)?, heads_of(v)?)))
             .collect()
     }
 

@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
-use super::layout::{Table, Tables, apply_write, document_from_key, load_document, load_heads};
+use super::layout::{
+    Table, Tables, apply_write, document_from_key, heads_of, load_document, load_heads,
+};
 use super::{Store, StoreWrite, StoredDocument, verify_snapshot};
 use crate::error::{Error, Result};
 use crate::id::{DocumentId, StorageId};
@@ -280,6 +282,16 @@ impl Store for SledStore {
             .iter()
             .keys()
             .map(|k| document_from_key(&k?))
+            .collect()
+    }
+
+    fn stored_heads(&self) -> Result<Vec<(DocumentId, Vec<automerge::ChangeHash>)>> {
+        self.docs
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok((document_from_key(&k)?, heads_of(&v)?))
+            })
             .collect()
     }
 

@@ -1107,6 +1107,23 @@ impl Engine {
                 doc.stored_bytes = stored.data.len();
                 doc.incremental_chunks = stored.incremental_chunks;
                 doc.persisted = stored.sync_states.into_iter().collect();
+                // Peers attached before the document was loaded started from nothing;
+                // give them the sync state persisted for their storage.
+                for (conn, ps) in &mut doc.peers {
+                    let fresh = ps.state.shared_heads.is_empty() && ps.state.their_heads.is_none();
+                    let storage = match self.conns.get(conn).map(|c| &c.phase) {
+                        Some(ConnPhase::Ready {
+                            storage_id: Some(storage),
+                            ..
+                        }) => Some(storage),
+                        _ => None,
+                    };
+                    if let Some(saved) = storage.and_then(|s| doc.persisted.get(s))
+                        && fresh
+                    {
+                        *ps = PeerSync::new(Some(saved));
+                    }
+                }
                 if let Some(reason) = stored.quarantined {
                     tracing::warn!(%document, %reason, "document is quarantined");
                     doc.content = Content::Quarantined;
@@ -1394,6 +1411,29 @@ impl Engine {
             .collect();
         conns.sort();
         conns
+    }
+
+    /// Client: take over documents already in the local store (from
+    /// [`Store::stored_heads`](crate::store::Store::stored_heads)) without loading
+    /// them, so that the next connection syncs every one whose heads the server lacks:
+    /// the outbox survives a restart.
+    pub fn register_stored(
+        &mut self,
+        now: Instant,
+        documents: impl IntoIterator<Item = (DocumentId, Vec<ChangeHash>)>,
+    ) {
+        for (document, heads) in documents {
+            if heads.is_empty() {
+                continue;
+            }
+            self.docs.entry(document).or_insert_with(|| {
+                let mut doc = DocState::new(Content::Evicted, now);
+                doc.saved_heads = heads.clone();
+                doc.durable_heads = heads;
+                doc.wanted = true;
+                doc
+            });
+        }
     }
 
     /// Client: open a document, from the local store or else from the server.
