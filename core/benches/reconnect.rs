@@ -30,6 +30,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 const DOCUMENTS: usize = 1_000;
+/// Documents changed offline in the `ten_changed` cases.
+const CHANGED: usize = 10;
 
 struct Setup {
     now: Instant,
@@ -37,6 +39,7 @@ struct Setup {
     client: Node,
     docs: Vec<DocumentId>,
     next_conn: u64,
+    round: i64,
 }
 
 impl Setup {
@@ -83,6 +86,7 @@ impl Setup {
             client,
             docs,
             next_conn: 1,
+            round: 0,
         };
         setup.check_synced();
         setup
@@ -131,6 +135,26 @@ impl Setup {
         self.now += self.server.engine.config().evict_after + Duration::from_secs(1);
         self.server.engine.handle_timeout(self.now);
         assert_eq!(self.server.engine.loaded_documents(), 0, "evicted");
+    }
+
+    /// While disconnected, the client changes the first `n` documents (stored
+    /// locally, as a device stores every edit).
+    fn change_offline(&mut self, n: usize) {
+        self.round += 1;
+        let round = self.round;
+        self.now += Duration::from_millis(1);
+        for doc in self.docs.iter().take(n) {
+            self.client
+                .engine
+                .change(self.now, doc, |tx| {
+                    tx.put(ROOT, "minutes", round)?;
+                    Ok(())
+                })
+                .unwrap();
+        }
+        let mut none = std::collections::VecDeque::new();
+        self.client.pump(self.now, &mut none);
+        assert!(none.is_empty(), "nothing is sent while disconnected");
     }
 
     /// One reconnect, start to quiet, and the disconnect after it.
@@ -230,6 +254,34 @@ fn bench_reconnect(c: &mut Criterion) {
             total
         })
     });
+
+    // 10 of the 1,000 documents changed offline: the device's everyday reconnect.
+    for (case, manifest) in [("ten_changed_per_document", false), ("ten_changed", true)] {
+        let mut setup = Setup::new(manifest);
+        setup.change_offline(CHANGED);
+        let wire = setup.reconnect();
+        eprintln!(
+            "reconnect/{case}: {DOCUMENTS} documents, {CHANGED} changed offline: {} B on the wire \
+             (client→server {} frames {} B, server→client {} frames {} B)",
+            wire.bytes(),
+            wire.frames_to_server,
+            wire.bytes_to_server,
+            wire.frames_to_client,
+            wire.bytes_to_client,
+        );
+        group.bench_function(case, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    setup.change_offline(CHANGED);
+                    let started = Instant::now();
+                    setup.reconnect();
+                    total += started.elapsed();
+                }
+                total
+            })
+        });
+    }
     group.finish();
 }
 
