@@ -423,6 +423,29 @@ impl LossyFs {
         // A panic while holding the lock would only come from a bug here; carry on.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// `unlink` and `rmdir`: remove a name from the backing directory at once, as
+    /// every metadata operation here is.
+    fn remove_name(
+        &self,
+        parent: INodeNo,
+        name: &OsStr,
+        reply: ReplyEmpty,
+        remove: impl FnOnce(&Path) -> std::io::Result<()>,
+    ) {
+        let mut st = self.state();
+        let result = st.child_path(parent.0, name).and_then(|rel| {
+            let path = st.backing_path(&rel);
+            let meta = std::fs::symlink_metadata(&path).map_err(|e| errno(&e))?;
+            remove(&path).map_err(|e| errno(&e))?;
+            st.name_removed(&rel, &meta);
+            Ok(())
+        });
+        match result {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
 }
 
 fn open_options(flags: i32) -> (OpenOptions, bool) {
@@ -610,33 +633,11 @@ impl Filesystem for LossyFs {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let mut st = self.state();
-        let result = st.child_path(parent.0, name).and_then(|rel| {
-            let path = st.backing_path(&rel);
-            let meta = std::fs::symlink_metadata(&path).map_err(|e| errno(&e))?;
-            std::fs::remove_file(&path).map_err(|e| errno(&e))?;
-            st.name_removed(&rel, &meta);
-            Ok(())
-        });
-        match result {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        self.remove_name(parent, name, reply, |path| std::fs::remove_file(path));
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let mut st = self.state();
-        let result = st.child_path(parent.0, name).and_then(|rel| {
-            let path = st.backing_path(&rel);
-            let meta = std::fs::symlink_metadata(&path).map_err(|e| errno(&e))?;
-            std::fs::remove_dir(&path).map_err(|e| errno(&e))?;
-            st.name_removed(&rel, &meta);
-            Ok(())
-        });
-        match result {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        self.remove_name(parent, name, reply, |path| std::fs::remove_dir(path));
     }
 
     fn symlink(
