@@ -64,6 +64,43 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A JSON edit of a document that does not fit the document's shape. Nothing was
+    /// written.
+    #[error("cannot {action} {path}: {reason}")]
+    Edit {
+        /// The operation, such as `set` or `push`.
+        action: &'static str,
+        /// The path, as written by its `Display`, cut to a printable length.
+        path: String,
+        /// What is in the way.
+        reason: String,
+    },
+    /// A dot path that does not parse.
+    #[error("invalid path '{path}': {reason}")]
+    InvalidPath {
+        /// What was given, cut to a printable length.
+        path: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// JSON that cannot become (part of) a document, such as a root that is not an object.
+    #[error("invalid json: {0}")]
+    InvalidJson(String),
+    /// A setting that cannot work.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The device was closed.
+    #[error("the device is closed")]
+    Closed,
+    /// A document this device does not hold.
+    #[error("no document {0} on this device")]
+    UnknownDocument(String),
+    /// The server does not have a document that was asked for.
+    #[error("the server does not have document {0}")]
+    Unavailable(String),
+    /// Something that needs a server, on a device without one.
+    #[error("no server is configured")]
+    NoServer,
     /// A configured limit was hit.
     #[error("{what} of {actual} bytes is over the limit of {limit} bytes")]
     TooLarge {

@@ -1,12 +1,15 @@
 //! The shared core of coachsync: identifiers, the automerge-repo wire protocol, the
-//! sans-IO sync engine and storage.
+//! sans-IO sync engine, storage, the JSON bridge and the device runtime.
 
+pub mod device;
 pub mod error;
 pub mod id;
+pub mod json;
 pub mod protocol;
 pub mod store;
 pub mod sync;
 
+pub use device::{Device, DeviceConfig, DocumentStatus, Status};
 pub use error::{Error, Result};
 pub use id::{AutomergeUrl, DocumentId, PeerId, StorageId};
 pub use protocol::{Message, PeerMetadata, SyncEnvelope};

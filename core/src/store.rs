@@ -14,6 +14,7 @@
 mod layout;
 mod memory_store;
 mod sled_store;
+mod store_worker;
 
 use automerge::ChangeHash;
 
@@ -23,6 +24,7 @@ use crate::id::{DocumentId, StorageId};
 pub use layout::{DocMeta, MAX_VALUE_BYTES, Table};
 pub use memory_store::MemoryStore;
 pub use sled_store::{SEGMENT_SIZE, SledOptions, SledStore};
+pub use store_worker::{CommitReport, StoreWorker};
 
 /// A document as read from a store.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -80,16 +82,25 @@ pub enum StoreWrite {
         /// Why, for the operator.
         reason: String,
     },
+    /// Set a small record of the application's own (a device keeps what its server
+    /// confirmed here), written in order with the document writes around it.
+    Meta {
+        /// The record's key.
+        key: String,
+        /// Its new value.
+        value: Vec<u8>,
+    },
 }
 
 impl StoreWrite {
-    /// The document the write is about.
-    pub fn document(&self) -> &DocumentId {
+    /// The document the write is about, if it is about one.
+    pub fn document(&self) -> Option<&DocumentId> {
         match self {
             StoreWrite::Append { document, .. }
             | StoreWrite::Compact { document, .. }
             | StoreWrite::SyncState { document, .. }
-            | StoreWrite::Quarantine { document, .. } => document,
+            | StoreWrite::Quarantine { document, .. } => Some(document),
+            StoreWrite::Meta { .. } => None,
         }
     }
 }
@@ -119,6 +130,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// This store's own storage ID, created once and kept.
     fn storage_id(&self) -> StorageId;
+
+    /// Every record written with [`StoreWrite::Meta`] whose key starts with
+    /// `prefix`, in key order.
+    fn meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
 }
 
 /// Check a compaction before it replaces anything: the snapshot must load, and to

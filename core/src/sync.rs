@@ -159,6 +159,17 @@ pub enum Event {
         /// Heads now on disk.
         heads: Vec<ChangeHash>,
     },
+    /// Client: the server reported the heads it holds of a document, in a sync
+    /// message or by confirming a manifest entry. A server announces only heads it
+    /// has stored, so these are what the server would still have after a crash.
+    PeerHeads {
+        /// The document.
+        document: DocumentId,
+        /// The connection.
+        conn: ConnId,
+        /// The peer's heads.
+        heads: Vec<ChangeHash>,
+    },
     /// A peer said it cannot provide a document we asked for.
     DocumentUnavailable {
         /// The document.

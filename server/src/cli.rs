@@ -19,6 +19,76 @@ pub struct Cli {
 pub enum Command {
     /// Run the sync server.
     Serve(ServeArgs),
+    /// A terminal device: its own local store, synced with a server on request.
+    Device(DeviceArgs),
+}
+
+/// Flags of `coachsync device`.
+#[derive(Debug, Args, Clone)]
+pub struct DeviceArgs {
+    /// The device's data directory; created if missing.
+    #[arg(
+        long,
+        env = "COACHSYNC_DEVICE_DIR",
+        default_value = "./coachsync-device"
+    )]
+    pub data_dir: PathBuf,
+
+    /// The server's WebSocket URL, for `sync` and `fetch`.
+    #[arg(long, env = "COACHSYNC_SERVER")]
+    pub server: Option<String>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: DeviceCommand,
+}
+
+/// The device's subcommands. Edits are stored offline; only `sync` and `fetch`
+/// reach the server.
+#[derive(Debug, Subcommand, Clone)]
+pub enum DeviceCommand {
+    /// Store a new document holding the JSON object read from stdin; print its URL.
+    Create,
+    /// Print a document as JSON.
+    Show {
+        /// The document's `automerge:` URL.
+        url: String,
+    },
+    /// Set the value at a dot path (`title`, `lookFors.engagement`, `notes.2`).
+    Set {
+        /// The document's `automerge:` URL.
+        url: String,
+        /// Where, as a dot path; `\.` is a dot inside a key.
+        path: String,
+        /// The value, as JSON (a string needs its quotes: '"text"').
+        json: String,
+    },
+    /// Append a value to the list at a dot path (a missing key becomes a list).
+    Push {
+        /// The document's `automerge:` URL.
+        url: String,
+        /// Where, as a dot path.
+        path: String,
+        /// The value, as JSON.
+        json: String,
+    },
+    /// Get a document from the server into the local store.
+    Fetch {
+        /// The document's `automerge:` URL.
+        url: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+    /// Print one line per document: URL, status, last sync time.
+    Status,
+    /// Send every local change to the server and get the server's; exit 0 once
+    /// every document is safe on the server.
+    Sync {
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
 }
 
 /// Flags of `coachsync serve`.

@@ -1,20 +1,17 @@
 //! The driver: one task that owns the sync engine, feeds it frames, timers and store
 //! results, and carries out what it asks for.
 
-mod store_worker;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use coachsync_core::store::Store;
+use coachsync_core::store::{Store, StoreWorker};
 use coachsync_core::sync::{ConnId, Engine, EngineConfig, Event, OpId, Output, Role};
 use coachsync_core::{PeerId, Result as CoreResult};
 use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use store_worker::{StoreJob, StoreWorker};
 
 /// What a connection task gets from the driver.
 #[derive(Debug)]
@@ -107,12 +104,23 @@ impl Driver {
         // Inputs queue here; a bound keeps a flood of frames from growing memory
         // without limit (readers wait instead).
         let (handle, inbox) = mpsc::channel(1024);
-        let worker = StoreWorker::start(
-            store.clone(),
-            handle.clone(),
-            metrics.clone(),
-            config.group_commit,
-        );
+        let worker = {
+            let driver = handle.clone();
+            let metrics = metrics.clone();
+            StoreWorker::start(store.clone(), config.group_commit, move |report| {
+                metrics
+                    .store_write_seconds
+                    .observe(report.elapsed.as_secs_f64());
+                metrics.store_batch_writes.observe(report.writes as f64);
+                if report.result.is_ok() {
+                    metrics.fsyncs.inc();
+                }
+                let _ = driver.blocking_send(DriverMsg::Committed {
+                    ops: report.ops,
+                    result: report.result,
+                });
+            })
+        };
         (
             Self {
                 engine: Engine::new(engine_config),
@@ -211,15 +219,14 @@ impl Driver {
                 }
                 other => {
                     if !batch.is_empty() {
-                        self.worker
-                            .submit(StoreJob::Commit(std::mem::take(&mut batch)));
+                        self.worker.submit(std::mem::take(&mut batch));
                     }
                     self.act(other);
                 }
             }
         }
         if !batch.is_empty() {
-            self.worker.submit(StoreJob::Commit(batch));
+            self.worker.submit(batch);
         }
     }
 
@@ -266,7 +273,7 @@ impl Driver {
                 op,
                 result: store.heads(&document),
             }),
-            Output::Commit { op, write } => self.worker.submit(StoreJob::Commit(vec![(op, write)])),
+            Output::Commit { op, write } => self.worker.submit(vec![(op, write)]),
             Output::Event(event) => self.on_event(event),
         }
     }
@@ -301,6 +308,7 @@ impl Driver {
             }
             Event::DocumentChanged { .. }
             | Event::DocumentStored { .. }
+            | Event::PeerHeads { .. }
             | Event::DocumentUnavailable { .. }
             | Event::Ephemeral { .. } => {}
         }

@@ -20,6 +20,9 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// A command was given input it cannot use.
+    #[error("{0}")]
+    Usage(String),
     /// Serving failed.
     #[error("server: {0}")]
     Io(#[from] std::io::Error),

@@ -1,7 +1,9 @@
 //! The `coachsync` binary.
 
 use clap::Parser;
-use coachsync_server::cli::{Cli, Command};
+use std::io::Write;
+
+use coachsync_server::cli::{Cli, Command, ServeArgs};
 use coachsync_server::{Config, Server};
 use tracing_subscriber::EnvFilter;
 
@@ -12,24 +14,44 @@ use tracing_subscriber::EnvFilter;
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    // A device command's output is its answer: only warnings go to the log there.
+    let default_filter = match cli.command {
+        Command::Serve(_) => "info,automerge=warn",
+        Command::Device(_) => "warn",
+    };
     let filter = EnvFilter::try_from_env("COACHSYNC_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         // automerge instruments its loads with info-level spans; formatting them
         // costs a noticeable share of the server's CPU.
-        .unwrap_or_else(|_| EnvFilter::new("info,automerge=warn"));
+        .unwrap_or_else(|_| EnvFilter::new(default_filter));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Serve(args) => {
-            let config = Config::from_args(&args)?;
-            let server = Server::bind(config).await?;
-            server.run(coachsync_server::shutdown::signal()).await?;
+    let result = match cli.command {
+        Command::Serve(args) => serve(&args).await,
+        Command::Device(args) => {
+            let mut out = std::io::stdout().lock();
+            coachsync_server::device_cli::run(args, std::io::stdin(), &mut out)
+                .await
+                .map_err(anyhow::Error::from)
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "coachsync: {e:#}");
+            std::process::ExitCode::FAILURE
         }
     }
+}
+
+async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    let config = Config::from_args(args)?;
+    let server = Server::bind(config).await?;
+    server.run(coachsync_server::shutdown::signal()).await?;
     Ok(())
 }

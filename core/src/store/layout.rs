@@ -5,6 +5,7 @@
 //! docs         <doc key>                         -> DocMeta
 //! chunks       <doc key> <seq: u64 BE> <part: u32 BE> -> at most MAX_VALUE_BYTES
 //! sync_states  <doc key> <storage id utf-8>      -> sync::State::encode()
+//! meta         <key utf-8>                       -> the application's own records
 //! <doc key> = <id length: u16 BE> <id bytes>
 //! ```
 //!
@@ -220,6 +221,8 @@ pub enum Table {
     Chunks,
     /// Persisted sync states.
     SyncStates,
+    /// The application's own records.
+    Meta,
 }
 
 /// Point reads and writes over the tables, as a store's transaction offers them.
@@ -253,7 +256,7 @@ fn write_chunk(
 /// Apply one write inside a transaction. A compaction must have been verified
 /// (see `verify_snapshot`) before it gets here.
 pub(crate) fn apply_write(t: &impl Tables, write: &StoreWrite) -> Result<()> {
-    let dk = doc_key(write.document());
+    let dk = write.document().map(doc_key).unwrap_or_default();
     match write {
         StoreWrite::Append { data, heads, .. } => {
             let mut meta = read_meta(t, &dk)?;
@@ -286,6 +289,7 @@ pub(crate) fn apply_write(t: &impl Tables, write: &StoreWrite) -> Result<()> {
             meta.quarantined = Some(reason.clone());
             t.put(Table::Docs, &dk, &meta.encode())
         }
+        StoreWrite::Meta { key, value } => t.put(Table::Meta, key.as_bytes(), value),
     }
 }
 

@@ -130,6 +130,15 @@ impl Store for MemoryStore {
             .collect()
     }
 
+    fn meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        Ok(self
+            .lock()
+            .range((Table::Meta, prefix.as_bytes().to_vec())..)
+            .take_while(|((t, k), _)| *t == Table::Meta && k.starts_with(prefix.as_bytes()))
+            .map(|((_, k), v)| (String::from_utf8_lossy(k).into_owned(), v.clone()))
+            .collect())
+    }
+
     fn stored_heads(&self) -> Result<Vec<(DocumentId, Vec<automerge::ChangeHash>)>> {
         self.lock()
             .iter()

@@ -52,6 +52,7 @@ pub struct SledStore {
     docs: sled::Tree,
     chunks: sled::Tree,
     sync_states: sled::Tree,
+    meta: sled::Tree,
     db_file: File,
     storage_id: StorageId,
 }
@@ -105,6 +106,7 @@ impl SledStore {
         let docs = db.open_tree("docs")?;
         let chunks = db.open_tree("chunks")?;
         let sync_states = db.open_tree("sync_states")?;
+        let meta = db.open_tree("meta")?;
         let storage_id = match db.get(STORAGE_ID_KEY)? {
             Some(id) => StorageId::new(&String::from_utf8_lossy(&id))?,
             None => {
@@ -134,6 +136,7 @@ impl SledStore {
             docs,
             chunks,
             sync_states,
+            meta,
             db_file,
             storage_id,
         })
@@ -149,6 +152,7 @@ impl SledStore {
             Table::Docs => &self.docs,
             Table::Chunks => &self.chunks,
             Table::SyncStates => &self.sync_states,
+            Table::Meta => &self.meta,
         }
     }
 
@@ -179,11 +183,12 @@ impl Tables for Plain<'_> {
     }
 }
 
-/// Reads and writes inside one transaction over the three trees.
+/// Reads and writes inside one transaction over the four trees.
 struct Tx<'t> {
     docs: &'t TransactionalTree,
     chunks: &'t TransactionalTree,
     sync_states: &'t TransactionalTree,
+    meta: &'t TransactionalTree,
 }
 
 impl Tx<'_> {
@@ -192,6 +197,7 @@ impl Tx<'_> {
             Table::Docs => self.docs,
             Table::Chunks => self.chunks,
             Table::SyncStates => self.sync_states,
+            Table::Meta => self.meta,
         }
     }
 }
@@ -258,12 +264,13 @@ impl Store for SledStore {
                 _ => true,
             })
             .collect();
-        (&self.docs, &self.chunks, &self.sync_states)
-            .transaction(|(docs, chunks, sync_states)| {
+        (&self.docs, &self.chunks, &self.sync_states, &self.meta)
+            .transaction(|(docs, chunks, sync_states, meta)| {
                 let tx = Tx {
                     docs,
                     chunks,
                     sync_states,
+                    meta,
                 };
                 for write in &writes {
                     apply_write(&tx, write).map_err(ConflictableTransactionError::Abort)?;
@@ -297,5 +304,15 @@ impl Store for SledStore {
 
     fn storage_id(&self) -> StorageId {
         self.storage_id.clone()
+    }
+
+    fn meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        self.meta
+            .scan_prefix(prefix.as_bytes())
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
+            })
+            .collect()
     }
 }

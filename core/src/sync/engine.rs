@@ -135,6 +135,14 @@ impl Engine {
             .as_deref()
     }
 
+    /// The storage ID a joined peer announced, unless it is ephemeral.
+    pub fn peer_storage_id(&self, conn: ConnId) -> Option<&StorageId> {
+        match &self.conns.get(&conn)?.phase {
+            ConnPhase::Ready { storage_id, .. } => storage_id.as_ref(),
+            ConnPhase::Handshake { .. } => None,
+        }
+    }
+
     /// The heads of a document known to be durable in the store.
     pub fn durable_heads(&self, document: &DocumentId) -> Option<&[ChangeHash]> {
         self.docs.get(document).map(|d| d.durable_heads.as_slice())
@@ -696,8 +704,19 @@ impl Engine {
         }
         tracing::trace!(%document, conn = conn.0, ?before, ?after, is_request, "received a sync message");
         let empty = after.is_empty();
+        let their_heads = (self.config.role == Role::Client
+            && ps.state.their_heads != their_before)
+            .then(|| ps.state.their_heads.clone())
+            .flatten();
         if before != after {
             self.document_changed(now, &document);
+        }
+        if let Some(heads) = their_heads {
+            self.event(Event::PeerHeads {
+                document: document.clone(),
+                conn,
+                heads,
+            });
         }
         self.persist_sync_state(&document, conn);
         if empty && is_request {
@@ -1050,9 +1069,14 @@ impl Engine {
             let changed_since = doc.saved_heads != heads;
             if let Some(ps) = doc.peers.get_mut(&conn) {
                 ps.state.shared_heads = heads.clone();
-                ps.state.their_heads = Some(heads);
+                ps.state.their_heads = Some(heads.clone());
             }
             self.persist_sync_state(&document, conn);
+            self.event(Event::PeerHeads {
+                document: document.clone(),
+                conn,
+                heads,
+            });
             if changed_since {
                 self.sync_document(now, &document);
             }
@@ -1186,14 +1210,11 @@ impl Engine {
                 };
                 doc.pending_writes.remove(&op);
                 doc.incremental_chunks += 1;
-                if doc.pending_writes.is_empty() {
-                    doc.durable_heads = heads.clone();
-                    self.event(Event::DocumentStored {
-                        document: document.clone(),
-                        heads,
-                    });
-                }
-                let doc = self.docs.get_mut(&document).expect("present");
+                debug_assert!(doc.saved_heads == heads || !doc.pending_writes.is_empty());
+                self.after_write(&document);
+                let Some(doc) = self.docs.get_mut(&document) else {
+                    return;
+                };
                 if doc.compacting.is_none() && doc.incremental_chunks >= compact_after {
                     self.compact(&document);
                 }
@@ -1205,6 +1226,7 @@ impl Engine {
                 {
                     doc.pending_writes.remove(&op);
                     doc.incremental_chunks = doc.incremental_chunks.saturating_sub(replaced);
+                    self.after_write(&document);
                     self.sync_document(now, &document);
                 }
             }
@@ -1240,6 +1262,23 @@ impl Engine {
             }
             (PendingOp::Other | PendingOp::Load(_) | PendingOp::Heads(_), _) => {}
         }
+    }
+
+    /// A write of the document finished: once none is left, everything handed to
+    /// the store is durable, whichever write finished last.
+    fn after_write(&mut self, document: &DocumentId) {
+        let Some(doc) = self.docs.get_mut(document) else {
+            return;
+        };
+        if !doc.pending_writes.is_empty() || doc.durable_heads == doc.saved_heads {
+            return;
+        }
+        doc.durable_heads = doc.saved_heads.clone();
+        let heads = doc.durable_heads.clone();
+        self.event(Event::DocumentStored {
+            document: document.clone(),
+            heads,
+        });
     }
 
     fn compact(&mut self, document: &DocumentId) {
@@ -1382,6 +1421,8 @@ impl Engine {
                 "document {document} is not loaded"
             )));
         };
+        use automerge::transaction::Transactable as _;
+        let automerge_is_new = automerge.get_heads().is_empty();
         let mut tx = automerge.transaction();
         let out = match f(&mut tx) {
             Ok(out) => out,
@@ -1390,7 +1431,14 @@ impl Engine {
                 return Err(e);
             }
         };
-        tx.commit();
+        if tx.pending_ops() == 0 && automerge_is_new {
+            // A document that exists has at least one change, as automerge-repo's
+            // `create` makes: an empty one would be unavailable to every peer.
+            tx.rollback();
+            automerge.empty_commit(automerge::transaction::CommitOptions::default());
+        } else {
+            tx.commit();
+        }
         self.document_changed(now, document);
         if self.config.role == Role::Client {
             let conns: Vec<ConnId> = self.ready_conns();

@@ -1,49 +1,61 @@
 //! The store worker: one thread that applies writes in order, as group commits.
 //!
 //! Writes that arrive while a commit is running wait, and then go together in the
-//! next commit, so many connections share one fsync. A short window before each
-//! commit gathers writes that are about to arrive.
+//! next commit, so many connections (or many quick edits) share one fsync. A short
+//! window before each commit gathers writes that are about to arrive.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc as std_mpsc;
+use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use coachsync_core::store::{Store, StoreWrite};
-use coachsync_core::sync::OpId;
+use super::{Store, StoreWrite};
+use crate::sync::OpId;
 
-use super::{DriverHandle, DriverMsg};
-use crate::metrics::Metrics;
-
-/// Work for the store thread.
+/// What one finished group commit reports.
 #[derive(Debug)]
-pub enum StoreJob {
-    /// Writes to apply, in order.
-    Commit(Vec<(OpId, StoreWrite)>),
+pub struct CommitReport {
+    /// The operations it carried, in order.
+    pub ops: Vec<OpId>,
+    /// Whether the batch is durable (a failed batch applied nothing).
+    pub result: Result<(), String>,
+    /// How many writes the batch held.
+    pub writes: usize,
+    /// How long the commit took, fsync included.
+    pub elapsed: Duration,
 }
 
 /// The handle to the store thread.
 pub struct StoreWorker {
-    jobs: Option<std_mpsc::Sender<StoreJob>>,
+    jobs: Option<mpsc::Sender<Vec<(OpId, StoreWrite)>>>,
     thread: Option<JoinHandle<()>>,
     in_flight: Arc<AtomicUsize>,
 }
 
+impl std::fmt::Debug for StoreWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreWorker")
+            .field("in_flight", &self.in_flight())
+            .finish()
+    }
+}
+
 impl StoreWorker {
-    /// Start the thread.
+    /// Start the thread. `on_commit` runs on it after every commit; the batch counts
+    /// as finished (see [`in_flight`](Self::in_flight)) only once it returns, so a
+    /// shutdown that waits for zero has every report.
     pub fn start(
         store: Arc<dyn Store>,
-        driver: DriverHandle,
-        metrics: Arc<Metrics>,
         window: Duration,
+        on_commit: impl FnMut(CommitReport) + Send + 'static,
     ) -> Self {
-        let (jobs, rx) = std_mpsc::channel::<StoreJob>();
+        let (jobs, rx) = mpsc::channel();
         let in_flight = Arc::new(AtomicUsize::new(0));
         let counter = in_flight.clone();
         let thread = std::thread::Builder::new()
             .name("coachsync-store".into())
-            .spawn(move || run(store, rx, driver, metrics, window, counter))
+            .spawn(move || run(store, rx, window, counter, on_commit))
             .expect("spawning the store thread");
         Self {
             jobs: Some(jobs),
@@ -52,23 +64,23 @@ impl StoreWorker {
         }
     }
 
-    /// Queue a job.
-    pub fn submit(&self, job: StoreJob) {
+    /// Queue writes, to be applied after everything queued before.
+    pub fn submit(&self, batch: Vec<(OpId, StoreWrite)>) {
         if let Some(jobs) = &self.jobs {
             self.in_flight.fetch_add(1, Ordering::SeqCst);
-            if jobs.send(job).is_err() {
+            if jobs.send(batch).is_err() {
                 self.in_flight.fetch_sub(1, Ordering::SeqCst);
                 tracing::error!("the store thread is gone; a write was not applied");
             }
         }
     }
 
-    /// Jobs submitted and not yet finished.
+    /// Batches submitted and not yet finished.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::SeqCst)
     }
 
-    /// Finish every queued job and stop the thread.
+    /// Finish every queued batch and stop the thread.
     pub fn stop(&mut self) {
         self.jobs.take();
         if let Some(thread) = self.thread.take() {
@@ -85,11 +97,10 @@ impl Drop for StoreWorker {
 
 fn run(
     store: Arc<dyn Store>,
-    rx: std_mpsc::Receiver<StoreJob>,
-    driver: DriverHandle,
-    metrics: Arc<Metrics>,
+    rx: mpsc::Receiver<Vec<(OpId, StoreWrite)>>,
     window: Duration,
     in_flight: Arc<AtomicUsize>,
+    mut on_commit: impl FnMut(CommitReport),
 ) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
@@ -97,7 +108,7 @@ fn run(
         loop {
             match rx.try_recv() {
                 Ok(job) => jobs.push(job),
-                Err(std_mpsc::TryRecvError::Empty) => {
+                Err(mpsc::TryRecvError::Empty) => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         break;
@@ -107,32 +118,22 @@ fn run(
                         Err(_) => break,
                     }
                 }
-                Err(std_mpsc::TryRecvError::Disconnected) => break,
+                Err(mpsc::TryRecvError::Disconnected) => break,
             }
         }
         let n_jobs = jobs.len();
-        let mut ops = Vec::new();
-        let mut writes = Vec::new();
-        for StoreJob::Commit(batch) in jobs {
-            for (op, write) in batch {
-                ops.push(op);
-                writes.push(write);
-            }
-        }
+        let (ops, writes): (Vec<OpId>, Vec<StoreWrite>) = jobs.into_iter().flatten().unzip();
         let started = Instant::now();
         let result = store.commit(&writes).map_err(|e| e.to_string());
-        metrics
-            .store_write_seconds
-            .observe(started.elapsed().as_secs_f64());
-        metrics.store_batch_writes.observe(writes.len() as f64);
-        if result.is_ok() {
-            metrics.fsyncs.inc();
-        } else if let Err(e) = &result {
+        if let Err(e) = &result {
             tracing::error!(error = %e, writes = writes.len(), "group commit failed");
         }
-        // Answer before counting the jobs done, so a shutdown that waits for the count
-        // to reach zero has the answers in its inbox.
-        let _ = driver.blocking_send(DriverMsg::Committed { ops, result });
+        on_commit(CommitReport {
+            ops,
+            result,
+            writes: writes.len(),
+            elapsed: started.elapsed(),
+        });
         in_flight.fetch_sub(n_jobs, Ordering::SeqCst);
     }
 }

@@ -1,0 +1,802 @@
+//! The device's task: the engine, the store, the connection, and everyone waiting on
+//! them.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::connection;
+use super::status_book::{DocumentStatus, Status, StatusBook};
+use super::{Backoff, Connection, DeviceConfig, DocumentObserver, Edit, StatusObserver};
+use crate::error::{Error, Result};
+use crate::id::{DocumentId, PeerId, StorageId};
+use crate::store::{
+    CommitReport, SledOptions, SledStore, Store, StoreWorker, StoreWrite, StoredDocument,
+};
+use crate::sync::{ConnId, Engine, EngineConfig, Event, OpId, Output, Role};
+
+/// Operation IDs of the device's own writes (status records) carry this bit, so
+/// they never collide with the engine's, which count up from zero.
+const DEVICE_OP: u64 = 1 << 63;
+
+/// What a [`Device`](super::Device) handle asks of the task.
+pub(super) enum Command {
+    Create {
+        initial: serde_json::Value,
+        reply: oneshot::Sender<Result<DocumentId>>,
+    },
+    Change {
+        document: DocumentId,
+        edit: Edit,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    Value {
+        document: DocumentId,
+        reply: oneshot::Sender<Result<serde_json::Value>>,
+    },
+    Fetch {
+        document: DocumentId,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    Statuses {
+        reply: oneshot::Sender<Result<Vec<DocumentStatus>>>,
+    },
+    WaitSynced {
+        reply: oneshot::Sender<Result<()>>,
+    },
+    SyncNow,
+    Subscribe {
+        id: u64,
+        document: DocumentId,
+        observer: DocumentObserver,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    SubscribeStatus {
+        id: u64,
+        observer: StatusObserver,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    Unsubscribe {
+        id: u64,
+    },
+    Close {
+        reply: oneshot::Sender<Result<()>>,
+    },
+}
+
+/// What the connection tasks, the store thread and store reads report.
+pub(super) enum Input {
+    Connected {
+        conn: ConnId,
+        outbound: mpsc::UnboundedSender<Vec<u8>>,
+    },
+    Frame {
+        conn: ConnId,
+        bytes: Vec<u8>,
+    },
+    Disconnected {
+        conn: ConnId,
+        error: String,
+    },
+    Loaded {
+        op: OpId,
+        result: Result<Option<StoredDocument>>,
+    },
+    Committed(CommitReport),
+}
+
+enum Link {
+    /// No server configured.
+    Off,
+    /// The next attempt is due at `until`.
+    Waiting {
+        until: Instant,
+    },
+    Connecting {
+        conn: ConnId,
+    },
+    Up {
+        conn: ConnId,
+        outbound: mpsc::UnboundedSender<Vec<u8>>,
+    },
+    /// We closed it; waiting for its task to report the end.
+    Closing {
+        conn: ConnId,
+    },
+}
+
+/// A command that needs the document in memory, held while it loads.
+enum Deferred {
+    Change {
+        edit: Edit,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    Value {
+        reply: oneshot::Sender<Result<serde_json::Value>>,
+    },
+    Subscribe {
+        id: u64,
+        observer: DocumentObserver,
+        reply: oneshot::Sender<Result<()>>,
+    },
+}
+
+impl Deferred {
+    fn fail(self, error: Error) {
+        match self {
+            Deferred::Change { reply, .. } | Deferred::Subscribe { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            Deferred::Value { reply } => {
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
+}
+
+/// Someone waiting for a document's changes to be durable.
+enum Durable {
+    Change(oneshot::Sender<Result<()>>),
+    Create(DocumentId, oneshot::Sender<Result<DocumentId>>),
+}
+
+impl Durable {
+    fn finish(self, result: Result<()>) {
+        match self {
+            Durable::Change(reply) => {
+                let _ = reply.send(result);
+            }
+            Durable::Create(document, reply) => {
+                let _ = reply.send(result.map(|()| document));
+            }
+        }
+    }
+}
+
+pub(super) struct Runtime {
+    config: DeviceConfig,
+    engine: Engine,
+    store: Arc<dyn Store>,
+    worker: StoreWorker,
+    book: StatusBook,
+    commands: mpsc::UnboundedReceiver<Command>,
+    inputs: mpsc::UnboundedReceiver<Input>,
+    inputs_tx: mpsc::UnboundedSender<Input>,
+    link: Link,
+    next_conn: u64,
+    next_device_op: u64,
+    backoff: Backoff,
+    connection: watch::Sender<Connection>,
+    rng: StdRng,
+    durable: HashMap<DocumentId, Vec<Durable>>,
+    deferred: HashMap<DocumentId, Vec<Deferred>>,
+    fetches: HashMap<DocumentId, Vec<oneshot::Sender<Result<()>>>>,
+    synced: Vec<oneshot::Sender<Result<()>>>,
+    doc_observers: HashMap<u64, (DocumentId, DocumentObserver)>,
+    status_observers: HashMap<u64, StatusObserver>,
+    /// Statuses last reported to observers.
+    reported: HashMap<DocumentId, Status>,
+    touched: HashSet<DocumentId>,
+    /// Whether every document was safe at the last check, to write the time of the
+    /// sync once when it completes.
+    all_safe: bool,
+    closing: Vec<oneshot::Sender<Result<()>>>,
+    loads_in_flight: usize,
+}
+
+impl Runtime {
+    /// Open the store, register what it holds with the engine, and spawn the task.
+    pub(super) async fn start(
+        config: DeviceConfig,
+    ) -> Result<(mpsc::UnboundedSender<Command>, watch::Receiver<Connection>)> {
+        let dir = config.data_dir.clone();
+        let (store, stored, records) = tokio::task::spawn_blocking(move || {
+            // A phone's memory is small: a modest page cache.
+            let options = SledOptions {
+                cache_capacity: 8 * 1024 * 1024,
+            };
+            let store = SledStore::open(&dir, &options, || {
+                let bytes: [u8; 16] = rand::rng().random();
+                let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                StorageId::new(&hex).expect("32 hex digits are a valid id")
+            })?;
+            let stored = store.stored_heads()?;
+            let records = store.meta("device/")?;
+            Ok::<_, Error>((store, stored, records))
+        })
+        .await
+        .map_err(|e| Error::Storage(format!("opening the device store: {e}")))??;
+        let store: Arc<dyn Store> = Arc::new(store);
+        let storage_id = store.storage_id();
+        let peer_id = PeerId::new(&format!("device-{storage_id}"))?;
+        let mut engine = Engine::new(EngineConfig::new(Role::Client, peer_id, Some(storage_id)));
+        let now = Instant::now();
+        engine.register_stored(now, stored.iter().cloned());
+        let book = StatusBook::open(stored, records);
+        tracing::info!(
+            dir = %config.data_dir.display(),
+            documents = book.documents().count(),
+            outbox = book.outbox().len(),
+            "device opened"
+        );
+
+        let (commands_tx, commands) = mpsc::unbounded_channel();
+        let (inputs_tx, inputs) = mpsc::unbounded_channel();
+        let worker = {
+            let inputs = inputs_tx.clone();
+            StoreWorker::start(store.clone(), std::time::Duration::ZERO, move |report| {
+                let _ = inputs.send(Input::Committed(report));
+            })
+        };
+        let (link, state) = match &config.server {
+            Some(_) => (Link::Waiting { until: now }, Connection::Connecting),
+            None => (Link::Off, Connection::Offline),
+        };
+        let (connection, connection_rx) = watch::channel(state);
+        let reported = book
+            .statuses()
+            .into_iter()
+            .map(|s| (s.document, s.status))
+            .collect();
+        let runtime = Runtime {
+            backoff: config.backoff.clone(),
+            config,
+            engine,
+            store,
+            worker,
+            book,
+            commands,
+            inputs,
+            inputs_tx,
+            link,
+            next_conn: 0,
+            next_device_op: 0,
+            connection,
+            rng: StdRng::from_os_rng(),
+            durable: HashMap::new(),
+            deferred: HashMap::new(),
+            fetches: HashMap::new(),
+            synced: Vec::new(),
+            doc_observers: HashMap::new(),
+            status_observers: HashMap::new(),
+            reported,
+            touched: HashSet::new(),
+            all_safe: false,
+            closing: Vec::new(),
+            loads_in_flight: 0,
+        };
+        tokio::spawn(runtime.run());
+        Ok((commands_tx, connection_rx))
+    }
+
+    async fn run(mut self) {
+        loop {
+            let engine_due = self.engine.poll_timeout();
+            let link_due = match self.link {
+                Link::Waiting { until } if self.closing.is_empty() => Some(until),
+                _ => None,
+            };
+            let sleep_until = |at: Option<Instant>| async move {
+                match at {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                command = self.commands.recv(), if self.closing.is_empty() => match command {
+                    Some(command) => self.on_command(command),
+                    // Every handle is gone: stop as `close` would.
+                    None => self.begin_close(None),
+                },
+                Some(input) = self.inputs.recv() => self.on_input(input),
+                () = sleep_until(engine_due) => self.engine.handle_timeout(Instant::now()),
+                () = sleep_until(link_due) => self.connect(),
+            }
+            // Take whatever else is queued before acting, so that quick edits share
+            // one store commit.
+            while let Ok(input) = self.inputs.try_recv() {
+                self.on_input(input);
+            }
+            self.pump();
+            if !self.closing.is_empty() && self.worker.in_flight() == 0 && self.loads_in_flight == 0
+            {
+                self.finish_close();
+                return;
+            }
+        }
+    }
+
+    // ----- commands ------------------------------------------------------------------
+
+    fn on_command(&mut self, command: Command) {
+        let now = Instant::now();
+        match command {
+            Command::Create { initial, reply } => {
+                // Check the content on a scratch document first: the engine keeps
+                // every document it creates.
+                let mut scratch = automerge::Automerge::new();
+                if let Err(e) = scratch.transact(|tx| crate::json::put_root(tx, &initial)) {
+                    let _ = reply.send(Err(e.error));
+                    return;
+                }
+                let document = self.engine.create_document(now, self.rng.random());
+                let result = self
+                    .engine
+                    .change(now, &document, |tx| crate::json::put_root(tx, &initial));
+                match result {
+                    Ok(()) => self
+                        .durable
+                        .entry(document.clone())
+                        .or_default()
+                        .push(Durable::Create(document, reply)),
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            Command::Change {
+                document,
+                edit,
+                reply,
+            } => self.when_loaded(now, document, Deferred::Change { edit, reply }),
+            Command::Value { document, reply } => {
+                self.when_loaded(now, document, Deferred::Value { reply })
+            }
+            Command::Subscribe {
+                id,
+                document,
+                observer,
+                reply,
+            } => self.when_loaded(
+                now,
+                document,
+                Deferred::Subscribe {
+                    id,
+                    observer,
+                    reply,
+                },
+            ),
+            Command::Fetch { document, reply } => {
+                if matches!(self.link, Link::Off) {
+                    let _ = reply.send(Err(Error::NoServer));
+                    return;
+                }
+                self.engine.find(now, &document);
+                self.fetches.entry(document).or_default().push(reply);
+            }
+            Command::Statuses { reply } => {
+                let _ = reply.send(Ok(self.book.statuses()));
+            }
+            Command::WaitSynced { reply } => {
+                if matches!(self.link, Link::Off) {
+                    let _ = reply.send(Err(Error::NoServer));
+                    return;
+                }
+                self.synced.push(reply);
+            }
+            Command::SyncNow => {
+                if let Link::Waiting { until } = &mut self.link {
+                    *until = now;
+                }
+            }
+            Command::SubscribeStatus {
+                id,
+                observer,
+                reply,
+            } => {
+                for status in self.book.statuses() {
+                    observer(status);
+                }
+                self.status_observers.insert(id, observer);
+                let _ = reply.send(Ok(()));
+            }
+            Command::Unsubscribe { id } => {
+                self.doc_observers.remove(&id);
+                self.status_observers.remove(&id);
+            }
+            Command::Close { reply } => self.begin_close(Some(reply)),
+        }
+    }
+
+    /// Run `deferred` once the document is in memory, loading it if the device holds
+    /// it; a document the device does not hold is an error.
+    fn when_loaded(&mut self, now: Instant, document: DocumentId, deferred: Deferred) {
+        if self.is_loaded(&document) {
+            self.run_deferred(now, &document, deferred);
+        } else if self.book.contains(&document) {
+            self.engine.find(now, &document);
+            self.deferred.entry(document).or_default().push(deferred);
+        } else {
+            deferred.fail(Error::UnknownDocument(document.to_string()));
+        }
+    }
+
+    fn is_loaded(&self, document: &DocumentId) -> bool {
+        self.engine
+            .document(document)
+            .is_some_and(|d| !d.get_heads().is_empty())
+    }
+
+    fn run_deferred(&mut self, now: Instant, document: &DocumentId, deferred: Deferred) {
+        match deferred {
+            Deferred::Change { edit, reply } => {
+                match self.engine.change(now, document, edit) {
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                    Ok(()) => {
+                        let heads = self.engine.document(document).map(|d| d.get_heads());
+                        if heads.as_deref() == self.engine.durable_heads(document) {
+                            // The edit changed nothing: nothing to store.
+                            let _ = reply.send(Ok(()));
+                        } else {
+                            self.durable
+                                .entry(document.clone())
+                                .or_default()
+                                .push(Durable::Change(reply));
+                        }
+                    }
+                }
+            }
+            Deferred::Value { reply } => {
+                let value = self
+                    .engine
+                    .document(document)
+                    .map(crate::json::to_json)
+                    .ok_or_else(|| Error::UnknownDocument(document.to_string()));
+                let _ = reply.send(value);
+            }
+            Deferred::Subscribe {
+                id,
+                observer,
+                reply,
+            } => {
+                if let Some(doc) = self.engine.document(document) {
+                    observer(crate::json::to_json(doc));
+                }
+                self.doc_observers.insert(id, (document.clone(), observer));
+                let _ = reply.send(Ok(()));
+            }
+        }
+    }
+
+    // ----- connection ----------------------------------------------------------------
+
+    fn connect(&mut self) {
+        let Some(url) = self.config.server.clone() else {
+            return;
+        };
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        self.link = Link::Connecting { conn };
+        self.connection.send_replace(Connection::Connecting);
+        tracing::debug!(%url, conn = conn.0, "connecting");
+        connection::spawn(
+            url,
+            conn,
+            self.config.connect_timeout,
+            self.inputs_tx.clone(),
+        );
+    }
+
+    fn current_conn(&self) -> Option<ConnId> {
+        match &self.link {
+            Link::Connecting { conn } | Link::Up { conn, .. } | Link::Closing { conn } => {
+                Some(*conn)
+            }
+            Link::Off | Link::Waiting { .. } => None,
+        }
+    }
+
+    fn on_input(&mut self, input: Input) {
+        let now = Instant::now();
+        match input {
+            Input::Connected { conn, outbound } => {
+                if matches!(self.link, Link::Connecting { conn: c } if c == conn) {
+                    self.link = Link::Up { conn, outbound };
+                    self.engine.handle_connect(now, conn);
+                }
+                // Otherwise a stale attempt: dropping `outbound` closes it.
+            }
+            Input::Frame { conn, bytes } => {
+                if matches!(self.link, Link::Up { conn: c, .. } if c == conn) {
+                    self.engine.handle_frame(now, conn, &bytes);
+                }
+            }
+            Input::Disconnected { conn, error } => {
+                if self.current_conn() != Some(conn) {
+                    return;
+                }
+                self.engine.handle_disconnect(now, conn);
+                if !self.closing.is_empty() {
+                    self.link = Link::Off;
+                    return;
+                }
+                let delay = self.backoff.next_delay(self.rng.random());
+                tracing::info!(conn = conn.0, %error, retry_in = ?delay, "not connected to the server");
+                self.link = Link::Waiting { until: now + delay };
+                self.all_safe = false;
+                self.connection.send_replace(Connection::Waiting {
+                    failures: self.backoff.failures(),
+                    error,
+                });
+            }
+            Input::Loaded { op, result } => {
+                self.loads_in_flight -= 1;
+                self.engine.handle_load(now, op, result);
+            }
+            Input::Committed(report) => {
+                for op in report.ops {
+                    if op.0 & DEVICE_OP != 0 {
+                        continue;
+                    }
+                    let result = report.result.clone().map_err(Error::Storage);
+                    self.engine.handle_commit(now, op, result);
+                }
+            }
+        }
+    }
+
+    // ----- engine outputs --------------------------------------------------------------
+
+    /// Carry out what the engine asked for and settle whoever waits on it, until
+    /// nothing is left.
+    fn pump(&mut self) {
+        loop {
+            let mut writes = Vec::new();
+            let mut any = false;
+            while let Some(output) = self.engine.poll_output() {
+                any = true;
+                match output {
+                    Output::Commit { op, write } => writes.push((op, write)),
+                    Output::Send { conn, message } => {
+                        if let Link::Up { conn: c, outbound } = &self.link
+                            && *c == conn
+                        {
+                            let _ = outbound.send(message.encode());
+                        }
+                    }
+                    Output::Close { conn, reason } => {
+                        if matches!(self.link, Link::Up { conn: c, .. } if c == conn) {
+                            tracing::warn!(conn = conn.0, %reason, "closing the connection");
+                            self.link = Link::Closing { conn };
+                        }
+                    }
+                    Output::Load { op, document } => self.load(op, document),
+                    Output::LoadHeads { op, document } => {
+                        // Only servers read heads; answer so the engine never waits.
+                        let heads = self.store.heads(&document);
+                        self.engine.handle_heads(Instant::now(), op, heads);
+                    }
+                    Output::Event(event) => self.on_event(event, &mut writes),
+                }
+            }
+            self.settle(&mut writes);
+            if !writes.is_empty() {
+                self.worker.submit(writes);
+            }
+            if !any {
+                break;
+            }
+        }
+        self.report_statuses();
+    }
+
+    fn load(&mut self, op: OpId, document: DocumentId) {
+        let store = self.store.clone();
+        let inputs = self.inputs_tx.clone();
+        self.loads_in_flight += 1;
+        tokio::task::spawn_blocking(move || {
+            let result = store.load(&document);
+            let _ = inputs.send(Input::Loaded { op, result });
+        });
+    }
+
+    fn device_op(&mut self) -> OpId {
+        self.next_device_op += 1;
+        OpId(DEVICE_OP | self.next_device_op)
+    }
+
+    fn on_event(&mut self, event: Event, writes: &mut Vec<(OpId, StoreWrite)>) {
+        match event {
+            Event::PeerJoined { conn, peer } => {
+                if self.current_conn() != Some(conn) {
+                    return;
+                }
+                let server = self
+                    .engine
+                    .peer_storage_id(conn)
+                    .cloned()
+                    .or_else(|| StorageId::new(peer.as_str()).ok());
+                if let Some(server) = server {
+                    self.book.connected(server);
+                }
+                self.backoff.reset();
+                self.all_safe = false;
+                tracing::info!(%peer, "connected to the server");
+                self.connection.send_replace(Connection::Connected);
+            }
+            Event::DocumentChanged { document, .. } => {
+                if let Some(doc) = self.engine.document(&document) {
+                    let observers: Vec<&DocumentObserver> = self
+                        .doc_observers
+                        .values()
+                        .filter(|(d, _)| *d == document)
+                        .map(|(_, o)| o)
+                        .collect();
+                    if !observers.is_empty() {
+                        let value = crate::json::to_json(doc);
+                        for observer in observers {
+                            observer(value.clone());
+                        }
+                    }
+                }
+            }
+            Event::DocumentStored { document, heads } => {
+                self.book.stored(&document, heads);
+                self.touched.insert(document.clone());
+                for waiter in self.durable.remove(&document).unwrap_or_default() {
+                    waiter.finish(Ok(()));
+                }
+            }
+            Event::PeerHeads {
+                document,
+                conn,
+                heads,
+            } => {
+                if self.current_conn() != Some(conn) {
+                    return;
+                }
+                if let Some(write) = self.book.confirm(&document, heads, SystemTime::now()) {
+                    writes.push((self.device_op(), write));
+                }
+                self.touched.insert(document);
+            }
+            Event::DocumentUnavailable { document } => {
+                for reply in self.fetches.remove(&document).unwrap_or_default() {
+                    let _ = reply.send(Err(Error::Unavailable(document.to_string())));
+                }
+            }
+            Event::Quarantined { document, reason } => {
+                tracing::error!(%document, %reason, "a stored document does not load");
+                let error = || Error::Corrupt {
+                    document: document.to_string(),
+                    reason: reason.clone(),
+                };
+                for deferred in self.deferred.remove(&document).unwrap_or_default() {
+                    deferred.fail(error());
+                }
+                for reply in self.fetches.remove(&document).unwrap_or_default() {
+                    let _ = reply.send(Err(error()));
+                }
+            }
+            Event::StoreFailed { document, error } => {
+                tracing::error!(%document, %error, "a store operation failed");
+                for waiter in self.durable.remove(&document).unwrap_or_default() {
+                    waiter.finish(Err(Error::Storage(error.clone())));
+                }
+                for deferred in self.deferred.remove(&document).unwrap_or_default() {
+                    deferred.fail(Error::Storage(error.clone()));
+                }
+            }
+            Event::Rejected { conn, reason } => {
+                tracing::warn!(conn = conn.0, %reason, "the server's input was refused");
+            }
+            Event::Stalled { document, conn } => {
+                tracing::debug!(%document, conn = conn.0, "a sync stalled and was reset");
+            }
+            Event::Ephemeral { .. } => {}
+        }
+    }
+
+    /// Serve whoever waits on something that is now true.
+    fn settle(&mut self, writes: &mut Vec<(OpId, StoreWrite)>) {
+        let now = Instant::now();
+        let ready: Vec<DocumentId> = self
+            .deferred
+            .keys()
+            .filter(|d| self.is_loaded(d))
+            .cloned()
+            .collect();
+        for document in ready {
+            for deferred in self.deferred.remove(&document).unwrap_or_default() {
+                self.run_deferred(now, &document, deferred);
+            }
+        }
+        let fetched: Vec<DocumentId> = self
+            .fetches
+            .keys()
+            .filter(|d| self.book.safe_now(d))
+            .cloned()
+            .collect();
+        for document in fetched {
+            for reply in self.fetches.remove(&document).unwrap_or_default() {
+                let _ = reply.send(Ok(()));
+            }
+        }
+        let connected = matches!(self.link, Link::Up { .. })
+            && *self.connection.borrow() == Connection::Connected;
+        let all_safe = connected && self.book.all_safe_now();
+        if all_safe && !self.all_safe {
+            if let Some(write) = self.book.mark_synced(SystemTime::now()) {
+                writes.push((self.device_op(), write));
+            }
+            tracing::info!(
+                documents = self.book.documents().count(),
+                "every document is safe on the server"
+            );
+        }
+        self.all_safe = all_safe;
+        if all_safe {
+            for reply in self.synced.drain(..) {
+                let _ = reply.send(Ok(()));
+            }
+        }
+    }
+
+    fn report_statuses(&mut self) {
+        for document in std::mem::take(&mut self.touched) {
+            let Some(status) = self.book.status(&document) else {
+                continue;
+            };
+            if self.reported.get(&document) == Some(&status.status) {
+                continue;
+            }
+            self.reported.insert(document, status.status);
+            for observer in self.status_observers.values() {
+                observer(status.clone());
+            }
+        }
+    }
+
+    // ----- closing ---------------------------------------------------------------------
+
+    fn begin_close(&mut self, reply: Option<oneshot::Sender<Result<()>>>) {
+        tracing::debug!("closing the device");
+        if let Link::Up { conn, .. } = self.link {
+            // Dropping the sender ends the connection task with a close frame.
+            self.link = Link::Closing { conn };
+        } else if !matches!(self.link, Link::Closing { .. }) {
+            self.link = Link::Off;
+        }
+        let (reply, placeholder) = match reply {
+            Some(reply) => (reply, None),
+            None => {
+                let (tx, rx) = oneshot::channel();
+                (tx, Some(rx))
+            }
+        };
+        drop(placeholder);
+        self.closing.push(reply);
+    }
+
+    fn finish_close(mut self) {
+        self.worker.stop();
+        for waiters in std::mem::take(&mut self.durable).into_values() {
+            for waiter in waiters {
+                waiter.finish(Err(Error::Closed));
+            }
+        }
+        for deferred in std::mem::take(&mut self.deferred).into_values().flatten() {
+            deferred.fail(Error::Closed);
+        }
+        for reply in std::mem::take(&mut self.fetches).into_values().flatten() {
+            let _ = reply.send(Err(Error::Closed));
+        }
+        for reply in self.synced.drain(..) {
+            let _ = reply.send(Err(Error::Closed));
+        }
+        self.connection.send_replace(Connection::Offline);
+        tracing::info!("device closed");
+        let closing = std::mem::take(&mut self.closing);
+        // The store is released when the last reference (this one) goes.
+        drop(self);
+        for reply in closing {
+            let _ = reply.send(Ok(()));
+        }
+    }
+}

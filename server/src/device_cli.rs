@@ -1,0 +1,204 @@
+//! `coachsync device`: a terminal device over the core's device runtime, for people
+//! without a phone and for tests.
+
+use std::io::{Read, Write};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use coachsync_core::device::{Backoff, Connection};
+use coachsync_core::json::JsonPath;
+use coachsync_core::{AutomergeUrl, Device, DeviceConfig, DocumentId, DocumentStatus, Status};
+
+use crate::cli::{DeviceArgs, DeviceCommand};
+use crate::error::{Error, Result};
+
+/// Run one device command, writing its output to `out`.
+pub async fn run(args: DeviceArgs, stdin: impl Read, out: &mut impl Write) -> Result<()> {
+    // Check everything the command was given before opening the store, so bad
+    // input changes nothing.
+    match &args.command {
+        DeviceCommand::Create => {
+            let value = read_object(stdin)?;
+            let device = open(&args, false).await?;
+            let result = device.create(value).await;
+            device.close().await?;
+            writeln!(out, "{}", result?.url())?;
+        }
+        DeviceCommand::Show { url } => {
+            let document = parse_url(url)?;
+            let device = open(&args, false).await?;
+            let value = device.value(&document).await;
+            device.close().await?;
+            let text = serde_json::to_string_pretty(&value?)
+                .map_err(|e| Error::Usage(format!("cannot print the document: {e}")))?;
+            writeln!(out, "{text}")?;
+        }
+        DeviceCommand::Set { url, path, json } | DeviceCommand::Push { url, path, json } => {
+            let document = parse_url(url)?;
+            let path: JsonPath = path.parse()?;
+            let value: serde_json::Value = serde_json::from_str(json)
+                .map_err(|e| Error::Usage(format!("the value is not valid JSON: {e}")))?;
+            let device = open(&args, false).await?;
+            let result = if matches!(args.command, DeviceCommand::Set { .. }) {
+                device.set(&document, &path, value).await
+            } else {
+                device.push(&document, &path, value).await
+            };
+            device.close().await?;
+            result?;
+        }
+        DeviceCommand::Status => {
+            let device = open(&args, false).await?;
+            let statuses = device.statuses().await;
+            device.close().await?;
+            for status in statuses? {
+                writeln!(out, "{}", status_line(&status))?;
+            }
+        }
+        DeviceCommand::Fetch { url, timeout } => {
+            let document = parse_url(url)?;
+            let device = open(&args, true).await?;
+            let result = within(&device, &args, *timeout, device.fetch(&document)).await;
+            device.close().await?;
+            result?;
+        }
+        DeviceCommand::Sync { timeout } => {
+            let device = open(&args, true).await?;
+            let result = within(&device, &args, *timeout, device.wait_synced()).await;
+            let statuses = device.statuses().await;
+            device.close().await?;
+            result?;
+            let statuses = statuses?;
+            writeln!(
+                out,
+                "{} documents safe on the server",
+                statuses
+                    .iter()
+                    .filter(|s| s.status == Status::SafeOnServer)
+                    .count()
+            )?;
+        }
+    }
+    Ok(())
+}
+
+async fn open(args: &DeviceArgs, with_server: bool) -> Result<Device> {
+    let mut config = DeviceConfig::new(&args.data_dir);
+    if with_server {
+        let Some(server) = &args.server else {
+            return Err(Error::Usage(
+                "no server: pass --server ws://HOST:PORT/sync or set COACHSYNC_SERVER".into(),
+            ));
+        };
+        config = config.with_server(server);
+        // A command waits for the server: retry soon rather than back off for long.
+        config.backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(2), 0.5);
+        config.connect_timeout = Duration::from_secs(5);
+    }
+    Ok(Device::open(config).await?)
+}
+
+/// Wait for `work`, or fail after `secs` with what stopped it.
+async fn within(
+    device: &Device,
+    args: &DeviceArgs,
+    secs: u64,
+    work: impl Future<Output = coachsync_core::Result<()>>,
+) -> Result<()> {
+    match tokio::time::timeout(Duration::from_secs(secs), work).await {
+        Ok(result) => Ok(result?),
+        Err(_) => {
+            let server = args.server.as_deref().unwrap_or_default();
+            let state = device.connection().borrow().clone();
+            Err(Error::Usage(match state {
+                Connection::Connected => {
+                    let pending = device.outbox().await.map(|o| o.len()).unwrap_or(0);
+                    format!(
+                        "connected to {server}, but not done within {secs} s ({pending} documents not yet safe on the server)"
+                    )
+                }
+                Connection::Waiting { error, .. } => {
+                    format!("cannot reach the server within {secs} s: {error}")
+                }
+                Connection::Connecting | Connection::Offline => {
+                    format!("cannot reach the server at {server} within {secs} s")
+                }
+            }))
+        }
+    }
+}
+
+fn parse_url(url: &str) -> Result<DocumentId> {
+    Ok(url.parse::<AutomergeUrl>()?.document_id)
+}
+
+fn read_object(mut stdin: impl Read) -> Result<serde_json::Value> {
+    let mut text = String::new();
+    stdin
+        .read_to_string(&mut text)
+        .map_err(|e| Error::Usage(format!("cannot read stdin: {e}")))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::Usage(format!("stdin is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(Error::Usage(
+            "stdin must hold a JSON object, such as {\"title\": \"Walkthrough\"}".into(),
+        ));
+    }
+    Ok(value)
+}
+
+/// `automerge:… <TAB> status <TAB> last sync (UTC) or never`.
+fn status_line(status: &DocumentStatus) -> String {
+    let when = status
+        .last_synced
+        .map(utc)
+        .unwrap_or_else(|| "never".into());
+    format!("{}\t{}\t{when}", status.document.url(), status.status)
+}
+
+/// A time as RFC 3339 UTC, to the second.
+fn utc(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formats_known_instants() {
+        assert_eq!(utc(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_617_296);
+        assert_eq!(utc(t), "2026-11-25T14:34:56Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(utc(leap), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn stdin_must_be_a_json_object() {
+        assert!(read_object(&b"{\"a\": 1}"[..]).is_ok());
+        for bad in ["[1]", "nope", "", "\"x\""] {
+            let e = read_object(bad.as_bytes()).unwrap_err().to_string();
+            assert!(e.contains("stdin"), "{bad}: {e}");
+        }
+    }
+}
