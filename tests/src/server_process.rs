@@ -50,11 +50,17 @@ impl ServerProcess {
 
     /// Like [`start`](Self::start), with extra flags.
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Result<Self> {
+        Self::start_on(data_dir, "127.0.0.1:0".parse()?, extra)
+    }
+
+    /// Like [`start_with`](Self::start_with), on a given address: how a restarted
+    /// server comes back where its clients look for it.
+    pub fn start_on(data_dir: &Path, listen: SocketAddr, extra: &[&str]) -> Result<Self> {
         let bin = binary();
         let mut child = Command::new(&bin)
             .arg("serve")
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(listen.to_string())
             .arg("--data-dir")
             .arg(data_dir)
             .args(extra)

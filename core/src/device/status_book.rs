@@ -162,6 +162,7 @@ impl StatusBook {
         now: SystemTime,
     ) -> Option<StoreWrite> {
         let server = self.server.clone()?;
+        let now = whole_millis(now);
         self.confirmed_now.insert(document.clone());
         let entry = self.docs.entry(document.clone()).or_default();
         let moved = entry
@@ -182,6 +183,7 @@ impl StatusBook {
     /// Every document is safe: remember when, as every document's last sync.
     pub fn mark_synced(&mut self, now: SystemTime) -> Option<StoreWrite> {
         let server = self.server.clone()?;
+        let now = whole_millis(now);
         self.last_sync = Some((server.clone(), now));
         Some(StoreWrite::Meta {
             key: LAST_SYNC_KEY.to_owned(),
@@ -194,26 +196,28 @@ impl StatusBook {
         // The server's heads may arrive before the device has stored the content
         // they name: such a document is not held yet.
         let entry = self.docs.get(document).filter(|e| !e.local.is_empty())?;
+        // A server that reports no heads has none of the document: local-only.
         let confirmed = entry
             .confirmed
             .as_ref()
-            .filter(|c| Some(&c.server) == self.server.as_ref());
+            .filter(|c| Some(&c.server) == self.server.as_ref() && !c.heads.is_empty());
         let status = match confirmed {
             None => Status::LocalOnly,
             Some(c) if entry.local.iter().all(|h| c.heads.contains(h)) => Status::SafeOnServer,
             Some(_) => Status::Pending,
         };
-        // A document safe at the last full sync was confirmed then, even if its
-        // record (written only when its heads move) is older.
+        // Every document the server had confirmed was safe at the last full sync
+        // (that is when it is recorded), even if its own record, written only when
+        // its heads move, is older.
         let last_sync = self
             .last_sync
             .as_ref()
-            .filter(|(s, _)| Some(s) == self.server.as_ref() && status == Status::SafeOnServer)
+            .filter(|(s, _)| Some(s) == self.server.as_ref())
             .map(|(_, at)| *at);
-        let last_synced = match (confirmed.map(|c| c.at), last_sync) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
+        let last_synced = confirmed.map(|c| match last_sync {
+            Some(at) => c.at.max(at),
+            None => c.at,
+        });
         Some(DocumentStatus {
             document: document.clone(),
             status,
@@ -239,6 +243,12 @@ impl StatusBook {
     pub fn all_safe_now(&self) -> bool {
         self.documents().all(|d| self.safe_now(d))
     }
+}
+
+/// Times are kept to the millisecond, as records store them, so a status reads the
+/// same before and after a restart.
+fn whole_millis(t: SystemTime) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(millis(t))
 }
 
 fn millis(t: SystemTime) -> u64 {
@@ -329,9 +339,9 @@ mod tests {
 
         let reopened = StatusBook::open(vec![(doc(1), vec![h2])], persisted(&writes));
         let s = reopened.status(&doc(1)).unwrap();
-        // Records are written when the confirmed heads move, not on every
-        // confirmation.
-        assert_eq!((s.status, s.last_synced), (Status::Pending, Some(at(10))));
+        // The record of a confirmation is written when the confirmed heads move;
+        // the full sync at 12 covered the document too.
+        assert_eq!((s.status, s.last_synced), (Status::Pending, Some(at(12))));
         let reopened = StatusBook::open(vec![(doc(1), vec![h1])], persisted(&writes));
         let s = reopened.status(&doc(1)).unwrap();
         assert_eq!(
@@ -368,6 +378,16 @@ mod tests {
         assert_eq!(book.status(&doc(1)).unwrap().status, Status::Pending);
         book.confirm(&doc(1), vec![h1, h2, h3], at(2));
         assert_eq!(book.status(&doc(1)).unwrap().status, Status::SafeOnServer);
+    }
+
+    #[test]
+    fn a_server_without_the_document_leaves_it_local_only() {
+        let h1 = ChangeHash([1; 32]);
+        let mut book = StatusBook::open(vec![(doc(1), vec![h1])], vec![]);
+        book.connected(StorageId::new("s").unwrap());
+        book.confirm(&doc(1), vec![], at(1));
+        let s = book.status(&doc(1)).unwrap();
+        assert_eq!((s.status, s.last_synced), (Status::LocalOnly, None));
     }
 
     #[test]

@@ -85,24 +85,37 @@ impl SledStore {
         new_storage_id: impl FnOnce() -> StorageId,
     ) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
             .segment_size(SEGMENT_SIZE)
             .cache_capacity(options.cache_capacity)
-            .flush_every_ms(Some(500))
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(io)
-                    if io.kind() == std::io::ErrorKind::WouldBlock
-                        || io.to_string().contains("lock") =>
-                {
-                    Error::Storage(format!(
-                        "the data directory {} is in use by another process ({io})",
-                        dir.display()
-                    ))
+            .flush_every_ms(Some(500));
+        let is_locked = |e: &sled::Error| {
+            matches!(e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock
+                || io.to_string().contains("lock"))
+        };
+        // sled's background writes can hold the directory's lock for a moment after
+        // a store in this process is dropped: an app that closes and reopens its
+        // store waits that out. Another process holding it is refused after this.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let db = loop {
+            match config.open() {
+                Err(e) if is_locked(&e) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
                 }
-                other => Error::Storage(format!("cannot open {}: {other}", dir.display())),
-            })?;
+                other => break other,
+            }
+        }
+        .map_err(|e| {
+            if is_locked(&e) {
+                Error::Storage(format!(
+                    "the data directory {} is in use by another process ({e})",
+                    dir.display()
+                ))
+            } else {
+                Error::Storage(format!("cannot open {}: {e}", dir.display()))
+            }
+        })?;
         let docs = db.open_tree("docs")?;
         let chunks = db.open_tree("chunks")?;
         let sync_states = db.open_tree("sync_states")?;
