@@ -320,12 +320,12 @@ async fn observers_get_the_value_then_every_change_until_cancelled() -> Result<(
     b.push(&doc, &path("log"), json!("local")).await?;
     a.push(&doc, &path("log"), json!("remote")).await?;
     let deadline = tokio::time::Instant::now() + WAIT;
-    while !seen
-        .lock()
-        .unwrap()
-        .last()
-        .is_some_and(|v| v["log"].as_array().is_some_and(|l| l.len() == 2))
-    {
+    let has_both = |seen: &Vec<Value>| {
+        seen.last()
+            .and_then(|v| v["log"].as_array())
+            .is_some_and(|l| l.len() == 2)
+    };
+    while !has_both(&seen.lock().unwrap()) {
         if tokio::time::Instant::now() > deadline {
             bail!(
                 "the observer never saw both changes: {:?}",
