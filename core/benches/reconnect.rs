@@ -1,16 +1,21 @@
-//! A no-op reconnect: a client holding 1,000 small documents, all already synced with
-//! the server and with persisted sync states on both sides, reconnects; both engines
-//! run in-process (frames encoded and decoded, store operations answered from
-//! `MemoryStore`s) until neither has anything left to send.
+//! Reconnects of a client holding 1,000 small documents, all synced with the server
+//! before, with persisted sync states on both sides; both engines run in-process
+//! (frames encoded and decoded, store operations answered from `MemoryStore`s) until
+//! neither has anything left to send.
 //!
-//! Three cases: `per_document`, the stock protocol's way (one sync exchange per
-//! document), then with the `manifest/1` extension `warm`, where the server still holds
-//! the documents in memory, and `server_evicted`, where the server dropped them while
-//! the client was away and reads each one's stored heads (not the document) to
-//! compare.
-//! The bytes on the wire per reconnect are printed once per case; the target of the
-//! issue is under 20 ms and under 100 KB, and over the stock protocol a no-op
-//! reconnect costs about 350 B per document.
+//! Cases:
+//! - `per_document`: nothing changed, the stock protocol's way (one sync exchange per
+//!   document);
+//! - `warm`: nothing changed, with the `manifest/1` extension: the client holds the
+//!   server's change cursor and lists no document, the server reads its change log;
+//! - `server_evicted`: the same after the server dropped every document from memory;
+//! - `ten_changed_per_document` and `ten_changed`: 10 of the 1,000 changed while the
+//!   client was offline, without and with the manifest: the device's everyday
+//!   reconnect, until the server has stored all 10 and said so.
+//!
+//! The bytes on the wire per reconnect are printed once per case; the targets are
+//! under 100 KB for a no-op reconnect, and for ten changed at least 10x fewer bytes
+//! and 5x less time than document by document.
 
 #![allow(clippy::print_stderr, missing_docs)]
 
@@ -137,13 +142,16 @@ impl Setup {
         assert_eq!(self.server.engine.loaded_documents(), 0, "evicted");
     }
 
-    /// While disconnected, the client changes the first `n` documents (stored
-    /// locally, as a device stores every edit).
+    /// While disconnected, the client changes `n` documents (stored locally, as a
+    /// device stores every edit): the next `n` in turn, so that over many rounds
+    /// every document gets a few changes, as a coach's notes do, rather than a few
+    /// documents growing thousands.
     fn change_offline(&mut self, n: usize) {
         self.round += 1;
         let round = self.round;
         self.now += Duration::from_millis(1);
-        for doc in self.docs.iter().take(n) {
+        let start = (round as usize - 1) * n % DOCUMENTS;
+        for doc in self.docs.iter().cycle().skip(start).take(n) {
             self.client
                 .engine
                 .change(self.now, doc, |tx| {
@@ -186,14 +194,8 @@ fn report(case: &str, setup: &mut Setup, evict: bool) {
     let took = started.elapsed();
     let loads = setup.server.loads - server_loads;
     let heads_reads = setup.server.heads_reads - server_heads_reads;
-    // With the manifest, an evicted server reads each document's stored heads and
-    // loads none; without it, every document it syncs is in memory already.
+    // Nothing changed: the server loads no document, evicted or not.
     assert_eq!(loads, 0, "server loads");
-    assert_eq!(
-        heads_reads,
-        if evict { DOCUMENTS } else { 0 },
-        "server heads reads"
-    );
     setup.check_synced();
     eprintln!(
         "reconnect/{case}: {DOCUMENTS} documents, one reconnect: {} B on the wire \

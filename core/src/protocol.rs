@@ -162,8 +162,10 @@ pub enum Message {
         /// Heads per storage ID.
         new_heads: BTreeMap<StorageId, RemoteHeads>,
     },
-    /// Extension (`manifest/1`): the documents a client holds, each with a digest of
-    /// its heads, so that a reconnect syncs only those that differ.
+    /// Extension (`manifest/1`): documents a client holds, each with a digest of its
+    /// heads, so that a reconnect syncs only those that differ. With `since`, the
+    /// client lists only documents that changed since the server confirmed them, and
+    /// asks for the documents the server changed after that cursor.
     Manifest {
         /// Who sent it.
         sender_id: PeerId,
@@ -171,9 +173,12 @@ pub enum Message {
         target_id: PeerId,
         /// Document and heads digest.
         entries: Vec<(DocumentId, HeadsDigest)>,
+        /// The cursor of the server's last reply that the client caught up with;
+        /// absent, `entries` lists every document the client holds.
+        since: Option<u64>,
     },
     /// Extension (`manifest/1`): the answer to a manifest, the documents whose heads
-    /// differ (or that the server lacks).
+    /// differ (or that the server lacks, or changed since the manifest's cursor).
     ManifestReply {
         /// Who sent it.
         sender_id: PeerId,
@@ -181,6 +186,9 @@ pub enum Message {
         target_id: PeerId,
         /// The documents to sync.
         differ: Vec<DocumentId>,
+        /// The server's change cursor as of this reply, for the client's next
+        /// manifest once it has synced every document in `differ`.
+        cursor: Option<u64>,
     },
     /// A message type this implementation does not know; ignored, never a reason to
     /// close.

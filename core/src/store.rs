@@ -134,6 +134,21 @@ pub trait Store: Send + Sync + 'static {
     /// Every record written with [`StoreWrite::Meta`] whose key starts with
     /// `prefix`, in key order.
     fn meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
+
+    /// The documents appended to after change sequence `since` that `peer` synced
+    /// before and lacks some of (its persisted sync state's shared heads are not
+    /// the stored heads), and the latest sequence number, read before the log so
+    /// that nothing at or below it is missed.
+    fn changed_since(&self, since: u64, peer: &StorageId) -> Result<ChangedSince>;
+}
+
+/// What [`Store::changed_since`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChangedSince {
+    /// Documents the peer lacks changes of.
+    pub documents: Vec<DocumentId>,
+    /// The change sequence they were read at: the peer's next `since`.
+    pub cursor: u64,
 }
 
 /// Check a compaction before it replaces anything: the snapshot must load, and to

@@ -22,7 +22,7 @@ use crate::id::{DocumentId, PeerId, StorageId};
 use crate::protocol::Message;
 use crate::store::StoreWrite;
 
-pub use engine::Engine;
+pub use engine::{CURSOR_KEY_PREFIX, Engine};
 
 /// A transport connection, numbered by the driver.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -123,6 +123,17 @@ pub enum Output {
         /// The document.
         document: DocumentId,
     },
+    /// Server: find the documents changed after a client's manifest cursor that it
+    /// lacks ([`Store::changed_since`](crate::store::Store::changed_since)); answer
+    /// with [`Engine::handle_changed_since`].
+    ChangedSince {
+        /// The operation.
+        op: OpId,
+        /// The client's cursor.
+        since: u64,
+        /// The client's storage.
+        peer: StorageId,
+    },
     /// Write durably, in order with every other commit; answer with
     /// [`Engine::handle_commit`]. Consecutive commits may share one store batch.
     Commit {
@@ -169,6 +180,13 @@ pub enum Event {
         conn: ConnId,
         /// The peer's heads.
         heads: Vec<ChangeHash>,
+    },
+    /// Client: the server answered our manifest and every document it named is in
+    /// sync: every document the server holds that we hold is up to date on both
+    /// sides (as of the answer).
+    CaughtUp {
+        /// The connection.
+        conn: ConnId,
     },
     /// A peer said it cannot provide a document we asked for.
     DocumentUnavailable {

@@ -1797,6 +1797,10 @@ fn server_frames_of_a_session() -> Vec<(ConnId, Vec<u8>)> {
                     let heads = side.store.heads(&document);
                     side.engine.handle_heads(now, op, heads);
                 }
+                Output::ChangedSince { op, since, peer } => {
+                    let changed = side.store.changed_since(since, &peer);
+                    side.engine.handle_changed_since(now, op, changed);
+                }
                 Output::Commit { op, write } => commits.push((op, write)),
                 Output::Close { .. } | Output::Event(_) => {}
             }
@@ -1949,11 +1953,25 @@ fn manifest_extension_messages_round_trip() {
             sender_id: PeerId::new("client").unwrap(),
             target_id: PeerId::new("server").unwrap(),
             entries: vec![(a.clone(), digest), (b.clone(), [0; 8])],
+            since: None,
+        },
+        Message::Manifest {
+            sender_id: PeerId::new("client").unwrap(),
+            target_id: PeerId::new("server").unwrap(),
+            entries: vec![(a.clone(), digest)],
+            since: Some(1 << 40),
         },
         Message::ManifestReply {
             sender_id: PeerId::new("server").unwrap(),
             target_id: PeerId::new("client").unwrap(),
             differ: vec![b.clone()],
+            cursor: None,
+        },
+        Message::ManifestReply {
+            sender_id: PeerId::new("server").unwrap(),
+            target_id: PeerId::new("client").unwrap(),
+            differ: vec![],
+            cursor: Some(0),
         },
         Message::Join {
             sender_id: PeerId::new("client").unwrap(),

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use automerge::{ChangeHash, ObjType, ReadDoc, ScalarValue, transaction::Transactable};
 use coachsync_core::store::{MemoryStore, Store, StoreWrite};
-use coachsync_core::sync::{ConnId, Engine, EngineConfig, Event, OpId, Output, Role};
+use coachsync_core::sync::{
+    CURSOR_KEY_PREFIX, ConnId, Engine, EngineConfig, Event, OpId, Output, Role,
+};
 use coachsync_core::{DocumentId, Message, PeerId, StorageId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -27,6 +29,7 @@ struct Faults {
 enum StoreOp {
     Load(OpId, DocumentId),
     Heads(OpId, DocumentId),
+    ChangedSince(OpId, u64, StorageId),
     Commit(OpId, StoreWrite),
 }
 
@@ -81,6 +84,8 @@ struct Sim {
     store_hold: f64,
     /// The server's store answers nothing while paused.
     server_store_paused: bool,
+    /// Manifests clients sent: (client, entries, since).
+    manifests: Vec<(usize, usize, Option<u64>)>,
 }
 
 impl Sim {
@@ -100,6 +105,7 @@ impl Sim {
             seed,
             store_hold: 0.3,
             server_store_paused: false,
+            manifests: Vec::new(),
         }
     }
 
@@ -149,6 +155,11 @@ impl Sim {
                 Output::Send { conn, message } => {
                     if who.is_none() {
                         self.check_durable_before_visible(&message);
+                    }
+                    if let (Some(client), Message::Manifest { entries, since, .. }) =
+                        (who, &message)
+                    {
+                        self.manifests.push((client, entries.len(), *since));
                     }
                     if std::env::var("SIM_TRACE").is_ok()
                         && let Message::Sync(env) | Message::Request(env) = &message
@@ -212,6 +223,10 @@ impl Sim {
                     .node(who)
                     .store_queue
                     .push_back(StoreOp::Heads(op, document)),
+                Output::ChangedSince { op, since, peer } => self
+                    .node(who)
+                    .store_queue
+                    .push_back(StoreOp::ChangedSince(op, since, peer)),
                 Output::Commit { op, write } => self
                     .node(who)
                     .store_queue
@@ -290,6 +305,11 @@ impl Sim {
                 Some(StoreOp::Heads(op, document)) => {
                     let heads = node.store.heads(&document);
                     node.engine.handle_heads(now, op, heads);
+                    moved = true;
+                }
+                Some(StoreOp::ChangedSince(op, since, peer)) => {
+                    let changed = node.store.changed_since(since, &peer);
+                    node.engine.handle_changed_since(now, op, changed);
                     moved = true;
                 }
                 Some(StoreOp::Commit(..)) => unreachable!(),
@@ -784,7 +804,7 @@ impl Sim {
         };
         let engine = &self.clients[client].engine;
         let (Some(d), Some(server_heads)) =
-            (engine.document(doc), engine.peer_heads(doc, link.conn))
+            (engine.document(doc), engine.confirmed_heads(doc, link.conn))
         else {
             return false;
         };
@@ -992,7 +1012,7 @@ fn after_a_manifest_reconnect_the_server_still_pushes_other_peers_changes() {
 }
 
 #[test]
-fn after_a_server_restart_a_manifest_reconnect_reads_heads_loads_nothing_and_still_gets_pushes() {
+fn after_a_server_restart_a_manifest_reconnect_loads_nothing_and_still_gets_pushes() {
     let (mut sim, doc) = connected_with_shared_document(37, 2);
     sim.disconnect(0);
     sim.disconnect(1);
@@ -1055,6 +1075,155 @@ fn an_edit_stored_before_a_client_restart_reaches_the_server_without_being_opene
             sim.clients[0].loads - loads,
             1,
             "seed {seed}: only the changed document was loaded"
+        );
+    }
+}
+
+/// Client 0 creates `n` documents and every other client finds them all.
+fn many_shared_documents(sim: &mut Sim, n: usize) -> Vec<DocumentId> {
+    let mut docs = Vec::new();
+    for i in 0..n {
+        let now = sim.now;
+        let doc = sim.clients[0].engine.create_document(now, sim.rng.random());
+        put(sim, 0, &doc, "i", i as i64);
+        docs.push(doc);
+    }
+    sim.run();
+    for c in 1..sim.clients.len() {
+        for doc in &docs {
+            let now = sim.now;
+            sim.clients[c].engine.find(now, doc);
+        }
+    }
+    sim.run();
+    docs
+}
+
+#[test]
+fn with_a_cursor_a_reconnect_lists_only_local_changes_and_still_gets_every_remote_one() {
+    for seed in seeds().into_iter().take(8) {
+        let mut sim = Sim::new(seed, 2);
+        sim.connect(0, Faults::default());
+        sim.connect(1, Faults::default());
+        sim.run();
+        let docs = many_shared_documents(&mut sim, 30);
+
+        sim.disconnect(0);
+        for doc in &docs[0..3] {
+            put(&mut sim, 1, doc, "by-1", 1);
+        }
+        for doc in &docs[10..12] {
+            put(&mut sim, 0, doc, "offline", 2);
+        }
+        sim.run();
+        sim.manifests.clear();
+        sim.connect(0, Faults::default());
+        sim.run();
+        let [(0, entries, since)] = sim.manifests[..] else {
+            panic!("seed {seed}: one manifest, got {:?}", sim.manifests);
+        };
+        assert_eq!(
+            entries, 2,
+            "seed {seed}: only the two documents changed offline"
+        );
+        assert!(
+            since.is_some(),
+            "seed {seed}: with the cursor of the last sync"
+        );
+        for doc in &docs[0..3] {
+            assert_eq!(value(&sim, 0, doc, "by-1"), Some(1), "seed {seed}: pulled");
+        }
+        for doc in &docs[10..12] {
+            assert_eq!(
+                value(&sim, 1, doc, "offline"),
+                Some(2),
+                "seed {seed}: pushed"
+            );
+            assert!(sim.server_covers(0, doc), "seed {seed}");
+        }
+
+        // A document the reconnect did not list still gets later changes live.
+        put(&mut sim, 1, &docs[20], "live", 3);
+        sim.run();
+        assert_eq!(
+            value(&sim, 0, &docs[20], "live"),
+            Some(3),
+            "seed {seed}: live push"
+        );
+    }
+}
+
+#[test]
+fn a_restarted_client_keeps_its_cursor_and_lists_only_what_it_changed() {
+    for seed in seeds().into_iter().take(8) {
+        let mut sim = Sim::new(seed, 2);
+        sim.connect(0, Faults::default());
+        sim.connect(1, Faults::default());
+        sim.run();
+        let docs = many_shared_documents(&mut sim, 20);
+        sim.disconnect(0);
+
+        // The app closes and starts again: a new engine over the same store,
+        // told what it stored, what the server confirmed (as a device records it)
+        // and the cursor the engine kept in the store.
+        let config = sim.clients[0].engine.config().clone();
+        let server_storage = StorageId::new("server-storage").unwrap();
+        let mut engine = Engine::new(config);
+        let store = &sim.clients[0].store;
+        engine.register_stored(sim.now, store.stored_heads().unwrap());
+        let confirmed: Vec<(DocumentId, Vec<ChangeHash>)> = docs
+            .iter()
+            .map(|d| {
+                let stored = store.load(d).unwrap().unwrap();
+                let (_, state) = stored
+                    .sync_states
+                    .iter()
+                    .find(|(s, _)| *s == server_storage)
+                    .expect("a persisted sync state");
+                let state = automerge::sync::State::decode(state).unwrap();
+                (d.clone(), state.shared_heads)
+            })
+            .collect();
+        engine.register_confirmed(&server_storage, confirmed);
+        let cursors = store.meta(CURSOR_KEY_PREFIX).unwrap();
+        assert_eq!(
+            cursors.len(),
+            1,
+            "seed {seed}: one cursor, for the one server"
+        );
+        let (key, value_bytes) = &cursors[0];
+        assert_eq!(key, &format!("{CURSOR_KEY_PREFIX}{server_storage}"));
+        engine.restore_cursor(
+            server_storage.clone(),
+            u64::from_be_bytes(value_bytes[..].try_into().unwrap()),
+        );
+        sim.clients[0].engine = engine;
+
+        put(&mut sim, 1, &docs[0], "by-1", 1);
+        sim.run();
+        let now = sim.now;
+        sim.clients[0].engine.find(now, &docs[5]);
+        sim.run();
+        put(&mut sim, 0, &docs[5], "offline", 2);
+        sim.run();
+        let loads = sim.clients[0].loads;
+        sim.manifests.clear();
+        sim.connect(0, Faults::default());
+        sim.run();
+        assert_eq!(
+            sim.manifests
+                .iter()
+                .map(|(_, entries, since)| (*entries, since.is_some()))
+                .collect::<Vec<_>>(),
+            vec![(1, true)],
+            "seed {seed}: the one edited document, with the kept cursor"
+        );
+        assert_eq!(value(&sim, 0, &docs[0], "by-1"), Some(1), "seed {seed}");
+        assert_eq!(value(&sim, 1, &docs[5], "offline"), Some(2), "seed {seed}");
+        assert_eq!(
+            sim.clients[0].loads - loads,
+            1,
+            "seed {seed}: only the document the server changed was loaded"
         );
     }
 }

@@ -63,6 +63,13 @@ pub enum DriverMsg {
         /// The stored heads.
         result: CoreResult<Option<Vec<automerge::ChangeHash>>>,
     },
+    /// A change-log read finished.
+    ChangedSince {
+        /// The operation.
+        op: OpId,
+        /// What was found.
+        result: CoreResult<coachsync_core::store::ChangedSince>,
+    },
     /// A group commit finished.
     Committed {
         /// The operations it carried.
@@ -197,6 +204,9 @@ impl Driver {
             }
             DriverMsg::Loaded { op, result } => self.engine.handle_load(now, op, result),
             DriverMsg::Heads { op, result } => self.engine.handle_heads(now, op, result),
+            DriverMsg::ChangedSince { op, result } => {
+                self.engine.handle_changed_since(now, op, result)
+            }
             DriverMsg::Committed { ops, result } => {
                 for op in ops {
                     let result = result.clone().map_err(coachsync_core::Error::Storage);
@@ -269,6 +279,12 @@ impl Driver {
                 op,
                 result: store.load(&document),
             }),
+            Output::ChangedSince { op, since, peer } => {
+                self.read(move |store| DriverMsg::ChangedSince {
+                    op,
+                    result: store.changed_since(since, &peer),
+                })
+            }
             Output::LoadHeads { op, document } => self.read(move |store| DriverMsg::Heads {
                 op,
                 result: store.heads(&document),
@@ -309,6 +325,7 @@ impl Driver {
             Event::DocumentChanged { .. }
             | Event::DocumentStored { .. }
             | Event::PeerHeads { .. }
+            | Event::CaughtUp { .. }
             | Event::DocumentUnavailable { .. }
             | Event::Ephemeral { .. } => {}
         }
@@ -333,7 +350,8 @@ impl Driver {
                 Ok(Some(
                     msg @ (DriverMsg::Committed { .. }
                     | DriverMsg::Loaded { .. }
-                    | DriverMsg::Heads { .. }),
+                    | DriverMsg::Heads { .. }
+                    | DriverMsg::ChangedSince { .. }),
                 )) => {
                     self.handle(msg);
                     self.flush_outputs();

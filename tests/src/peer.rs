@@ -31,6 +31,8 @@ pub struct Peer {
     events: VecDeque<Event>,
     outgoing: VecDeque<Vec<u8>>,
     joined: bool,
+    /// The server answered this connection's manifest and it is caught up.
+    caught_up: bool,
     /// Frames and bytes sent and received, for cost checks.
     pub frames_sent: usize,
     /// Bytes sent.
@@ -58,6 +60,7 @@ impl Peer {
             events: VecDeque::new(),
             outgoing: VecDeque::new(),
             joined: false,
+            caught_up: false,
             frames_sent: 0,
             bytes_sent: 0,
             frames_received: 0,
@@ -164,8 +167,15 @@ impl Peer {
         let Some(doc) = self.document(document) else {
             return false;
         };
-        let Some(server_heads) = self.engine.peer_heads(document, *conn) else {
-            return false;
+        // Heads the server reported over this connection, or, once it answered the
+        // manifest, those it confirmed before for a document it did not name.
+        let server_heads = match self.engine.peer_heads(document, *conn) {
+            Some(heads) => heads,
+            None if self.caught_up => match self.engine.confirmed_heads(document, *conn) {
+                Some(heads) => heads,
+                None => return false,
+            },
+            None => return false,
         };
         if server_heads.is_empty() && !doc.get_heads().is_empty() {
             return false;
@@ -237,13 +247,23 @@ impl Peer {
                 let heads = self.store.heads(&document);
                 self.engine.handle_heads(Instant::now(), op, heads);
             }
+            Output::ChangedSince { op, since, peer } => {
+                let changed = self.store.changed_since(since, &peer);
+                self.engine
+                    .handle_changed_since(Instant::now(), op, changed);
+            }
             Output::Commit { op, write } => {
                 let result = self.store.commit(std::slice::from_ref(&write));
                 self.engine.handle_commit(Instant::now(), op, result);
             }
             Output::Event(event) => {
-                if matches!(event, Event::PeerJoined { .. }) {
-                    self.joined = true;
+                match event {
+                    Event::PeerJoined { .. } => {
+                        self.joined = true;
+                        self.caught_up = false;
+                    }
+                    Event::CaughtUp { .. } => self.caught_up = true,
+                    _ => {}
                 }
                 self.events.push_back(event);
             }

@@ -60,6 +60,10 @@ impl Node {
                         let heads = self.store.heads(&document);
                         self.engine.handle_heads(now, op, heads);
                     }
+                    Output::ChangedSince { op, since, peer } => {
+                        let changed = self.store.changed_since(since, &peer);
+                        self.engine.handle_changed_since(now, op, changed);
+                    }
                     Output::Commit { op, write } => batch.push((op, write)),
                     Output::Close { conn, reason } => {
                         panic!("connection {conn:?} closed: {reason}")

@@ -17,7 +17,7 @@ use crate::id::{DocumentId, PeerId, StorageId};
 use crate::store::{
     CommitReport, SledOptions, SledStore, Store, StoreWorker, StoreWrite, StoredDocument,
 };
-use crate::sync::{ConnId, Engine, EngineConfig, Event, OpId, Output, Role};
+use crate::sync::{CURSOR_KEY_PREFIX, ConnId, Engine, EngineConfig, Event, OpId, Output, Role};
 
 /// Operation IDs of the device's own writes (status records) carry this bit, so
 /// they never collide with the engine's, which count up from zero.
@@ -194,7 +194,7 @@ impl Runtime {
         config: DeviceConfig,
     ) -> Result<(mpsc::UnboundedSender<Command>, watch::Receiver<Connection>)> {
         let dir = config.data_dir.clone();
-        let (store, stored, records) = tokio::task::spawn_blocking(move || {
+        let (store, stored, records, cursors) = tokio::task::spawn_blocking(move || {
             // A phone's memory is small: a modest page cache.
             let options = SledOptions {
                 cache_capacity: 8 * 1024 * 1024,
@@ -206,7 +206,8 @@ impl Runtime {
             })?;
             let stored = store.stored_heads()?;
             let records = store.meta("device/")?;
-            Ok::<_, Error>((store, stored, records))
+            let cursors = store.meta(CURSOR_KEY_PREFIX)?;
+            Ok::<_, Error>((store, stored, records, cursors))
         })
         .await
         .map_err(|e| Error::Storage(format!("opening the device store: {e}")))??;
@@ -217,6 +218,23 @@ impl Runtime {
         let now = Instant::now();
         engine.register_stored(now, stored.iter().cloned());
         let book = StatusBook::open(stored, records);
+        // What the server confirmed, and how far its change log was read: a
+        // reconnect then lists only documents edited since.
+        for (server, document, heads) in book.confirmed_heads() {
+            engine.register_confirmed(&server, [(document, heads)]);
+        }
+        for (key, value) in cursors {
+            let server = key.strip_prefix(CURSOR_KEY_PREFIX).unwrap_or_default();
+            match (
+                StorageId::new(server),
+                <[u8; 8]>::try_from(value.as_slice()),
+            ) {
+                (Ok(server), Ok(cursor)) => {
+                    engine.restore_cursor(server, u64::from_be_bytes(cursor))
+                }
+                _ => tracing::warn!(%key, "ignoring an unreadable manifest cursor"),
+            }
+        }
         tracing::info!(
             dir = %config.data_dir.display(),
             documents = book.documents().count(),
@@ -567,10 +585,15 @@ impl Runtime {
                         }
                     }
                     Output::Load { op, document } => self.load(op, document),
+                    // Only servers ask these; answer so the engine never waits.
                     Output::LoadHeads { op, document } => {
-                        // Only servers read heads; answer so the engine never waits.
                         let heads = self.store.heads(&document);
                         self.engine.handle_heads(Instant::now(), op, heads);
+                    }
+                    Output::ChangedSince { op, since, peer } => {
+                        let changed = self.store.changed_since(since, &peer);
+                        self.engine
+                            .handle_changed_since(Instant::now(), op, changed);
                     }
                     Output::Event(event) => self.on_event(event, &mut writes),
                 }
@@ -655,6 +678,11 @@ impl Runtime {
                     writes.push((self.device_op(), write));
                 }
                 self.touched.insert(document);
+            }
+            Event::CaughtUp { conn } => {
+                if self.current_conn() == Some(conn) {
+                    self.book.caught_up();
+                }
             }
             Event::DocumentUnavailable { document } => {
                 for reply in self.fetches.remove(&document).unwrap_or_default() {

@@ -79,6 +79,9 @@ pub(crate) struct StatusBook {
     last_sync: Option<(StorageId, SystemTime)>,
     /// Documents the server confirmed over the current connection.
     confirmed_now: HashSet<DocumentId>,
+    /// The server answered this connection's manifest and everything it named is
+    /// in sync: every record is current.
+    caught_up: bool,
 }
 
 impl StatusBook {
@@ -133,7 +136,7 @@ impl StatusBook {
 
     /// The server confirmed the document safe over the current connection.
     pub fn safe_now(&self, document: &DocumentId) -> bool {
-        self.confirmed_now.contains(document)
+        (self.caught_up || self.confirmed_now.contains(document))
             && self.status(document).map(|s| s.status) == Some(Status::SafeOnServer)
     }
 
@@ -144,6 +147,23 @@ impl StatusBook {
             self.server = Some(server);
         }
         self.confirmed_now.clear();
+        self.caught_up = false;
+    }
+
+    /// The server confirmed, as of now, every document it did not name.
+    pub fn caught_up(&mut self) {
+        self.caught_up = true;
+    }
+
+    /// The server and heads each document was last confirmed at, for the engine.
+    pub fn confirmed_heads(&self) -> Vec<(StorageId, DocumentId, Vec<ChangeHash>)> {
+        self.docs
+            .iter()
+            .filter_map(|(d, e)| {
+                let c = e.confirmed.as_ref()?;
+                Some((c.server.clone(), d.clone(), c.heads.clone()))
+            })
+            .collect()
     }
 
     /// The document's heads stored on the device moved.

@@ -131,10 +131,20 @@ impl<'b> Fields<'b> {
     }
 
     fn count(&self, key: &str) -> Result<u64> {
-        let mut d = self
-            .get(key)
-            .ok_or_else(|| err(format!("field {key} is missing")))?;
-        read_count(&mut d).map_err(|reason| err(format!("field {key} {reason}")))
+        self.count_opt(key)?
+            .ok_or_else(|| err(format!("field {key} is missing")))
+    }
+
+    fn count_opt(&self, key: &str) -> Result<Option<u64>> {
+        let Some(mut d) = self.get(key) else {
+            return Ok(None);
+        };
+        if matches!(d.datatype(), Ok(Type::Null | Type::Undefined)) {
+            return Ok(None);
+        }
+        read_count(&mut d)
+            .map(Some)
+            .map_err(|reason| err(format!("field {key} {reason}")))
     }
 }
 
@@ -487,6 +497,7 @@ impl Message {
                     sender_id: f.peer_id("senderId")?,
                     target_id: f.peer_id("targetId")?,
                     entries,
+                    since: f.count_opt("since")?,
                 }
             }
             "coachsync-manifest-reply" => {
@@ -505,6 +516,7 @@ impl Message {
                     sender_id: f.peer_id("senderId")?,
                     target_id: f.peer_id("targetId")?,
                     differ,
+                    cursor: f.count_opt("cursor")?,
                 }
             }
             other => Message::Unknown {
@@ -675,11 +687,15 @@ impl Message {
                 sender_id,
                 target_id,
                 entries,
+                since,
             } => {
-                e.map(4)?;
+                e.map(4 + u64::from(since.is_some()))?;
                 e.str("type")?.str("coachsync-manifest")?;
                 e.str("senderId")?.str(sender_id.as_str())?;
                 e.str("targetId")?.str(target_id.as_str())?;
+                if let Some(since) = since {
+                    e.str("since")?.u64(*since)?;
+                }
                 e.str("entries")?.array(entries.len() as u64)?;
                 for (id, digest) in entries {
                     e.array(2)?.bytes(id.as_bytes())?.bytes(digest)?;
@@ -689,11 +705,15 @@ impl Message {
                 sender_id,
                 target_id,
                 differ,
+                cursor,
             } => {
-                e.map(4)?;
+                e.map(4 + u64::from(cursor.is_some()))?;
                 e.str("type")?.str("coachsync-manifest-reply")?;
                 e.str("senderId")?.str(sender_id.as_str())?;
                 e.str("targetId")?.str(target_id.as_str())?;
+                if let Some(cursor) = cursor {
+                    e.str("cursor")?.u64(*cursor)?;
+                }
                 e.str("differ")?.array(differ.len() as u64)?;
                 for id in differ {
                     e.bytes(id.as_bytes())?;

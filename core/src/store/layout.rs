@@ -6,10 +6,16 @@
 //! chunks       <doc key> <seq: u64 BE> <part: u32 BE> -> at most MAX_VALUE_BYTES
 //! sync_states  <doc key> <storage id utf-8>      -> sync::State::encode()
 //! meta         <key utf-8>                       -> the application's own records
+//! changes      <seq: u64 BE>                     -> <doc key> (the change log)
+//! changes      "next"                            -> the last seq given (u64 BE)
 //! <doc key> = <id length: u16 BE> <id bytes>
 //! ```
 //!
 //! The length prefix keeps one document's keys from being a prefix of another's.
+//!
+//! The change log gives each append the next sequence number and keeps only each
+//! document's latest one, so "what changed after sequence N" is a range read whose
+//! size is bounded by the number of documents.
 
 use automerge::ChangeHash;
 
@@ -61,6 +67,14 @@ pub fn sync_state_key(doc_key: &[u8], storage_id: &str) -> Vec<u8> {
     key
 }
 
+/// The change-log key holding the last sequence number given.
+pub(crate) const CHANGE_COUNTER_KEY: &[u8] = b"next";
+
+/// The change-log key of a sequence number.
+pub fn change_key(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
 /// One stored chunk: where its parts are and what it holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChunkRef {
@@ -85,10 +99,12 @@ pub struct DocMeta {
     pub quarantined: Option<String>,
     /// The heads of what the chunks hold.
     pub heads: Vec<ChangeHash>,
+    /// The document's entry in the change log (0: none yet).
+    pub change_seq: u64,
 }
 
-/// Version 2 added the heads.
-const META_VERSION: u8 = 2;
+/// Version 2 added the heads, version 3 the change sequence.
+const META_VERSION: u8 = 3;
 
 impl DocMeta {
     /// The incremental chunks (those after the last snapshot): count and bytes.
@@ -134,6 +150,7 @@ impl DocMeta {
         for head in &self.heads {
             out.extend_from_slice(&head.0);
         }
+        out.extend_from_slice(&self.change_seq.to_be_bytes());
         out.extend_from_slice(&(self.chunks.len() as u32).to_be_bytes());
         for c in &self.chunks {
             out.extend_from_slice(&c.seq.to_be_bytes());
@@ -148,7 +165,7 @@ impl DocMeta {
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         let mut r = Reader(bytes);
         let version = r.u8()?;
-        if version != 1 && version != META_VERSION {
+        if !(1..=META_VERSION).contains(&version) {
             return Err(Error::Storage("unknown document metadata version".into()));
         }
         let next_seq = r.u64()?;
@@ -167,6 +184,7 @@ impl DocMeta {
                 heads.push(ChangeHash(bytes));
             }
         }
+        let change_seq = if version >= 3 { r.u64()? } else { 0 };
         let n = r.u32()? as usize;
         let mut chunks = Vec::with_capacity(n.min(4096));
         for _ in 0..n {
@@ -182,6 +200,7 @@ impl DocMeta {
             chunks,
             quarantined,
             heads,
+            change_seq,
         })
     }
 }
@@ -223,6 +242,8 @@ pub enum Table {
     SyncStates,
     /// The application's own records.
     Meta,
+    /// The change log.
+    Changes,
 }
 
 /// Point reads and writes over the tables, as a store's transaction offers them.
@@ -262,6 +283,7 @@ pub(crate) fn apply_write(t: &impl Tables, write: &StoreWrite) -> Result<()> {
             let mut meta = read_meta(t, &dk)?;
             write_chunk(t, &dk, &mut meta, data, false)?;
             meta.heads = heads.clone();
+            log_change(t, &dk, &mut meta)?;
             t.put(Table::Docs, &dk, &meta.encode())
         }
         StoreWrite::Compact {
@@ -291,6 +313,61 @@ pub(crate) fn apply_write(t: &impl Tables, write: &StoreWrite) -> Result<()> {
         }
         StoreWrite::Meta { key, value } => t.put(Table::Meta, key.as_bytes(), value),
     }
+}
+
+/// Give the document the next sequence number in the change log, dropping its
+/// previous entry.
+fn log_change(t: &impl Tables, dk: &[u8], meta: &mut DocMeta) -> Result<()> {
+    let last = t
+        .get(Table::Changes, CHANGE_COUNTER_KEY)?
+        .map(|v| read_u64(&v))
+        .transpose()?
+        .unwrap_or(0);
+    let seq = last + 1;
+    t.put(Table::Changes, CHANGE_COUNTER_KEY, &change_key(seq))?;
+    if meta.change_seq > 0 {
+        t.remove(Table::Changes, &change_key(meta.change_seq))?;
+    }
+    t.put(Table::Changes, &change_key(seq), dk)?;
+    meta.change_seq = seq;
+    Ok(())
+}
+
+/// An 8-byte big-endian number as stored.
+pub(crate) fn read_u64(bytes: &[u8]) -> Result<u64> {
+    let bytes: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| Error::Storage("a stored number is not 8 bytes".into()))?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+/// Of the documents (by key) in the change log after some sequence number, those
+/// that `peer` has synced before (it has a persisted sync state) and whose stored
+/// heads differ from what that state says the peer has.
+pub(crate) fn changed_for_peer(
+    t: &impl Tables,
+    changed: impl IntoIterator<Item = Vec<u8>>,
+    peer: &StorageId,
+) -> Result<Vec<DocumentId>> {
+    let mut out = Vec::new();
+    for dk in changed {
+        let Some(state) = t.get(Table::SyncStates, &sync_state_key(&dk, peer.as_str()))? else {
+            continue;
+        };
+        let Some(meta) = t.get(Table::Docs, &dk)? else {
+            continue;
+        };
+        let mut stored = heads_of(&meta)?;
+        let mut shared = automerge::sync::State::decode(&state)
+            .map(|s| s.shared_heads)
+            .unwrap_or_default();
+        stored.sort();
+        shared.sort();
+        if stored != shared {
+            out.push(document_from_key(&dk)?);
+        }
+    }
+    Ok(out)
 }
 
 /// The heads in an encoded metadata record (none when quarantined).
@@ -416,6 +493,7 @@ mod tests {
         meta.add_chunk(&[2; 5], false);
         meta.quarantined = Some("does not load".into());
         meta.heads = vec![ChangeHash([9; 32]), ChangeHash([4; 32])];
+        meta.change_seq = 77;
         assert_eq!(DocMeta::decode(&meta.encode()).unwrap(), meta);
         assert_eq!(meta.incremental(), (1, 5));
         assert!(DocMeta::decode(&meta.encode()[..5]).is_err());

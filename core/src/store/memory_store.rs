@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use super::layout::{
-    Table, Tables, apply_write, document_from_key, heads_of, load_document, load_heads,
+    CHANGE_COUNTER_KEY, Table, Tables, apply_write, change_key, changed_for_peer,
+    document_from_key, heads_of, load_document, load_heads, read_u64,
 };
-use super::{Store, StoreWrite, StoredDocument, verify_snapshot};
+use super::{ChangedSince, Store, StoreWrite, StoredDocument, verify_snapshot};
 use crate::error::Result;
 use crate::id::{DocumentId, StorageId};
 
@@ -137,6 +138,29 @@ impl Store for MemoryStore {
             .take_while(|((t, k), _)| *t == Table::Meta && k.starts_with(prefix.as_bytes()))
             .map(|((_, k), v)| (String::from_utf8_lossy(k).into_owned(), v.clone()))
             .collect())
+    }
+
+    fn changed_since(&self, since: u64, peer: &StorageId) -> Result<ChangedSince> {
+        let map = self.lock();
+        let cursor = map
+            .get(&(Table::Changes, CHANGE_COUNTER_KEY.to_vec()))
+            .map(|v| read_u64(v))
+            .transpose()?
+            .unwrap_or(0);
+        let changed: Vec<Vec<u8>> = map
+            .range((Table::Changes, change_key(since.saturating_add(1)).to_vec())..)
+            .take_while(|((t, _), _)| *t == Table::Changes)
+            .filter(|((_, k), _)| k.len() == 8)
+            .map(|(_, dk)| dk.clone())
+            .collect();
+        let view = Staged {
+            base: &map,
+            overlay: RefCell::default(),
+        };
+        Ok(ChangedSince {
+            documents: changed_for_peer(&view, changed, peer)?,
+            cursor,
+        })
     }
 
     fn stored_heads(&self) -> Result<Vec<(DocumentId, Vec<automerge::ChangeHash>)>> {

@@ -19,9 +19,10 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
 use super::layout::{
-    Table, Tables, apply_write, document_from_key, heads_of, load_document, load_heads,
+    CHANGE_COUNTER_KEY, Table, Tables, apply_write, change_key, changed_for_peer,
+    document_from_key, heads_of, load_document, load_heads, read_u64,
 };
-use super::{Store, StoreWrite, StoredDocument, verify_snapshot};
+use super::{ChangedSince, Store, StoreWrite, StoredDocument, verify_snapshot};
 use crate::error::{Error, Result};
 use crate::id::{DocumentId, StorageId};
 
@@ -53,6 +54,7 @@ pub struct SledStore {
     chunks: sled::Tree,
     sync_states: sled::Tree,
     meta: sled::Tree,
+    changes: sled::Tree,
     db_file: File,
     storage_id: StorageId,
 }
@@ -120,6 +122,7 @@ impl SledStore {
         let chunks = db.open_tree("chunks")?;
         let sync_states = db.open_tree("sync_states")?;
         let meta = db.open_tree("meta")?;
+        let changes = db.open_tree("changes")?;
         let storage_id = match db.get(STORAGE_ID_KEY)? {
             Some(id) => StorageId::new(&String::from_utf8_lossy(&id))?,
             None => {
@@ -150,6 +153,7 @@ impl SledStore {
             chunks,
             sync_states,
             meta,
+            changes,
             db_file,
             storage_id,
         })
@@ -166,6 +170,7 @@ impl SledStore {
             Table::Chunks => &self.chunks,
             Table::SyncStates => &self.sync_states,
             Table::Meta => &self.meta,
+            Table::Changes => &self.changes,
         }
     }
 
@@ -196,12 +201,13 @@ impl Tables for Plain<'_> {
     }
 }
 
-/// Reads and writes inside one transaction over the four trees.
+/// Reads and writes inside one transaction over the five trees.
 struct Tx<'t> {
     docs: &'t TransactionalTree,
     chunks: &'t TransactionalTree,
     sync_states: &'t TransactionalTree,
     meta: &'t TransactionalTree,
+    changes: &'t TransactionalTree,
 }
 
 impl Tx<'_> {
@@ -211,6 +217,7 @@ impl Tx<'_> {
             Table::Chunks => self.chunks,
             Table::SyncStates => self.sync_states,
             Table::Meta => self.meta,
+            Table::Changes => self.changes,
         }
     }
 }
@@ -277,13 +284,20 @@ impl Store for SledStore {
                 _ => true,
             })
             .collect();
-        (&self.docs, &self.chunks, &self.sync_states, &self.meta)
-            .transaction(|(docs, chunks, sync_states, meta)| {
+        (
+            &self.docs,
+            &self.chunks,
+            &self.sync_states,
+            &self.meta,
+            &self.changes,
+        )
+            .transaction(|(docs, chunks, sync_states, meta, changes)| {
                 let tx = Tx {
                     docs,
                     chunks,
                     sync_states,
                     meta,
+                    changes,
                 };
                 for write in &writes {
                     apply_write(&tx, write).map_err(ConflictableTransactionError::Abort)?;
@@ -317,6 +331,26 @@ impl Store for SledStore {
 
     fn storage_id(&self) -> StorageId {
         self.storage_id.clone()
+    }
+
+    fn changed_since(&self, since: u64, peer: &StorageId) -> Result<ChangedSince> {
+        let cursor = self
+            .changes
+            .get(CHANGE_COUNTER_KEY)?
+            .map(|v| read_u64(&v))
+            .transpose()?
+            .unwrap_or(0);
+        let mut changed = Vec::new();
+        for kv in self.changes.range(change_key(since.saturating_add(1))..) {
+            let (k, dk) = kv?;
+            if k.len() == 8 {
+                changed.push(dk.to_vec());
+            }
+        }
+        Ok(ChangedSince {
+            documents: changed_for_peer(&Plain(self), changed, peer)?,
+            cursor,
+        })
     }
 
     fn meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {

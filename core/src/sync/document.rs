@@ -97,6 +97,8 @@ pub(super) struct DocState {
     pub persisted: HashMap<StorageId, Vec<u8>>,
     /// A client that wants this document from its server.
     pub wanted: bool,
+    /// Client: the heads each server storage last confirmed holding, sorted.
+    pub confirmed: HashMap<StorageId, Vec<ChangeHash>>,
     pub last_used: Instant,
 }
 
@@ -113,6 +115,7 @@ impl DocState {
             peers: HashMap::new(),
             persisted: HashMap::new(),
             wanted: false,
+            confirmed: HashMap::new(),
             last_used: now,
         }
     }

@@ -15,7 +15,10 @@ use crate::protocol::{
     HeadsDigest, MANIFEST_EXTENSION, Message, PROTOCOL_VERSION, PeerMetadata, SyncEnvelope,
     heads_digest,
 };
-use crate::store::{StoreWrite, StoredDocument};
+use crate::store::{ChangedSince, StoreWrite, StoredDocument};
+
+/// The store meta key prefix of a client's manifest cursors, one per server storage.
+pub const CURSOR_KEY_PREFIX: &str = "manifest/cursor/";
 
 /// How many ephemeral message IDs are remembered for de-duplication.
 const EPHEMERAL_MEMORY: usize = 4096;
@@ -36,6 +39,9 @@ struct Conn {
     manifest: bool,
     /// Client: a manifest was sent and not yet answered; the heads each entry named.
     manifest_sent: Option<HashMap<DocumentId, Vec<ChangeHash>>>,
+    /// Client: documents the manifest's answer named that are not yet in sync, and
+    /// the cursor to keep once they are.
+    catching_up: Option<(HashSet<DocumentId>, Option<u64>)>,
 }
 
 /// Server: a manifest waiting for the stored heads of some of its documents.
@@ -44,11 +50,23 @@ struct PendingManifest {
     entries: Vec<(DocumentId, HeadsDigest)>,
     /// Documents whose heads are being read from the store.
     waiting: HashSet<DocumentId>,
+    /// The change-log read for the manifest's cursor.
+    changed: Option<ChangeRead>,
+}
+
+/// A server's read of its change log for one manifest.
+enum ChangeRead {
+    Pending(OpId),
+    Done(ChangedSince),
+    /// Answered without a cursor: the client keeps its old one and asks again next
+    /// time, so nothing is missed.
+    Failed,
 }
 
 enum PendingOp {
     Load(DocumentId),
     Heads(DocumentId),
+    ChangedSince,
     Append {
         document: DocumentId,
         heads: Vec<ChangeHash>,
@@ -69,6 +87,11 @@ pub struct Engine {
     ephemeral_seen: HashSet<(PeerId, String, u64)>,
     next_tick: Option<Instant>,
     manifests: Vec<PendingManifest>,
+    /// Client: per server storage, the change cursor caught up with.
+    cursors: HashMap<StorageId, u64>,
+    /// Server: the connection of each client storage that sent a manifest, so that
+    /// documents it holds but did not list are pushed to it when they change.
+    subscribers: HashMap<StorageId, ConnId>,
 }
 
 impl Engine {
@@ -85,6 +108,8 @@ impl Engine {
             ephemeral_seen: HashSet::new(),
             next_tick: None,
             manifests: Vec::new(),
+            cursors: HashMap::new(),
+            subscribers: HashMap::new(),
         }
     }
 
@@ -135,6 +160,17 @@ impl Engine {
             .as_deref()
     }
 
+    /// Client: the heads the server behind `conn` last confirmed holding of a
+    /// document, over this connection or an earlier one to the same storage.
+    pub fn confirmed_heads(&self, document: &DocumentId, conn: ConnId) -> Option<&[ChangeHash]> {
+        let storage = self.peer_storage_id(conn)?;
+        self.docs
+            .get(document)?
+            .confirmed
+            .get(storage)
+            .map(Vec::as_slice)
+    }
+
     /// The storage ID a joined peer announced, unless it is ephemeral.
     pub fn peer_storage_id(&self, conn: ConnId) -> Option<&StorageId> {
         match &self.conns.get(&conn)?.phase {
@@ -180,6 +216,7 @@ impl Engine {
                 documents: HashSet::new(),
                 manifest: false,
                 manifest_sent: None,
+                catching_up: None,
             },
         );
         if self.config.role == Role::Client {
@@ -247,6 +284,7 @@ impl Engine {
         {
             self.peers.remove(peer);
         }
+        self.subscribers.retain(|_, c| *c != conn);
         for document in c.documents {
             if let Some(doc) = self.docs.get_mut(&document) {
                 doc.peers.remove(&conn);
@@ -413,11 +451,23 @@ impl Engine {
             .collect();
         documents.sort();
         if manifest {
+            // With a cursor from this server, list only what changed since it
+            // confirmed it; the server names what changed on its side.
+            let storage = self.peer_storage_id(conn).cloned();
+            let since = storage.as_ref().and_then(|s| self.cursors.get(s)).copied();
             let mut sent = HashMap::new();
             let mut entries = Vec::new();
             for document in documents {
+                let doc = &self.docs[&document];
+                let confirmed = storage
+                    .as_ref()
+                    .and_then(|s| doc.confirmed.get(s))
+                    .is_some_and(|c| same_heads(c, &doc.saved_heads));
+                if since.is_some() && confirmed {
+                    continue;
+                }
+                let heads = doc.saved_heads.clone();
                 self.attach(&document, conn);
-                let heads = self.docs[&document].saved_heads.clone();
                 entries.push((document.clone(), heads_digest(&heads)));
                 sent.insert(document, heads);
             }
@@ -430,6 +480,7 @@ impl Engine {
                     sender_id: self.config.peer_id.clone(),
                     target_id: peer,
                     entries,
+                    since,
                 },
             );
         } else {
@@ -493,11 +544,11 @@ impl Engine {
             Message::Join { .. } | Message::Peer { .. } => {
                 tracing::debug!(conn = conn.0, "ignoring a repeated handshake message");
             }
-            Message::Manifest { entries, .. } if self.config.role == Role::Server => {
-                self.on_manifest(now, conn, entries);
+            Message::Manifest { entries, since, .. } if self.config.role == Role::Server => {
+                self.on_manifest(now, conn, entries, since);
             }
-            Message::ManifestReply { differ, .. } if self.config.role == Role::Client => {
-                self.on_manifest_reply(now, conn, differ);
+            Message::ManifestReply { differ, cursor, .. } if self.config.role == Role::Client => {
+                self.on_manifest_reply(now, conn, differ, cursor);
             }
             Message::Manifest { .. } | Message::ManifestReply { .. } => {
                 tracing::debug!(
@@ -712,11 +763,10 @@ impl Engine {
             self.document_changed(now, &document);
         }
         if let Some(heads) = their_heads {
-            self.event(Event::PeerHeads {
-                document: document.clone(),
-                conn,
-                heads,
-            });
+            self.peer_confirmed(&document, conn, heads);
+        }
+        if self.config.role == Role::Client {
+            self.check_caught_up(&document, conn);
         }
         self.persist_sync_state(&document, conn);
         if empty && is_request {
@@ -818,6 +868,29 @@ impl Engine {
             document: document.clone(),
             heads,
         });
+        if self.config.role == Role::Server {
+            self.attach_subscribers(document);
+        }
+    }
+
+    /// Server: attach the connections of clients that synced this document before
+    /// and subscribed with a manifest without listing it, so its changes reach them.
+    fn attach_subscribers(&mut self, document: &DocumentId) {
+        if self.subscribers.is_empty() {
+            return;
+        }
+        let Some(doc) = self.docs.get(document) else {
+            return;
+        };
+        let conns: Vec<ConnId> = doc
+            .persisted
+            .keys()
+            .filter_map(|storage| self.subscribers.get(storage).copied())
+            .filter(|conn| !doc.peers.contains_key(conn))
+            .collect();
+        for conn in conns {
+            self.attach(document, conn);
+        }
     }
 
     /// Generate and send sync messages for a document to every connection that takes
@@ -932,7 +1005,29 @@ impl Engine {
 
     /// Server: a client lists its documents with digests of their heads. Load what is
     /// not in memory, then answer with the documents whose heads differ.
-    fn on_manifest(&mut self, now: Instant, conn: ConnId, entries: Vec<(DocumentId, HeadsDigest)>) {
+    fn on_manifest(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        entries: Vec<(DocumentId, HeadsDigest)>,
+        since: Option<u64>,
+    ) {
+        let storage = self.peer_storage_id(conn).cloned();
+        if let Some(storage) = &storage {
+            self.subscribers.insert(storage.clone(), conn);
+        }
+        // Every answer carries the change cursor, so the client's next manifest can
+        // list only what it changed; with no `since` nothing is read from the log
+        // but the cursor.
+        let changed = storage.map(|peer| {
+            let op = self.op(PendingOp::ChangedSince);
+            self.outputs.push_back(Output::ChangedSince {
+                op,
+                since: since.unwrap_or(u64::MAX),
+                peer,
+            });
+            ChangeRead::Pending(op)
+        });
         let mut waiting = HashSet::new();
         for (document, _) in &entries {
             // Documents held (in memory or evicted) know their stored heads; for the
@@ -949,6 +1044,7 @@ impl Engine {
             conn,
             entries,
             waiting,
+            changed,
         });
         self.finish_manifests();
         self.arm_tick(now);
@@ -983,12 +1079,35 @@ impl Engine {
         self.finish_manifests();
     }
 
+    /// The result of an [`Output::ChangedSince`].
+    pub fn handle_changed_since(&mut self, _now: Instant, op: OpId, result: Result<ChangedSince>) {
+        if !matches!(self.ops.remove(&op), Some(PendingOp::ChangedSince)) {
+            return;
+        }
+        let read = match result {
+            Ok(changed) => ChangeRead::Done(changed),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the change log failed");
+                ChangeRead::Failed
+            }
+        };
+        if let Some(manifest) = self
+            .manifests
+            .iter_mut()
+            .find(|m| matches!(m.changed, Some(ChangeRead::Pending(p)) if p == op))
+        {
+            manifest.changed = Some(read);
+        }
+        self.finish_manifests();
+    }
+
     /// Answer every manifest whose documents are all loaded.
     fn finish_manifests(&mut self) {
         let (waiting, ready): (Vec<_>, Vec<_>) = std::mem::take(&mut self.manifests)
             .into_iter()
             .partition(|m| {
                 !m.waiting.is_empty()
+                    || matches!(m.changed, Some(ChangeRead::Pending(_)))
                     || m.entries.iter().any(|(d, _)| {
                         matches!(
                             self.docs.get(d).map(|d| &d.content),
@@ -1009,6 +1128,17 @@ impl Engine {
         };
         let target_id = peer.clone();
         let mut differ = Vec::new();
+        let listed: HashSet<DocumentId> = manifest.entries.iter().map(|(d, _)| d.clone()).collect();
+        let mut cursor = None;
+        if let Some(ChangeRead::Done(changed)) = manifest.changed {
+            cursor = Some(changed.cursor);
+            for document in changed.documents {
+                if !listed.contains(&document) {
+                    self.attach(&document, conn);
+                    differ.push(document);
+                }
+            }
+        }
         for (document, digest) in manifest.entries {
             self.attach(&document, conn);
             let Some(doc) = self.docs.get_mut(&document) else {
@@ -1041,13 +1171,20 @@ impl Engine {
                 sender_id: self.config.peer_id.clone(),
                 target_id,
                 differ,
+                cursor,
             },
         );
     }
 
     /// Client: the server named the documents that differ; every other one it holds
     /// at the heads the manifest gave.
-    fn on_manifest_reply(&mut self, now: Instant, conn: ConnId, differ: Vec<DocumentId>) {
+    fn on_manifest_reply(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        differ: Vec<DocumentId>,
+        cursor: Option<u64>,
+    ) {
         let Some(sent) = self
             .conns
             .get_mut(&conn)
@@ -1055,12 +1192,31 @@ impl Engine {
         else {
             return;
         };
+        // Documents to bring in sync before the cursor is kept: those the server
+        // named that we hold (one we do not hold cannot be caught up with).
+        let mut differ: Vec<DocumentId> = differ
+            .into_iter()
+            .filter(|d| {
+                self.docs
+                    .get(d)
+                    .is_some_and(|doc| !matches!(doc.content, Content::Quarantined))
+            })
+            .collect();
+        differ.sort();
+        differ.dedup();
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.catching_up = Some((differ.iter().cloned().collect(), cursor));
+        }
+        for document in &differ {
+            // Listed or not, a named document syncs the ordinary way.
+            self.attach(document, conn);
+            self.sync_document(now, document);
+        }
         let differ: HashSet<DocumentId> = differ.into_iter().collect();
         let mut sent: Vec<(DocumentId, Vec<ChangeHash>)> = sent.into_iter().collect();
         sent.sort();
         for (document, heads) in sent {
             if differ.contains(&document) {
-                self.sync_document(now, &document);
                 continue;
             }
             let Some(doc) = self.docs.get_mut(&document) else {
@@ -1072,15 +1228,75 @@ impl Engine {
                 ps.state.their_heads = Some(heads.clone());
             }
             self.persist_sync_state(&document, conn);
-            self.event(Event::PeerHeads {
-                document: document.clone(),
-                conn,
-                heads,
-            });
+            self.peer_confirmed(&document, conn, heads);
             if changed_since {
                 self.sync_document(now, &document);
             }
         }
+        self.finish_catching_up(conn);
+    }
+
+    /// Client: the server holds a document at `heads`.
+    fn peer_confirmed(&mut self, document: &DocumentId, conn: ConnId, heads: Vec<ChangeHash>) {
+        if let Some(storage) = self.peer_storage_id(conn).cloned()
+            && let Some(doc) = self.docs.get_mut(document)
+        {
+            let mut sorted = heads.clone();
+            sorted.sort();
+            doc.confirmed.insert(storage, sorted);
+        }
+        self.event(Event::PeerHeads {
+            document: document.clone(),
+            conn,
+            heads,
+        });
+    }
+
+    /// Client: a document the manifest's answer named may now be in sync.
+    fn check_caught_up(&mut self, document: &DocumentId, conn: ConnId) {
+        let in_sync = self.docs.get(document).is_some_and(|doc| {
+            let ours = doc.doc().map(Automerge::get_heads);
+            let theirs = doc
+                .peers
+                .get(&conn)
+                .and_then(|ps| ps.state.their_heads.as_ref());
+            matches!((ours, theirs), (Some(ours), Some(theirs)) if same_heads(&ours, theirs))
+        });
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if let Some((pending, _)) = &mut c.catching_up
+            && in_sync
+            && pending.remove(document)
+        {
+            self.finish_catching_up(conn);
+        }
+    }
+
+    /// Client: once every document the answer named is in sync, keep its cursor and
+    /// say so.
+    fn finish_catching_up(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if !c.catching_up.as_ref().is_some_and(|(p, _)| p.is_empty()) {
+            return;
+        }
+        let Some((_, cursor)) = c.catching_up.take() else {
+            return;
+        };
+        if let (Some(cursor), Some(storage)) = (cursor, self.peer_storage_id(conn).cloned()) {
+            self.cursors.insert(storage.clone(), cursor);
+            let op = self.op(PendingOp::Other);
+            self.outputs.push_back(Output::Commit {
+                op,
+                write: StoreWrite::Meta {
+                    key: format!("{CURSOR_KEY_PREFIX}{storage}"),
+                    value: cursor.to_be_bytes().to_vec(),
+                },
+            });
+        }
+        self.event(Event::CaughtUp { conn });
     }
 
     // ----- store results -----------------------------------------------------------
@@ -1260,7 +1476,13 @@ impl Engine {
             (PendingOp::Other, Err(e)) => {
                 tracing::warn!(error = %e, "a store write failed");
             }
-            (PendingOp::Other | PendingOp::Load(_) | PendingOp::Heads(_), _) => {}
+            (
+                PendingOp::Other
+                | PendingOp::Load(_)
+                | PendingOp::Heads(_)
+                | PendingOp::ChangedSince,
+                _,
+            ) => {}
         }
     }
 
@@ -1484,6 +1706,28 @@ impl Engine {
         }
     }
 
+    /// Client: the manifest cursor kept for a server storage (read back from the
+    /// store's meta records under [`CURSOR_KEY_PREFIX`]).
+    pub fn restore_cursor(&mut self, server: StorageId, cursor: u64) {
+        self.cursors.insert(server, cursor);
+    }
+
+    /// Client: the heads a server storage last confirmed for documents registered
+    /// with [`register_stored`](Self::register_stored), as the app recorded them;
+    /// with a cursor, a reconnect lists only documents whose heads moved since.
+    pub fn register_confirmed(
+        &mut self,
+        server: &StorageId,
+        documents: impl IntoIterator<Item = (DocumentId, Vec<ChangeHash>)>,
+    ) {
+        for (document, mut heads) in documents {
+            if let Some(doc) = self.docs.get_mut(&document) {
+                heads.sort();
+                doc.confirmed.insert(server.clone(), heads);
+            }
+        }
+    }
+
     /// Client: open a document, from the local store or else from the server.
     /// Reports [`Event::DocumentChanged`] when content arrives and
     /// [`Event::DocumentUnavailable`] when the server has none.
@@ -1545,4 +1789,18 @@ impl Engine {
             );
         }
     }
+}
+
+/// The same set of heads, whatever the order.
+fn same_heads(a: &[ChangeHash], b: &[ChangeHash]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    if a == b {
+        return true;
+    }
+    let (mut a, mut b) = (a.to_vec(), b.to_vec());
+    a.sort();
+    b.sort();
+    a == b
 }
