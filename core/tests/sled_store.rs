@@ -1,6 +1,7 @@
 //! Tests of [`SledStore`] in temporary directories: appends and loads, compaction and
 //! its verification, value-sized parts (no sled blob files), reopening, quarantine,
-//! and what happens when a data directory is opened twice.
+//! what happens when a data directory is opened twice, the change log and meta
+//! records.
 
 use std::path::Path;
 
@@ -444,4 +445,103 @@ fn heads_are_read_from_the_metadata_record_alone() {
         "a quarantined document has none"
     );
     assert_eq!(store.stored_heads().unwrap(), vec![(id, vec![])]);
+}
+
+/// A sync state whose shared heads are `heads`, as the engine persists it.
+fn state_at(heads: Vec<ChangeHash>) -> Vec<u8> {
+    let mut state = automerge::sync::State::new();
+    state.shared_heads = heads;
+    state.encode()
+}
+
+fn change_log_finds_what_a_peer_lacks(store: &dyn Store) {
+    let peer = storage("device-a");
+    let (a, b, c) = (doc_id(1), doc_id(2), doc_id(3));
+    let (writes_a, doc_a) = appended(&a, 2);
+    let (writes_b, _) = appended(&b, 1);
+    let (writes_c, _) = appended(&c, 1);
+    store.commit(&writes_a).unwrap();
+    store.commit(&writes_b).unwrap();
+    store.commit(&writes_c).unwrap();
+    let start = store.changed_since(u64::MAX, &peer).unwrap();
+    assert!(
+        start.documents.is_empty(),
+        "nothing after the end of the log"
+    );
+    assert_eq!(start.cursor, 4, "one sequence number per append");
+
+    // The peer synced `a` up to date and `b` not; it never synced `c`.
+    store
+        .commit(&[
+            StoreWrite::SyncState {
+                document: a.clone(),
+                storage_id: peer.clone(),
+                state: state_at(doc_a.get_heads()),
+            },
+            StoreWrite::SyncState {
+                document: b.clone(),
+                storage_id: peer.clone(),
+                state: state_at(Vec::new()),
+            },
+        ])
+        .unwrap();
+    let found = store.changed_since(0, &peer).unwrap();
+    assert_eq!(found.documents, vec![b.clone()]);
+    assert_eq!(found.cursor, 4);
+    assert!(store.changed_since(4, &peer).unwrap().documents.is_empty());
+
+    // A later change to `a` shows up after the old cursor, and only once: the
+    // log keeps each document's latest entry.
+    let mut doc_a = doc_a;
+    put(&mut doc_a, "later", 1);
+    store
+        .commit(&[StoreWrite::Append {
+            document: a.clone(),
+            data: doc_a.save(),
+            heads: doc_a.get_heads(),
+        }])
+        .unwrap();
+    let found = store.changed_since(4, &peer).unwrap();
+    assert_eq!((found.documents, found.cursor), (vec![a.clone()], 5));
+    let mut all = store.changed_since(0, &peer).unwrap().documents;
+    all.sort();
+    let mut want = vec![a, b];
+    want.sort();
+    assert_eq!(all, want);
+}
+
+#[test]
+fn the_change_log_names_documents_a_peer_lacks_since_a_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    change_log_finds_what_a_peer_lacks(&open(dir.path()));
+    change_log_finds_what_a_peer_lacks(&coachsync_core::store::MemoryStore::new(storage("mem")));
+}
+
+#[test]
+fn meta_records_are_written_in_batches_and_read_by_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        store
+            .commit(&[
+                StoreWrite::Meta {
+                    key: "device/a".into(),
+                    value: vec![1],
+                },
+                StoreWrite::Meta {
+                    key: "device/b".into(),
+                    value: vec![2],
+                },
+                StoreWrite::Meta {
+                    key: "other".into(),
+                    value: vec![3],
+                },
+            ])
+            .unwrap();
+    }
+    let store = open(dir.path());
+    assert_eq!(
+        store.meta("device/").unwrap(),
+        vec![("device/a".into(), vec![1]), ("device/b".into(), vec![2])]
+    );
 }
