@@ -47,6 +47,9 @@ pub struct DeviceConfig {
     pub backoff: Backoff,
     /// How long one connection attempt may take.
     pub connect_timeout: Duration,
+    /// A connection that receives nothing (the server pings every 5 s) for this long
+    /// is dropped and made again.
+    pub idle_timeout: Duration,
 }
 
 impl DeviceConfig {
@@ -57,6 +60,7 @@ impl DeviceConfig {
             server: None,
             backoff: Backoff::default(),
             connect_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(45),
         }
     }
 

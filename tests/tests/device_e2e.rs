@@ -402,3 +402,45 @@ async fn bad_edits_change_nothing_and_unknown_documents_are_refused() -> Result<
     again.close().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_server_gone_silent_is_dropped_and_tried_again() -> Result<()> {
+    // A "server" that completes the WebSocket handshake and then never says a
+    // word, as a half-open connection after a network change looks to a phone.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let accepted = Arc::new(Mutex::new(Vec::new()));
+    let keep = accepted.clone();
+    let silent = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            if let Ok(ws) = tokio_tungstenite::accept_async(tcp).await {
+                keep.lock().unwrap().push(ws);
+            }
+        }
+    });
+    let dir = tempfile::tempdir()?;
+    let mut config = config(dir.path(), Some(&format!("ws://{addr}/sync")));
+    config.idle_timeout = Duration::from_millis(500);
+    let device = Device::open(config).await?;
+    let mut connection = device.connection();
+    let state = tokio::time::timeout(
+        WAIT,
+        connection.wait_for(|c| matches!(c, Connection::Waiting { .. })),
+    )
+    .await??
+    .clone();
+    let Connection::Waiting { error, .. } = state else {
+        unreachable!()
+    };
+    assert!(error.contains("sent nothing"), "{error}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while accepted.lock().unwrap().len() < 2 {
+        if tokio::time::Instant::now() > deadline {
+            bail!("the device did not try again");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    device.close().await?;
+    silent.abort();
+    Ok(())
+}

@@ -17,20 +17,30 @@ use crate::sync::ConnId;
 pub(super) fn spawn(
     url: String,
     conn: ConnId,
-    timeout: Duration,
+    timeouts: Timeouts,
     inputs: mpsc::UnboundedSender<Input>,
 ) {
     tokio::spawn(async move {
-        let error = run(&url, conn, timeout, &inputs).await;
+        let error = run(&url, conn, timeouts, &inputs).await;
         let _ = inputs.send(Input::Disconnected { conn, error });
     });
+}
+
+/// How long a connection may take to come up, and to stay silent once up.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Timeouts {
+    pub connect: Duration,
+    pub idle: Duration,
 }
 
 /// Returns why the connection ended (or never started).
 async fn run(
     url: &str,
     conn: ConnId,
-    timeout: Duration,
+    Timeouts {
+        connect: timeout,
+        idle,
+    }: Timeouts,
     inputs: &mpsc::UnboundedSender<Input>,
 ) -> String {
     let ws = match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(url)).await {
@@ -43,8 +53,15 @@ async fn run(
         return "the device stopped".into();
     }
     let (mut sink, mut stream) = ws.split();
+    // The server pings every few seconds: a connection that hears nothing at all for
+    // `idle` is gone (a phone that changed networks leaves the old socket half open).
+    let silence = tokio::time::sleep(idle);
+    tokio::pin!(silence);
     loop {
         tokio::select! {
+            () = &mut silence => {
+                return format!("the server sent nothing for {idle:?}");
+            }
             frame = frames.recv() => match frame {
                 Some(bytes) => {
                     if let Err(e) = sink.send(WsMessage::Binary(bytes.into())).await {
@@ -62,7 +79,9 @@ async fn run(
                     return "closed by the device".into();
                 }
             },
-            message = stream.next() => match message {
+            message = stream.next() => {
+                silence.as_mut().reset(tokio::time::Instant::now() + idle);
+                match message {
                 Some(Ok(WsMessage::Binary(bytes))) => {
                     if inputs.send(Input::Frame { conn, bytes: bytes.to_vec() }).is_err() {
                         return "the device stopped".into();
@@ -78,7 +97,8 @@ async fn run(
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return format!("the connection failed: {e}"),
                 None => return "the connection ended".into(),
-            },
+                }
+            }
         }
     }
 }

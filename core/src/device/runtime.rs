@@ -493,12 +493,11 @@ impl Runtime {
         self.link = Link::Connecting { conn };
         self.connection.send_replace(Connection::Connecting);
         tracing::debug!(%url, conn = conn.0, "connecting");
-        connection::spawn(
-            url,
-            conn,
-            self.config.connect_timeout,
-            self.inputs_tx.clone(),
-        );
+        let timeouts = connection::Timeouts {
+            connect: self.config.connect_timeout,
+            idle: self.config.idle_timeout,
+        };
+        connection::spawn(url, conn, timeouts, self.inputs_tx.clone());
     }
 
     fn current_conn(&self) -> Option<ConnId> {
