@@ -29,13 +29,14 @@ pub struct DeviceArgs {
     /// The device's data directory; created if missing.
     #[arg(
         long,
+        global = true,
         env = "COACHSYNC_DEVICE_DIR",
         default_value = "./coachsync-device"
     )]
     pub data_dir: PathBuf,
 
     /// The server's WebSocket URL, for `sync` and `fetch`.
-    #[arg(long, env = "COACHSYNC_SERVER")]
+    #[arg(long, global = true, env = "COACHSYNC_SERVER")]
     pub server: Option<String>,
 
     /// What to do.

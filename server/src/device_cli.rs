@@ -67,15 +67,12 @@ pub async fn run(args: DeviceArgs, stdin: impl Read, out: &mut impl Write) -> Re
             let statuses = device.statuses().await;
             device.close().await?;
             result?;
-            let statuses = statuses?;
-            writeln!(
-                out,
-                "{} documents safe on the server",
-                statuses
-                    .iter()
-                    .filter(|s| s.status == Status::SafeOnServer)
-                    .count()
-            )?;
+            let safe = statuses?
+                .iter()
+                .filter(|s| s.status == Status::SafeOnServer)
+                .count();
+            let noun = if safe == 1 { "document" } else { "documents" };
+            writeln!(out, "{safe} {noun} safe on the server")?;
         }
     }
     Ok(())

@@ -186,6 +186,9 @@ pub(super) struct Runtime {
     all_safe: bool,
     closing: Vec<oneshot::Sender<Result<()>>>,
     loads_in_flight: usize,
+    /// Batches handed to the store thread whose reports have not arrived. Counted
+    /// here, not read from the worker, whose own count drops only after it reports.
+    commits_in_flight: usize,
 }
 
 impl Runtime {
@@ -286,6 +289,7 @@ impl Runtime {
             all_safe: false,
             closing: Vec::new(),
             loads_in_flight: 0,
+            commits_in_flight: 0,
         };
         tokio::spawn(runtime.run());
         Ok((commands_tx, connection_rx))
@@ -320,7 +324,7 @@ impl Runtime {
                 self.on_input(input);
             }
             self.pump();
-            if !self.closing.is_empty() && self.worker.in_flight() == 0 && self.loads_in_flight == 0
+            if !self.closing.is_empty() && self.commits_in_flight == 0 && self.loads_in_flight == 0
             {
                 self.finish_close();
                 return;
@@ -547,6 +551,8 @@ impl Runtime {
                 self.engine.handle_load(now, op, result);
             }
             Input::Committed(report) => {
+                tracing::trace!(writes = report.writes, elapsed = ?report.elapsed, "store commit");
+                self.commits_in_flight -= report.batches;
                 for op in report.ops {
                     if op.0 & DEVICE_OP != 0 {
                         continue;
@@ -597,11 +603,13 @@ impl Runtime {
                     Output::Event(event) => self.on_event(event, &mut writes),
                 }
             }
-            self.settle(&mut writes);
+            // Settling runs deferred edits, which queue more outputs.
+            let ran = self.settle(&mut writes);
             if !writes.is_empty() {
+                self.commits_in_flight += 1;
                 self.worker.submit(writes);
             }
-            if !any {
+            if !any && !ran {
                 break;
             }
         }
@@ -720,8 +728,9 @@ impl Runtime {
         }
     }
 
-    /// Serve whoever waits on something that is now true.
-    fn settle(&mut self, writes: &mut Vec<(OpId, StoreWrite)>) {
+    /// Serve whoever waits on something that is now true. Returns whether a
+    /// deferred command ran (and may have given the engine more to do).
+    fn settle(&mut self, writes: &mut Vec<(OpId, StoreWrite)>) -> bool {
         let now = Instant::now();
         let ready: Vec<DocumentId> = self
             .deferred
@@ -729,6 +738,7 @@ impl Runtime {
             .filter(|d| self.is_loaded(d))
             .cloned()
             .collect();
+        let ran = !ready.is_empty();
         for document in ready {
             for deferred in self.deferred.remove(&document).unwrap_or_default() {
                 self.run_deferred(now, &document, deferred);
@@ -763,6 +773,7 @@ impl Runtime {
                 let _ = reply.send(Ok(()));
             }
         }
+        ran
     }
 
     fn report_statuses(&mut self) {

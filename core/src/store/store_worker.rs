@@ -22,6 +22,8 @@ pub struct CommitReport {
     pub result: Result<(), String>,
     /// How many writes the batch held.
     pub writes: usize,
+    /// How many submitted batches it merged.
+    pub batches: usize,
     /// How long the commit took, fsync included.
     pub elapsed: Duration,
 }
@@ -132,6 +134,7 @@ fn run(
             ops,
             result,
             writes: writes.len(),
+            batches: n_jobs,
             elapsed: started.elapsed(),
         });
         in_flight.fetch_sub(n_jobs, Ordering::SeqCst);

@@ -1653,13 +1653,21 @@ impl Engine {
                 return Err(e);
             }
         };
-        if tx.pending_ops() == 0 && automerge_is_new {
-            // A document that exists has at least one change, as automerge-repo's
-            // `create` makes: an empty one would be unavailable to every peer.
-            tx.rollback();
-            automerge.empty_commit(automerge::transaction::CommitOptions::default());
-        } else {
-            tx.commit();
+        match (tx.pending_ops(), automerge_is_new) {
+            (0, true) => {
+                // A document that exists has at least one change, as automerge-repo's
+                // `create` makes: an empty one would be unavailable to every peer.
+                tx.rollback();
+                automerge.empty_commit(automerge::transaction::CommitOptions::default());
+            }
+            (0, false) => {
+                // Nothing changed: nothing to store or send.
+                tx.rollback();
+                return Ok(out);
+            }
+            _ => {
+                tx.commit();
+            }
         }
         self.document_changed(now, document);
         if self.config.role == Role::Client {

@@ -88,12 +88,12 @@ function runDevice(dataDir, args, { input, server, timeout = CLI_TIMEOUT } = {})
   });
 }
 
-const describe = r => `exit ${r.code} (signal ${r.signal}) after ${r.ms.toFixed(0)} ms\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
+const outcome = r => `exit ${r.code} (signal ${r.signal}) after ${r.ms.toFixed(0)} ms\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
 
 /** Runs the CLI and asserts it exits 0; returns the result. */
 async function ok(dataDir, args, opts) {
   const r = await runDevice(dataDir, args, opts);
-  assert.equal(r.code, 0, `\`coachsync device ${args.join(" ")}\` should succeed: ${describe(r)}`);
+  assert.equal(r.code, 0, `\`coachsync device ${args.join(" ")}\` should succeed: ${outcome(r)}`);
   return r;
 }
 
@@ -101,7 +101,7 @@ async function ok(dataDir, args, opts) {
 async function create(dataDir, value) {
   const r = await ok(dataDir, ["create"], { input: JSON.stringify(value) });
   const url = r.stdout.trim();
-  assert.match(url, /^automerge:[1-9A-HJ-NP-Za-km-z]+$/, `create prints an automerge URL: ${describe(r)}`);
+  assert.match(url, /^automerge:[1-9A-HJ-NP-Za-km-z]+$/, `create prints an automerge URL: ${outcome(r)}`);
   return url;
 }
 
@@ -151,7 +151,7 @@ function assertSyncedAt(lastSync, notBefore) {
 /** `sync`: exits 0 and says how many documents are safe on the server. */
 async function sync(dataDir, serverUrl, expectedCount) {
   const r = await ok(dataDir, ["sync", "--timeout", "10"], { server: serverUrl });
-  assert.match(r.stdout, new RegExp(`^${expectedCount} documents? safe on the server$`, "m"), describe(r));
+  assert.match(r.stdout, new RegExp(`^${expectedCount} documents? safe on the server$`, "m"), outcome(r));
   return r;
 }
 
@@ -273,11 +273,11 @@ test("bad input changes nothing", { timeout: 60_000 }, async () => {
   for (const { args, input, problem } of cases) {
     const what = `\`coachsync device ${args.join(" ")}\`${input === undefined ? "" : ` with stdin ${input}`}`;
     const r = await runDevice(device, args, { input });
-    assert.notEqual(r.code, 0, `${what} should fail: ${describe(r)}`);
-    assert.equal(r.signal, null, `${what} exits, not killed: ${describe(r)}`);
-    assert.match(r.stderr, /^coachsync: /m, `${what}: the message is on stderr: ${describe(r)}`);
-    for (const re of problem) assert.match(r.stderr, re, `${what}: the message names the problem: ${describe(r)}`);
-    assert.equal(r.stdout, "", `${what}: nothing on stdout: ${describe(r)}`);
+    assert.notEqual(r.code, 0, `${what} should fail: ${outcome(r)}`);
+    assert.equal(r.signal, null, `${what} exits, not killed: ${outcome(r)}`);
+    assert.match(r.stderr, /^coachsync: /m, `${what}: the message is on stderr: ${outcome(r)}`);
+    for (const re of problem) assert.match(r.stderr, re, `${what}: the message names the problem: ${outcome(r)}`);
+    assert.equal(r.stdout, "", `${what}: nothing on stdout: ${outcome(r)}`);
 
     assert.equal((await ok(device, ["show", url])).stdout, showBefore, `${what} changed the document`);
     assert.equal((await status(device)).text, statusBefore, `${what} changed the status lines`);
@@ -293,11 +293,11 @@ test("sync fails clearly when the server is unreachable", { timeout: 60_000 }, a
   const port = await closedPort();
 
   const r = await runDevice(device, ["sync", "--timeout", "2"], { server: `ws://127.0.0.1:${port}/sync` });
-  assert.notEqual(r.code, 0, `sync with no server should fail: ${describe(r)}`);
-  assert.equal(r.signal, null, `sync exits on its own: ${describe(r)}`);
-  assert.ok(r.ms < 10_000, `sync gives up within ~10 s: ${describe(r)}`);
-  assert.match(r.stderr, /^coachsync: /m, describe(r));
-  assert.match(r.stderr, /cannot reach the server/, describe(r));
+  assert.notEqual(r.code, 0, `sync with no server should fail: ${outcome(r)}`);
+  assert.equal(r.signal, null, `sync exits on its own: ${outcome(r)}`);
+  assert.ok(r.ms < 10_000, `sync gives up within ~10 s: ${outcome(r)}`);
+  assert.match(r.stderr, /^coachsync: /m, outcome(r));
+  assert.match(r.stderr, /cannot reach the server/, outcome(r));
   console.log(`unreachable sync gave up after ${r.ms.toFixed(0)} ms: ${r.stderr.trim()}`);
 
   assert.equal(await expectStatus(device, url, "local-only"), "never", "still not safe after a failed sync");
@@ -310,9 +310,9 @@ test("sync fails clearly when the server is unreachable", { timeout: 60_000 }, a
   const stoppedUrl = server.wsUrl;
   await server.stop();
   const r2 = await runDevice(device, ["sync", "--timeout", "2"], { server: stoppedUrl });
-  assert.notEqual(r2.code, 0, `sync to a stopped server should fail: ${describe(r2)}`);
-  assert.ok(r2.ms < 10_000, `sync gives up within ~10 s: ${describe(r2)}`);
-  assert.match(r2.stderr, /cannot reach the server/, describe(r2));
+  assert.notEqual(r2.code, 0, `sync to a stopped server should fail: ${outcome(r2)}`);
+  assert.ok(r2.ms < 10_000, `sync gives up within ~10 s: ${outcome(r2)}`);
+  assert.match(r2.stderr, /cannot reach the server/, outcome(r2));
   assert.equal(await expectStatus(device, url, "pending"), synced, "still pending, last sync unchanged");
   assert.equal((await show(device, url)).lookFors.engagement, 1, "the offline edit is kept");
 });
