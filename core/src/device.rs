@@ -188,11 +188,9 @@ impl Device {
         path: &JsonPath,
         value: serde_json::Value,
     ) -> Result<()> {
-        let path = path.clone();
-        self.change(
-            document,
-            Box::new(move |tx| crate::json::set_path(tx, &path, &value)),
-        )
+        self.edit_at(document, path, value, |tx, path, value| {
+            crate::json::set_path(tx, path, value)
+        })
         .await
     }
 
@@ -203,12 +201,24 @@ impl Device {
         path: &JsonPath,
         value: serde_json::Value,
     ) -> Result<()> {
-        let path = path.clone();
-        self.change(
-            document,
-            Box::new(move |tx| crate::json::push_path(tx, &path, &value)),
-        )
+        self.edit_at(document, path, value, |tx, path, value| {
+            crate::json::push_path(tx, path, value)
+        })
         .await
+    }
+
+    async fn edit_at(
+        &self,
+        document: &DocumentId,
+        path: &JsonPath,
+        value: serde_json::Value,
+        apply: impl FnOnce(&mut Transaction<'_>, &JsonPath, &serde_json::Value) -> Result<()>
+        + Send
+        + 'static,
+    ) -> Result<()> {
+        let path = path.clone();
+        self.change(document, Box::new(move |tx| apply(tx, &path, &value)))
+            .await
     }
 
     /// A document's current value as JSON.

@@ -496,3 +496,66 @@ export function get(url, timeout = TIMEOUTS.frame) {
     `GET ${url}`,
   );
 }
+
+// ---------------------------------------------------------------------------
+// The terminal device, `coachsync device`, as a user runs it.
+
+/** Bound on one device CLI run (a `sync` given `--timeout S` finishes well within it). */
+export const CLI_TIMEOUT = 20_000;
+
+const deviceDirs = new Set();
+const deviceChildren = new Set();
+
+after(async () => {
+  for (const child of deviceChildren) child.kill("SIGKILL");
+  deviceChildren.clear();
+  for (const dir of deviceDirs) await rm(dir, { recursive: true, force: true });
+  deviceDirs.clear();
+});
+
+/** A fresh, empty device data dir (removed after the file's tests). */
+export async function makeDeviceDir(name = "device") {
+  const dir = await mkdtemp(join(tmpdir(), `coachsync-js-${name}-`));
+  deviceDirs.add(dir);
+  return dir;
+}
+
+/**
+ * Runs `coachsync device --data-dir DIR [--server URL] ...args`, with `input` on
+ * stdin (stdin is closed either way). Resolves {code, signal, stdout, stderr,
+ * ms}; rejects if it has not exited within `timeout` (and kills it).
+ */
+export function runDevice(dataDir, args, { input, server, timeout = CLI_TIMEOUT } = {}) {
+  const env = { ...process.env, NO_COLOR: "1" };
+  // The device is configured by its arguments alone, whatever the caller's shell has set.
+  delete env.COACHSYNC_SERVER;
+  delete env.COACHSYNC_DEVICE_DIR;
+  const argv = ["device", "--data-dir", dataDir, ...(server ? ["--server", server] : []), ...args];
+  const label = `coachsync ${argv.join(" ")}`;
+  const started = performance.now();
+  const child = spawn(SERVER_BIN, argv, { stdio: ["pipe", "pipe", "pipe"], env });
+  deviceChildren.add(child);
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", c => (stdout += c));
+  child.stderr.setEncoding("utf8").on("data", c => (stderr += c));
+  child.stdin.on("error", () => {}); // it may exit before reading stdin
+  child.stdin.end(input ?? "");
+  // "close", not "exit": all of stdout and stderr has been read by then.
+  const done = new Promise((resolve, reject) => {
+    child.once("error", reject);
+    child.once("close", (code, signal) => {
+      deviceChildren.delete(child);
+      resolve({ code, signal, stdout, stderr, ms: performance.now() - started });
+    });
+  });
+  return withTimeout(done, timeout, label).catch(e => {
+    child.kill("SIGKILL");
+    e.message += `\nstdout so far: ${JSON.stringify(stdout)}\nstderr so far: ${JSON.stringify(stderr)}`;
+    throw e;
+  });
+}
+
+/** How a CLI run ended, for assertion messages. */
+export const outcome = r =>
+  `exit ${r.code} (signal ${r.signal}) after ${r.ms.toFixed(0)} ms\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;

@@ -3,92 +3,28 @@
 // server, and a real JS automerge-repo client on the other side.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { after, test } from "node:test";
+import { test } from "node:test";
 
 import { isImmutableString } from "@automerge/automerge";
 import { splice } from "@automerge/automerge-repo";
 
 import {
-  SERVER_BIN,
   TIMEOUTS,
+  makeDeviceDir,
   docJson,
   findDoc,
   makeRepo,
+  outcome,
+  runDevice,
   shutdownRepo,
   startServer,
   useCleanup,
   waitFor,
   waitServerHas,
-  withTimeout,
 } from "../lib/helpers.mjs";
 
 useCleanup();
-
-/** Bound on one CLI run (a `sync` given `--timeout S` must finish well within it). */
-const CLI_TIMEOUT = 20_000;
-
-// ---------------------------------------------------------------------------
-// Running the CLI.
-
-const deviceDirs = new Set();
-const children = new Set();
-
-after(async () => {
-  for (const child of children) child.kill("SIGKILL");
-  children.clear();
-  for (const dir of deviceDirs) await rm(dir, { recursive: true, force: true });
-  deviceDirs.clear();
-});
-
-/** A fresh, empty device data dir (removed after the file's tests). */
-async function makeDeviceDir() {
-  const dir = await mkdtemp(join(tmpdir(), "coachsync-js-device-"));
-  deviceDirs.add(dir);
-  return dir;
-}
-
-/**
- * Runs `coachsync device --data-dir DIR [--server URL] ...args`, with `input` on
- * stdin (stdin is closed either way). Resolves {code, signal, stdout, stderr,
- * ms}; rejects if it has not exited within `timeout` (and kills it).
- */
-function runDevice(dataDir, args, { input, server, timeout = CLI_TIMEOUT } = {}) {
-  const env = { ...process.env, NO_COLOR: "1" };
-  // The device must be configured by its arguments alone, whatever the caller's shell has set.
-  delete env.COACHSYNC_SERVER;
-  delete env.COACHSYNC_DEVICE_DIR;
-  const argv = ["device", "--data-dir", dataDir, ...(server ? ["--server", server] : []), ...args];
-  const label = `coachsync ${argv.join(" ")}`;
-  const started = performance.now();
-  const child = spawn(SERVER_BIN, argv, { stdio: ["pipe", "pipe", "pipe"], env });
-  children.add(child);
-  let stdout = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", c => (stdout += c));
-  child.stderr.setEncoding("utf8").on("data", c => (stderr += c));
-  child.stdin.on("error", () => {}); // it may exit before reading stdin
-  child.stdin.end(input ?? "");
-  // "close", not "exit": all of stdout and stderr has been read by then.
-  const done = new Promise((resolve, reject) => {
-    child.once("error", reject);
-    child.once("close", (code, signal) => {
-      children.delete(child);
-      resolve({ code, signal, stdout, stderr, ms: performance.now() - started });
-    });
-  });
-  return withTimeout(done, timeout, label).catch(e => {
-    child.kill("SIGKILL");
-    e.message += `\nstdout so far: ${JSON.stringify(stdout)}\nstderr so far: ${JSON.stringify(stderr)}`;
-    throw e;
-  });
-}
-
-const outcome = r => `exit ${r.code} (signal ${r.signal}) after ${r.ms.toFixed(0)} ms\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
 
 /** Runs the CLI and asserts it exits 0; returns the result. */
 async function ok(dataDir, args, opts) {

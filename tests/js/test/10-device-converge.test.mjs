@@ -8,22 +8,20 @@
 // it syncs. The JS client stays connected all along.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { after, test } from "node:test";
+import { test } from "node:test";
 import { isDeepStrictEqual } from "node:util";
 
 import { isImmutableString } from "@automerge/automerge";
 
 import {
-  SERVER_BIN,
   TIMEOUTS,
+  makeDeviceDir,
   docJson,
   dumpDiagnostics,
   findDoc,
   makeRepo,
+  outcome,
+  runDevice,
   shutdownRepo,
   startServer,
   useCleanup,
@@ -33,63 +31,6 @@ import {
 } from "../lib/helpers.mjs";
 
 useCleanup();
-
-/** Bound on one CLI run (`sync`/`fetch` get `--timeout 10`, well within it). */
-const CLI_TIMEOUT = 20_000;
-
-// ---------------------------------------------------------------------------
-// Running the device CLI (kept local to this file).
-
-const deviceDirs = new Set();
-const children = new Set();
-
-after(async () => {
-  for (const child of children) child.kill("SIGKILL");
-  children.clear();
-  for (const dir of deviceDirs) await rm(dir, { recursive: true, force: true });
-  deviceDirs.clear();
-});
-
-async function makeDeviceDir(name) {
-  const dir = await mkdtemp(join(tmpdir(), `coachsync-js-converge-${name}-`));
-  deviceDirs.add(dir);
-  return dir;
-}
-
-/**
- * Runs `coachsync device --data-dir DIR [--server URL] ...args` with `input` on
- * stdin; resolves {code, signal, stdout, stderr, ms}; rejects (and kills it)
- * if it has not exited within `timeout`.
- */
-function runDevice(dataDir, args, { input, server, timeout = CLI_TIMEOUT } = {}) {
-  const env = { ...process.env, NO_COLOR: "1" };
-  delete env.COACHSYNC_SERVER;
-  delete env.COACHSYNC_DEVICE_DIR;
-  const argv = ["device", "--data-dir", dataDir, ...(server ? ["--server", server] : []), ...args];
-  const started = performance.now();
-  const child = spawn(SERVER_BIN, argv, { stdio: ["pipe", "pipe", "pipe"], env });
-  children.add(child);
-  let stdout = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", c => (stdout += c));
-  child.stderr.setEncoding("utf8").on("data", c => (stderr += c));
-  child.stdin.on("error", () => {});
-  child.stdin.end(input ?? "");
-  const done = new Promise((resolve, reject) => {
-    child.once("error", reject);
-    child.once("close", (code, signal) => {
-      children.delete(child);
-      resolve({ code, signal, stdout, stderr, ms: performance.now() - started });
-    });
-  });
-  return withTimeout(done, timeout, `coachsync ${argv.join(" ")}`).catch(e => {
-    child.kill("SIGKILL");
-    e.message += `\nstdout so far: ${JSON.stringify(stdout)}\nstderr so far: ${JSON.stringify(stderr)}`;
-    throw e;
-  });
-}
-
-const describe = r => `exit ${r.code} (signal ${r.signal}) after ${r.ms.toFixed(0)} ms\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
 
 /** A device: its data dir plus the few commands this scenario uses. */
 class Device {
@@ -105,14 +46,14 @@ class Device {
 
   async ok(args, opts = {}) {
     const r = await runDevice(this.dir, args, opts);
-    assert.equal(r.code, 0, `device ${this.name}: \`coachsync device ${args.join(" ")}\` should succeed: ${describe(r)}`);
+    assert.equal(r.code, 0, `device ${this.name}: \`coachsync device ${args.join(" ")}\` should succeed: ${outcome(r)}`);
     return r;
   }
 
   async create(value) {
     const r = await this.ok(["create"], { input: JSON.stringify(value) });
     const url = r.stdout.trim();
-    assert.match(url, /^automerge:[1-9A-HJ-NP-Za-km-z]+$/, `create prints an automerge URL: ${describe(r)}`);
+    assert.match(url, /^automerge:[1-9A-HJ-NP-Za-km-z]+$/, `create prints an automerge URL: ${outcome(r)}`);
     return url;
   }
 
@@ -132,7 +73,7 @@ class Device {
 
   async sync() {
     const r = await this.ok(["sync", "--timeout", "10"], { server: this.serverUrl });
-    assert.match(r.stdout, /^1 document(s)? safe on the server$/m, `device ${this.name} sync: ${describe(r)}`);
+    assert.match(r.stdout, /^1 document(s)? safe on the server$/m, `device ${this.name} sync: ${outcome(r)}`);
     return r;
   }
 
