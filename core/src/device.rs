@@ -159,14 +159,29 @@ impl Device {
     }
 
     /// Store a new document holding `initial` (a JSON object); returns its ID once
-    /// it is durable on the device.
+    /// it is durable on the device. A document whose `schema` names a coaching kind
+    /// ([`crate::domain`]) is validated first and written with the kind's types (prose
+    /// as mergeable text); an invalid one is refused with every problem and nothing
+    /// is stored.
     pub async fn create(&self, initial: serde_json::Value) -> Result<DocumentId> {
         if !initial.is_object() {
             return Err(Error::InvalidJson(
                 "a document must be a JSON object".into(),
             ));
         }
-        self.ask(|reply| Command::Create { initial, reply }).await
+        let edit: Edit = if crate::domain::kind_of(&initial).is_ok() {
+            let kind = crate::domain::check_new(&initial)?;
+            Box::new(move |tx| crate::domain::write(tx, kind, &initial))
+        } else {
+            // Check on a scratch document first: the engine keeps every document it
+            // creates, so the edit must not fail there.
+            let mut scratch = automerge::Automerge::new();
+            scratch
+                .transact(|tx| crate::json::put_root(tx, &initial))
+                .map_err(|f| f.error)?;
+            Box::new(move |tx| crate::json::put_root(tx, &initial))
+        };
+        self.ask(|reply| Command::Create { edit, reply }).await
     }
 
     /// Edit a document; returns once the change is durable on the device. An edit
@@ -217,8 +232,21 @@ impl Device {
         + 'static,
     ) -> Result<()> {
         let path = path.clone();
-        self.change(document, Box::new(move |tx| apply(tx, &path, &value)))
-            .await
+        self.change(
+            document,
+            Box::new(move |tx| {
+                let current = crate::json::to_json(tx);
+                match crate::domain::kind_of(&current) {
+                    // A coaching document stays valid: the edit is checked against
+                    // its kind and written with its types.
+                    Ok(kind) => crate::domain::edit(tx, kind, &current, |scratch| {
+                        apply(scratch, &path, &value)
+                    }),
+                    Err(_) => apply(tx, &path, &value),
+                }
+            }),
+        )
+        .await
     }
 
     /// A document's current value as JSON.

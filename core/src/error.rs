@@ -86,6 +86,22 @@ pub enum Error {
     /// JSON that cannot become (part of) a document, such as a root that is not an object.
     #[error("invalid json: {0}")]
     InvalidJson(String),
+    /// A coaching document that does not fit its kind; nothing was stored.
+    #[error("invalid {kind}:{}", problems.iter().map(|p| format!("\n  {p}")).collect::<String>())]
+    Invalid {
+        /// The kind.
+        kind: String,
+        /// Every problem, each with its field path.
+        problems: Vec<crate::domain::Problem>,
+    },
+    /// An edit of a published definition, which never changes.
+    #[error("{id} version {version} is published and never changes; create version {} instead", version + 1)]
+    Published {
+        /// The definition's ID.
+        id: String,
+        /// Its version.
+        version: u64,
+    },
     /// A setting that cannot work.
     #[error("invalid configuration: {0}")]
     Config(String),

@@ -411,7 +411,12 @@ enum Slot {
 }
 
 /// Write `value` at an existing map key or list index, diffing into text that is there.
-fn assign(tx: &mut impl Transactable, obj: &ObjId, prop: Prop, value: &Json) -> Result<()> {
+pub(crate) fn assign(
+    tx: &mut impl Transactable,
+    obj: &ObjId,
+    prop: Prop,
+    value: &Json,
+) -> Result<()> {
     if let Json::String(new) = value {
         let text = match tx.get(obj, prop.clone())? {
             Some((Value::Object(ObjType::Text), id)) => Some(id),
@@ -525,6 +530,11 @@ fn nesting(value: &Json) -> usize {
         }
     }
     deepest
+}
+
+/// An object inside a document (not only the root) as JSON.
+pub(crate) fn subtree_to_json(doc: &impl ReadDoc, obj: &ObjId, kind: ObjType) -> Json {
+    object_to_json(doc, obj, kind, 1)
 }
 
 /// `obj` (of type `kind`, at nesting `depth`) as JSON.

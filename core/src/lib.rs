@@ -2,6 +2,7 @@
 //! sans-IO sync engine, storage, the JSON bridge and the device runtime.
 
 pub mod device;
+pub mod domain;
 pub mod error;
 pub mod id;
 pub mod json;

@@ -49,7 +49,26 @@ pub struct DeviceArgs {
 #[derive(Debug, Subcommand, Clone)]
 pub enum DeviceCommand {
     /// Store a new document holding the JSON object read from stdin; print its URL.
-    Create,
+    /// A document whose `schema` names a coaching kind is validated first.
+    Create {
+        /// The coaching kind (see `kinds`): fills in `schema` and `schemaVersion`
+        /// if missing, and refuses a document of another kind.
+        #[arg(long)]
+        kind: Option<String>,
+    },
+    /// List the coaching document kinds: name, version, who reads it, what it is.
+    Kinds,
+    /// Print a valid example document of a kind.
+    Template {
+        /// The kind.
+        kind: String,
+    },
+    /// List the documents on this device: URL, kind, title.
+    List {
+        /// Only documents of this kind.
+        #[arg(long)]
+        kind: Option<String>,
+    },
     /// Print a document as JSON.
     Show {
         /// The document's `automerge:` URL.

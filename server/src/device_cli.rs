@@ -5,6 +5,7 @@ use std::io::{Read, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use coachsync_core::device::{Backoff, Connection};
+use coachsync_core::domain;
 use coachsync_core::json::JsonPath;
 use coachsync_core::{AutomergeUrl, Device, DeviceConfig, DocumentId, DocumentStatus, Status};
 
@@ -16,8 +17,27 @@ pub async fn run(args: DeviceArgs, stdin: impl Read, out: &mut impl Write) -> Re
     // Check everything the command was given before opening the store, so bad
     // input changes nothing.
     match &args.command {
-        DeviceCommand::Create => {
-            let value = read_object(stdin)?;
+        DeviceCommand::Create { kind } => {
+            let mut value = read_object(stdin)?;
+            if let Some(name) = kind {
+                let kind = known_kind(name)?;
+                let object = value.as_object_mut().expect("checked by read_object");
+                match object.get("schema") {
+                    None => {
+                        object.insert("schema".into(), kind.name.into());
+                    }
+                    Some(s) if s == kind.name => {}
+                    Some(other) => {
+                        return Err(Error::Usage(format!(
+                            "the document's schema is {other}, not {}",
+                            kind.name
+                        )));
+                    }
+                }
+                object
+                    .entry("schemaVersion")
+                    .or_insert_with(|| kind.version.into());
+            }
             let device = open(&args, false).await?;
             let result = device.create(value).await;
             device.close().await?;
@@ -28,9 +48,7 @@ pub async fn run(args: DeviceArgs, stdin: impl Read, out: &mut impl Write) -> Re
             let device = open(&args, false).await?;
             let value = device.value(&document).await;
             device.close().await?;
-            let text = serde_json::to_string_pretty(&value?)
-                .map_err(|e| Error::Usage(format!("cannot print the document: {e}")))?;
-            writeln!(out, "{text}")?;
+            writeln!(out, "{}", pretty(&value?)?)?;
         }
         DeviceCommand::Set { url, path, json } | DeviceCommand::Push { url, path, json } => {
             let document = parse_url(url)?;
@@ -45,6 +63,34 @@ pub async fn run(args: DeviceArgs, stdin: impl Read, out: &mut impl Write) -> Re
             };
             device.close().await?;
             result?;
+        }
+        DeviceCommand::Kinds => {
+            for kind in domain::KINDS {
+                writeln!(
+                    out,
+                    "{}\tv{}\t{}\t{}",
+                    kind.name,
+                    kind.version,
+                    kind.visibility.as_str(),
+                    kind.doc
+                )?;
+            }
+        }
+        DeviceCommand::Template { kind } => {
+            let kind = known_kind(kind)?;
+            let example = domain::example(kind.name).expect("every kind has an example");
+            writeln!(out, "{}", pretty(&example)?)?;
+        }
+        DeviceCommand::List { kind } => {
+            if let Some(name) = kind {
+                known_kind(name)?;
+            }
+            let device = open(&args, false).await?;
+            let listed = list(&device, kind.as_deref()).await;
+            device.close().await?;
+            for line in listed? {
+                writeln!(out, "{line}")?;
+            }
         }
         DeviceCommand::Status => {
             let device = open(&args, false).await?;
@@ -122,6 +168,40 @@ async fn within(
             }))
         }
     }
+}
+
+fn known_kind(name: &str) -> Result<&'static domain::Kind> {
+    domain::kind(name).ok_or_else(|| {
+        let names: Vec<&str> = domain::KINDS.iter().map(|k| k.name).collect();
+        Error::Usage(format!(
+            "{name:?} is not a kind; the kinds are {}",
+            names.join(", ")
+        ))
+    })
+}
+
+fn pretty(value: &serde_json::Value) -> Result<String> {
+    serde_json::to_string_pretty(value)
+        .map_err(|e| Error::Usage(format!("cannot print the document: {e}")))
+}
+
+/// `URL <TAB> kind <TAB> title` for each document, in ID order; `-` for a document
+/// of no known kind.
+async fn list(device: &Device, kind: Option<&str>) -> coachsync_core::Result<Vec<String>> {
+    let mut lines = Vec::new();
+    for status in device.statuses().await? {
+        let value = device.value(&status.document).await?;
+        let name = domain::kind_of(&value).map(|k| k.name).unwrap_or("-");
+        if kind.is_some_and(|k| k != name) {
+            continue;
+        }
+        let title = ["title", "name", "school", "client", "coach"]
+            .iter()
+            .find_map(|key| value.get(*key).and_then(serde_json::Value::as_str))
+            .unwrap_or_default();
+        lines.push(format!("{}\t{name}\t{title}", status.document.url()));
+    }
+    Ok(lines)
 }
 
 fn parse_url(url: &str) -> Result<DocumentId> {

@@ -26,7 +26,7 @@ const DEVICE_OP: u64 = 1 << 63;
 /// What a [`Device`](super::Device) handle asks of the task.
 pub(super) enum Command {
     Create {
-        initial: serde_json::Value,
+        edit: Edit,
         reply: oneshot::Sender<Result<DocumentId>>,
     },
     Change {
@@ -337,18 +337,11 @@ impl Runtime {
     fn on_command(&mut self, command: Command) {
         let now = Instant::now();
         match command {
-            Command::Create { initial, reply } => {
-                // Check the content on a scratch document first: the engine keeps
-                // every document it creates.
-                let mut scratch = automerge::Automerge::new();
-                if let Err(e) = scratch.transact(|tx| crate::json::put_root(tx, &initial)) {
-                    let _ = reply.send(Err(e.error));
-                    return;
-                }
+            Command::Create { edit, reply } => {
+                // The caller checked the content: the engine keeps every document it
+                // creates.
                 let document = self.engine.create_document(now, self.rng.random());
-                let result = self
-                    .engine
-                    .change(now, &document, |tx| crate::json::put_root(tx, &initial));
+                let result = self.engine.change(now, &document, edit);
                 match result {
                     Ok(()) => self
                         .durable
