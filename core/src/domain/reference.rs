@@ -47,10 +47,10 @@ fn rows(out: &mut String, fields: &[Field], prefix: &str) {
         );
         let nested = match &field.shape {
             Shape::Object(fields) => Some((fields, format!("{path}."))),
-            Shape::List { item, .. } => match item {
-                Shape::Object(fields) => Some((fields, format!("{path}[]."))),
-                _ => None,
-            },
+            Shape::List {
+                item: Shape::Object(fields),
+                ..
+            } => Some((fields, format!("{path}[]."))),
             Shape::Map(Shape::Object(fields)) => Some((fields, format!("{path}.<id>."))),
             _ => None,
         };
