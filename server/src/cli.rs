@@ -63,6 +63,11 @@ pub enum DeviceCommand {
         /// The kind.
         kind: String,
     },
+    /// Print the JSON Schema of a kind.
+    Schema {
+        /// The kind.
+        kind: String,
+    },
     /// List the documents on this device: URL, kind, title.
     List {
         /// Only documents of this kind.

@@ -81,6 +81,10 @@ pub async fn run(args: DeviceArgs, stdin: impl Read, out: &mut impl Write) -> Re
             let example = domain::example(kind.name).expect("every kind has an example");
             writeln!(out, "{}", pretty(&example)?)?;
         }
+        DeviceCommand::Schema { kind } => {
+            let kind = known_kind(kind)?;
+            writeln!(out, "{}", pretty(&domain::json_schema(kind))?)?;
+        }
         DeviceCommand::List { kind } => {
             if let Some(name) = kind {
                 known_kind(name)?;

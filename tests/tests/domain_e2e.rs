@@ -246,3 +246,34 @@ async fn an_invalid_edit_of_a_coaching_document_is_refused_and_changes_nothing()
     device.close().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_published_definition_never_changes() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let device = Device::open(config(dir.path(), None)).await?;
+    let rubric = domain::starter_definitions()
+        .into_iter()
+        .find(|d| d.value["schema"] == "rubric")
+        .context("a starter rubric")?
+        .value;
+    assert_eq!(rubric["published"], json!(true));
+    let doc = device.create(rubric.clone()).await?;
+    let err = device
+        .set(&doc, &path("name"), json!("Renamed"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("published and never changes"), "{err}");
+    assert_eq!(device.value(&doc).await?, rubric);
+
+    // A new version is a new document, and a draft can be edited until published.
+    let mut draft = rubric.clone();
+    draft["version"] = json!(2);
+    draft["published"] = json!(false);
+    let next = device.create(draft).await?;
+    device.set(&next, &path("name"), json!("Leadership rubric, 2027")).await?;
+    device.set(&next, &path("published"), json!(true)).await?;
+    assert!(device.set(&next, &path("name"), json!("again")).await.is_err());
+    device.close().await?;
+    Ok(())
+}
