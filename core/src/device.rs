@@ -171,6 +171,8 @@ impl Device {
         }
         let edit: Edit = if crate::domain::kind_of(&initial).is_ok() {
             let kind = crate::domain::check_new(&initial)?;
+            // Stored at the current version.
+            let initial = crate::domain::current(&initial);
             Box::new(move |tx| crate::domain::write(tx, kind, &initial))
         } else {
             // Check on a scratch document first: the engine keeps every document it

@@ -84,10 +84,86 @@ pub fn validate(value: &Value) -> Result<&'static Kind, Vec<Problem>> {
     if let Value::Object(map) = &current {
         check_fields(kind.fields, map, "", &mut problems);
     }
+    check_kind_rules(kind, &current, &mut problems);
+    let newer = value
+        .get("schemaVersion")
+        .and_then(Value::as_u64)
+        .is_some_and(|v| v > u64::from(kind.version));
+    if newer {
+        // A newer app may have added values to an enumeration: keep its document.
+        problems.retain(|p| !p.message.starts_with(shape::NOT_ONE_OF));
+    }
     if problems.is_empty() {
         Ok(kind)
     } else {
         Err(problems)
+    }
+}
+
+/// Rules that span fields: a rubric's element IDs are unique across its domains,
+/// because ratings name an element by its ID alone.
+fn check_kind_rules(kind: &Kind, value: &Value, problems: &mut Vec<Problem>) {
+    if kind.name != "rubric" {
+        return;
+    }
+    let mut seen = std::collections::HashMap::new();
+    let domains = value.get("domains").and_then(Value::as_array);
+    for (d, domain) in domains.into_iter().flatten().enumerate() {
+        let elements = domain.get("elements").and_then(Value::as_array);
+        for (e, element) in elements.into_iter().flatten().enumerate() {
+            let Some(id) = element.get("id").and_then(Value::as_str) else {
+                continue;
+            };
+            if let Some(first) = seen.insert(id.to_owned(), format!("domains.{d}.elements.{e}.id"))
+                && !first.starts_with(&format!("domains.{d}."))
+            {
+                problems.push(Problem {
+                    path: format!("domains.{d}.elements.{e}.id"),
+                    message: format!("{id:?} is already the ID of {first}'s element"),
+                });
+            }
+        }
+    }
+}
+
+/// Drop the second and later items with the same `id` from every list of objects:
+/// automerge lists cannot move an element, so two devices that move the same item
+/// at the same time leave two copies of it. The first is kept.
+pub fn normalize(kind: &Kind, value: &mut Value) {
+    if let Value::Object(map) = value {
+        normalize_fields(kind.fields, map);
+    }
+}
+
+fn normalize_fields(fields: &[Field], map: &mut Map<String, Value>) {
+    for field in fields {
+        if let Some(v) = map.get_mut(field.name) {
+            normalize_value(&field.shape, v);
+        }
+    }
+}
+
+fn normalize_value(shape: &Shape, value: &mut Value) {
+    match (shape, value) {
+        (Shape::Object(fields), Value::Object(map)) => normalize_fields(fields, map),
+        (Shape::Map(item), Value::Object(map)) => {
+            for v in map.values_mut() {
+                normalize_value(item, v);
+            }
+        }
+        (Shape::List { item, .. }, Value::Array(items)) => {
+            if matches!(item, Shape::Object(_)) {
+                let mut seen = std::collections::HashSet::new();
+                items.retain(|v| match v.get("id").and_then(Value::as_str) {
+                    Some(id) => seen.insert(id.to_owned()),
+                    None => true,
+                });
+            }
+            for v in items {
+                normalize_value(item, v);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -163,6 +239,7 @@ pub fn edit(
         kind: kind.name.to_owned(),
         problems: vec![p],
     })?;
+    normalize(kind, &mut migrated);
     // The edit runs with the same path rules and errors as on an untyped document,
     // on a scratch copy.
     let mut scratch = automerge::Automerge::new();
@@ -175,5 +252,28 @@ pub fn edit(
         kind: kind.name.to_owned(),
         problems,
     })?;
-    write(tx, kind, &next)
+    write(tx, kind, &next)?;
+    // The writer keeps keys it does not know (a newer app's); keys that the
+    // migration or the edit itself took out are gone for good.
+    if let (Value::Object(before), Value::Object(after)) = (current, &next) {
+        for key in before.keys().filter(|k| !after.contains_key(*k)) {
+            if automerge::ReadDoc::get(tx, automerge::ROOT, key.as_str())?.is_some() {
+                automerge::transaction::Transactable::delete(tx, automerge::ROOT, key.as_str())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A document as an app should see it: migrated to its kind's current version and
+/// normalized; documents of no known kind are returned as they are.
+pub fn current(value: &Value) -> Value {
+    let mut current = value.clone();
+    if let Ok(kind) = kind_of(value)
+        && migrate(&mut current).is_ok()
+    {
+        normalize(kind, &mut current);
+        return current;
+    }
+    value.clone()
 }

@@ -48,7 +48,8 @@ pub async fn run(args: DeviceArgs, stdin: impl Read, out: &mut impl Write) -> Re
             let device = open(&args, false).await?;
             let value = device.value(&document).await;
             device.close().await?;
-            writeln!(out, "{}", pretty(&value?)?)?;
+            // As an app sees it: an older coaching document migrated.
+            writeln!(out, "{}", pretty(&domain::current(&value?))?)?;
         }
         DeviceCommand::Set { url, path, json } | DeviceCommand::Push { url, path, json } => {
             let document = parse_url(url)?;

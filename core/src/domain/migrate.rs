@@ -26,19 +26,18 @@ static STEPS: &[Step] = &[Step {
 /// version 2 keeps timestamped `script` entries. The notes become the first entry,
 /// at the observation's start.
 fn observation_v1_to_v2(doc: &mut Map<String, Value>) {
-    let notes = doc.remove("notes");
     if doc.contains_key("script") {
-        if let Some(notes) = notes {
-            doc.insert("notes".into(), notes);
-        }
         return;
     }
     let mut script = Vec::new();
-    if let Some(Value::String(text)) = notes
-        && !text.is_empty()
-    {
-        let at = doc.get("observedAt").cloned().unwrap_or(json!(0));
-        script.push(json!({"id": "notes", "at": at, "text": text, "tags": []}));
+    // Only notes that became an entry (or were empty) leave `notes`; anything else
+    // there is kept as it is.
+    if let Some(Value::String(text)) = doc.get("notes") {
+        if !text.is_empty() {
+            let at = doc.get("observedAt").cloned().unwrap_or(json!(0));
+            script.push(json!({"id": "notes", "at": at, "text": text, "tags": []}));
+        }
+        doc.remove("notes");
     }
     doc.insert("script".into(), Value::Array(script));
 }

@@ -98,6 +98,9 @@ pub fn read<T: Record>(value: &Value) -> Result<T> {
     }
     let mut current = value.clone();
     super::migrate(&mut current).map_err(|p| Error::InvalidJson(p.to_string()))?;
+    if let Some(kind) = super::kind(T::KIND) {
+        super::normalize(kind, &mut current);
+    }
     from_value(&current)
 }
 

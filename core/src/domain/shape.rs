@@ -109,12 +109,22 @@ impl std::fmt::Display for Problem {
     }
 }
 
+/// How a value outside an enumeration is reported.
+pub(crate) const NOT_ONE_OF: &str = "must be one of";
+
 /// The largest string accepted in one field, in bytes.
 pub const MAX_STRING_BYTES: usize = 1 << 20;
 
+/// `path.key`, with dots and backslashes in the key escaped as dot paths write them,
+/// so a problem's path can be given to `set` as it is.
 fn child(path: &str, key: &str) -> String {
-    if path.is_empty() {
+    let key = if key.contains(['.', '\\']) {
+        key.replace('\\', "\\\\").replace('.', "\\.")
+    } else {
         key.to_owned()
+    };
+    if path.is_empty() {
+        key
     } else {
         format!("{path}.{key}")
     }
@@ -138,7 +148,7 @@ impl Shape {
             }
             (Shape::Enum(allowed), Value::String(s)) => {
                 if !allowed.contains(&s.as_str()) {
-                    problem(format!("must be one of {}, not {s:?}", allowed.join(", ")));
+                    problem(format!("{NOT_ONE_OF} {}, not {s:?}", allowed.join(", ")));
                 }
             }
             (Shape::Int { min, max }, Value::Number(n)) => match n.as_i64() {

@@ -229,6 +229,37 @@ fn element_ids(tx: &impl Transactable, list: &ObjId) -> Result<Vec<Option<String
     Ok(ids)
 }
 
+/// The longest common subsequence of two ID lists, as (index in `existing`, index in
+/// `wanted`) pairs in increasing order. Lists are short (goals, look-fors), so the
+/// quadratic table is cheap.
+fn common_subsequence(existing: &[Option<String>], wanted: &[Option<&str>]) -> Vec<(usize, usize)> {
+    let (n, m) = (existing.len(), wanted.len());
+    let same = |i: usize, j: usize| existing[i].is_some() && existing[i].as_deref() == wanted[j];
+    let mut table = vec![vec![0u32; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            table[i][j] = if same(i, j) {
+                table[i + 1][j + 1] + 1
+            } else {
+                table[i + 1][j].max(table[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j, mut pairs) = (0, 0, Vec::new());
+    while i < n && j < m {
+        if same(i, j) {
+            pairs.push((i, j));
+            i += 1;
+            j += 1;
+        } else if table[i + 1][j] >= table[i][j + 1] {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    pairs
+}
+
 fn write_list(
     tx: &mut impl Transactable,
     list: &ObjId,
@@ -238,38 +269,39 @@ fn write_list(
     let keyed = items
         .iter()
         .all(|v| v.get("id").and_then(Value::as_str).is_some());
-    if keyed && matches!(item, Shape::Object(_)) {
-        // Match by ID: keep each surviving item's object, so edits made elsewhere to
-        // it merge; delete the ones gone; insert the new ones where they belong.
-        let mut existing = element_ids(tx, list)?;
+    if keyed && let Shape::Object(fields) = item {
+        // Match by ID: the items that keep their relative order (the longest common
+        // subsequence of IDs) stay the same automerge objects, so edits made
+        // elsewhere to them merge. automerge lists cannot move an element: an item
+        // that moved is deleted and inserted again (readers drop the duplicate that
+        // two identical concurrent moves leave; see `domain::normalize`).
+        let existing = element_ids(tx, list)?;
+        let wanted: Vec<Option<&str>> = items
+            .iter()
+            .map(|v| v.get("id").and_then(Value::as_str))
+            .collect();
+        let kept = common_subsequence(&existing, &wanted);
         let mut at = 0;
-        for value in items {
-            let want = value.get("id").and_then(Value::as_str);
-            if let Some(found) = existing[at..].iter().position(|id| id.as_deref() == want) {
-                for _ in 0..found {
-                    tx.delete(list, at)?;
-                    existing.remove(at);
+        let mut next_existing = 0;
+        for (j, value) in items.iter().enumerate() {
+            match kept.iter().find(|(_, t)| *t == j) {
+                Some(&(e, _)) => {
+                    for _ in next_existing..e {
+                        tx.delete(list, at)?;
+                    }
+                    next_existing = e + 1;
+                    write_value(tx, list, Prop::Seq(at), item, value)?;
                 }
-                write_value(tx, list, Prop::Seq(at), item, value)?;
-            } else {
-                let obj = tx.insert_object(list, at, ObjType::Map)?;
-                let Shape::Object(fields) = item else {
-                    unreachable!("checked above")
-                };
-                write_fields(
-                    tx,
-                    &obj,
-                    fields,
-                    value.as_object().expect("keyed items are objects"),
-                    &[],
-                )?;
-                existing.insert(at, want.map(str::to_owned));
+                None => {
+                    let obj = tx.insert_object(list, at, ObjType::Map)?;
+                    let map = value.as_object().expect("keyed items are objects");
+                    write_fields(tx, &obj, fields, map, &[])?;
+                }
             }
             at += 1;
         }
-        while existing.len() > at {
+        for _ in next_existing..existing.len() {
             tx.delete(list, at)?;
-            existing.remove(at);
         }
         return Ok(());
     }
