@@ -271,9 +271,16 @@ async fn a_published_definition_never_changes() -> Result<()> {
     draft["version"] = json!(2);
     draft["published"] = json!(false);
     let next = device.create(draft).await?;
-    device.set(&next, &path("name"), json!("Leadership rubric, 2027")).await?;
+    device
+        .set(&next, &path("name"), json!("Leadership rubric, 2027"))
+        .await?;
     device.set(&next, &path("published"), json!(true)).await?;
-    assert!(device.set(&next, &path("name"), json!("again")).await.is_err());
+    assert!(
+        device
+            .set(&next, &path("name"), json!("again"))
+            .await
+            .is_err()
+    );
     device.close().await?;
     Ok(())
 }
