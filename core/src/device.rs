@@ -50,6 +50,8 @@ pub struct DeviceConfig {
     /// A connection that receives nothing (the server pings every 5 s) for this long
     /// is dropped and made again.
     pub idle_timeout: Duration,
+    /// A bearer token sent with every connection (`Authorization: Bearer …`).
+    pub token: Option<String>,
 }
 
 impl DeviceConfig {
@@ -61,6 +63,7 @@ impl DeviceConfig {
             backoff: Backoff::default(),
             connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(45),
+            token: None,
         }
     }
 
@@ -71,15 +74,20 @@ impl DeviceConfig {
     }
 
     fn validate(&self) -> Result<()> {
-        if let Some(url) = &self.server
-            && !(url.starts_with("ws://") || url.starts_with("wss://"))
-        {
-            return Err(Error::Config(format!(
-                "the server url {url:?} must start with ws:// or wss://"
-            )));
+        if let Some(url) = &self.server {
+            check_server_url(url)?;
         }
         Ok(())
     }
+}
+
+fn check_server_url(url: &str) -> Result<()> {
+    if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+        return Err(Error::Config(format!(
+            "the server url {url:?} must start with ws:// or wss://"
+        )));
+    }
+    Ok(())
 }
 
 /// Whether the device can reach its server.
@@ -284,6 +292,22 @@ impl Device {
     /// document the device holds.
     pub async fn wait_synced(&self) -> Result<()> {
         self.ask(|reply| Command::WaitSynced { reply }).await
+    }
+
+    /// Sync with another server from now on, or with none (`None`): the current
+    /// connection is closed and the new server is tried at once. What the old server
+    /// confirmed confirms nothing on a server with other data.
+    pub async fn set_server(&self, url: Option<String>) -> Result<()> {
+        if let Some(url) = &url {
+            check_server_url(url)?;
+        }
+        self.ask(|reply| Command::SetServer { url, reply }).await
+    }
+
+    /// Send this bearer token from the next connection on (and reconnect now, so it
+    /// takes effect); `None` sends none.
+    pub async fn set_token(&self, token: Option<String>) -> Result<()> {
+        self.ask(|reply| Command::SetToken { token, reply }).await
     }
 
     /// Connect now instead of waiting out the backoff.

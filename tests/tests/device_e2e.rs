@@ -444,3 +444,67 @@ async fn a_server_gone_silent_is_dropped_and_tried_again() -> Result<()> {
     silent.abort();
     Ok(())
 }
+
+#[tokio::test]
+async fn a_device_moves_to_a_server_set_at_run_time_and_sends_its_token() -> Result<()> {
+    // A listener that records the Authorization header of each WebSocket upgrade.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let headers = Arc::new(Mutex::new(Vec::<Option<String>>::new()));
+    let seen = headers.clone();
+    let recorder = tokio::spawn(async move {
+        let mut sockets = Vec::new();
+        while let Ok((tcp, _)) = listener.accept().await {
+            let seen = seen.clone();
+            let callback =
+                move |request: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                      response| {
+                    let value = request
+                        .headers()
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    seen.lock().unwrap().push(value);
+                    Ok(response)
+                };
+            if let Ok(ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await {
+                sockets.push(ws);
+            }
+        }
+    });
+
+    let dir = tempfile::tempdir()?;
+    let server_dir = tempfile::tempdir()?;
+    let device = Device::open(config(dir.path(), None)).await?;
+    let doc = device
+        .create(json!({"note": "written before any server"}))
+        .await?;
+    device.set_token(Some("coach-token-1".into())).await?;
+    device.set_server(Some(format!("ws://{addr}/sync"))).await?;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while headers.lock().unwrap().is_empty() {
+        if tokio::time::Instant::now() > deadline {
+            bail!("the device never connected to the server it was given");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        headers.lock().unwrap()[0].as_deref(),
+        Some("Bearer coach-token-1")
+    );
+
+    // Then to a real server: the note reaches it.
+    let server = ServerProcess::start(server_dir.path())?;
+    device.set_server(Some(server.sync_url())).await?;
+    synced(&device).await?;
+    assert_eq!(
+        server_value(&server.sync_url(), &doc).await?,
+        Some(json!({"note": "written before any server"}))
+    );
+    device.set_server(None).await?;
+    assert_eq!(*device.connection().borrow(), Connection::Offline);
+    assert!(device.set_server(Some("http://nope".into())).await.is_err());
+    device.close().await?;
+    recorder.abort();
+    Ok(())
+}

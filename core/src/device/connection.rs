@@ -6,6 +6,9 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::http::header::AUTHORIZATION;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
@@ -16,12 +19,13 @@ use crate::sync::ConnId;
 /// reported to the device's task as an [`Input`].
 pub(super) fn spawn(
     url: String,
+    token: Option<String>,
     conn: ConnId,
     timeouts: Timeouts,
     inputs: mpsc::UnboundedSender<Input>,
 ) {
     tokio::spawn(async move {
-        let error = run(&url, conn, timeouts, &inputs).await;
+        let error = run(&url, token.as_deref(), conn, timeouts, &inputs).await;
         let _ = inputs.send(Input::Disconnected { conn, error });
     });
 }
@@ -36,6 +40,7 @@ pub(super) struct Timeouts {
 /// Returns why the connection ended (or never started).
 async fn run(
     url: &str,
+    token: Option<&str>,
     conn: ConnId,
     Timeouts {
         connect: timeout,
@@ -43,7 +48,19 @@ async fn run(
     }: Timeouts,
     inputs: &mpsc::UnboundedSender<Input>,
 ) -> String {
-    let ws = match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(url)).await {
+    let mut request = match url.into_client_request() {
+        Ok(request) => request,
+        Err(e) => return format!("cannot connect to {url}: {e}"),
+    };
+    if let Some(token) = token {
+        match HeaderValue::from_str(&format!("Bearer {token}")) {
+            Ok(value) => {
+                request.headers_mut().insert(AUTHORIZATION, value);
+            }
+            Err(_) => return "the token cannot be sent in a header".into(),
+        }
+    }
+    let ws = match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(request)).await {
         Ok(Ok((ws, _response))) => ws,
         Ok(Err(e)) => return format!("cannot connect to {url}: {e}"),
         Err(_) => return format!("cannot connect to {url}: no answer within {timeout:?}"),

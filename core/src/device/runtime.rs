@@ -49,6 +49,14 @@ pub(super) enum Command {
         reply: oneshot::Sender<Result<()>>,
     },
     SyncNow,
+    SetServer {
+        url: Option<String>,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    SetToken {
+        token: Option<String>,
+        reply: oneshot::Sender<Result<()>>,
+    },
     Subscribe {
         id: u64,
         document: DocumentId,
@@ -398,6 +406,16 @@ impl Runtime {
                     *until = now;
                 }
             }
+            Command::SetServer { url, reply } => {
+                self.config.server = url;
+                self.restart_link(now);
+                let _ = reply.send(Ok(()));
+            }
+            Command::SetToken { token, reply } => {
+                self.config.token = token;
+                self.restart_link(now);
+                let _ = reply.send(Ok(()));
+            }
             Command::SubscribeStatus {
                 id,
                 observer,
@@ -481,6 +499,26 @@ impl Runtime {
 
     // ----- connection ----------------------------------------------------------------
 
+    /// Drop the current connection (its task ends when its channel goes) and try
+    /// the configured server at once, or go offline if there is none.
+    fn restart_link(&mut self, now: Instant) {
+        if let Some(conn) = self.current_conn() {
+            self.engine.handle_disconnect(now, conn);
+        }
+        self.all_safe = false;
+        self.backoff.reset();
+        match self.config.server {
+            Some(_) => {
+                self.link = Link::Waiting { until: now };
+                self.connection.send_replace(Connection::Connecting);
+            }
+            None => {
+                self.link = Link::Off;
+                self.connection.send_replace(Connection::Offline);
+            }
+        }
+    }
+
     fn connect(&mut self) {
         let Some(url) = self.config.server.clone() else {
             return;
@@ -494,7 +532,8 @@ impl Runtime {
             connect: self.config.connect_timeout,
             idle: self.config.idle_timeout,
         };
-        connection::spawn(url, conn, timeouts, self.inputs_tx.clone());
+        let token = self.config.token.clone();
+        connection::spawn(url, token, conn, timeouts, self.inputs_tx.clone());
     }
 
     fn current_conn(&self) -> Option<ConnId> {
