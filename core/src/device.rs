@@ -90,6 +90,17 @@ fn check_server_url(url: &str) -> Result<()> {
     Ok(())
 }
 
+/// A document as a list shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocumentSummary {
+    /// Its status (and ID).
+    pub status: DocumentStatus,
+    /// Its coaching kind, if it is a coaching document.
+    pub kind: Option<&'static str>,
+    /// Its title, name or other label.
+    pub title: Option<String>,
+}
+
 /// Whether the device can reach its server.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Connection {
@@ -275,6 +286,29 @@ impl Device {
     /// Every document's status, in ID order.
     pub async fn statuses(&self) -> Result<Vec<DocumentStatus>> {
         self.ask(|reply| Command::Statuses { reply }).await
+    }
+
+    /// Every document with its status, its coaching kind (if it is one) and a title
+    /// to show, in ID order; only documents of `kind` when one is given.
+    pub async fn summaries(&self, kind: Option<&str>) -> Result<Vec<DocumentSummary>> {
+        let mut out = Vec::new();
+        for status in self.statuses().await? {
+            let value = self.value(&status.document).await?;
+            let doc_kind = crate::domain::kind_of(&value).ok().map(|k| k.name);
+            if kind.is_some() && kind != doc_kind {
+                continue;
+            }
+            let title = ["title", "name", "school", "client", "coach"]
+                .iter()
+                .find_map(|key| value.get(*key).and_then(serde_json::Value::as_str))
+                .map(str::to_owned);
+            out.push(DocumentSummary {
+                status,
+                kind: doc_kind,
+                title,
+            });
+        }
+        Ok(out)
     }
 
     /// Documents with changes the server has not confirmed.

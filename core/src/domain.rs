@@ -13,6 +13,7 @@ mod kind;
 mod migrate;
 mod records;
 mod reference;
+mod report;
 mod shape;
 mod write;
 
@@ -26,6 +27,7 @@ pub use kind::{KINDS, Kind, Visibility};
 pub use migrate::migrate;
 pub use records::*;
 pub use reference::reference_markdown;
+pub use report::{Chart, ChartKind, Point, Report, Series, render};
 pub use shape::{Field, MAX_STRING_BYTES, Problem, Shape, check_fields, object_schema};
 pub use write::write;
 
@@ -191,6 +193,40 @@ pub fn json_schema(kind: &Kind) -> Value {
     schema["title"] = json!(kind.name);
     schema["description"] = json!(kind.doc);
     schema
+}
+
+/// Make `value` a document of the kind named `name`: fill in `schema` and
+/// `schemaVersion` when missing, and refuse a document that says it is of another
+/// kind. (Validation comes when it is stored.)
+pub fn as_kind(mut value: Value, name: &str) -> Result<Value> {
+    let kind = kind(name).ok_or_else(|| {
+        let names: Vec<&str> = KINDS.iter().map(|k| k.name).collect();
+        Error::InvalidJson(format!(
+            "{name:?} is not a kind; the kinds are {}",
+            names.join(", ")
+        ))
+    })?;
+    let Value::Object(object) = &mut value else {
+        return Err(Error::InvalidJson(
+            "a document must be a JSON object".into(),
+        ));
+    };
+    match object.get("schema") {
+        None => {
+            object.insert("schema".into(), kind.name.into());
+        }
+        Some(s) if s == kind.name => {}
+        Some(other) => {
+            return Err(Error::InvalidJson(format!(
+                "the document's schema is {other}, not {}",
+                kind.name
+            )));
+        }
+    }
+    object
+        .entry("schemaVersion")
+        .or_insert_with(|| kind.version.into());
+    Ok(value)
 }
 
 /// Refuse an edit of a published definition (a rubric or template with

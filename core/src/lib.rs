@@ -10,7 +10,7 @@ pub mod protocol;
 pub mod store;
 pub mod sync;
 
-pub use device::{Device, DeviceConfig, DocumentStatus, Status};
+pub use device::{Device, DeviceConfig, DocumentStatus, DocumentSummary, Status};
 pub use error::{Error, Result};
 pub use id::{AutomergeUrl, DocumentId, PeerId, StorageId};
 pub use protocol::{Message, PeerMetadata, SyncEnvelope};

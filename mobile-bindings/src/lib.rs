@@ -1,9 +1,24 @@
 //! uniffi bindings of `coachsync-core` for Kotlin (Android), Swift (iOS) and Python.
 //!
-//! A thin layer: it converts types and errors and will own a tokio runtime; the logic
-//! lives in `coachsync-core`. The device API arrives with the device runtime.
+//! A thin layer: it converts types and errors, owns the tokio runtime the device runs
+//! on, and delivers callbacks on a thread of its own; the logic lives in
+//! `coachsync-core`. The generated module is named `coachsync` (Python `coachsync`,
+//! Kotlin `org.coachsync`, Swift `Coachsync`).
 
-uniffi::setup_scaffolding!();
+uniffi::setup_scaffolding!("coachsync");
+
+mod coachsync_error;
+mod device;
+mod dispatcher;
+mod logging;
+mod runtime;
+
+pub use coachsync_error::CoachsyncError;
+pub use device::{
+    ConnectionState, Device, DocStatus, DocSummary, DocumentListener, StatusListener, Subscription,
+    SyncResult, SyncState,
+};
+pub use logging::{LogLevel, Logger, set_logger};
 
 /// The version of the coachsync core these bindings were built from.
 #[uniffi::export]

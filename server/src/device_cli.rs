@@ -20,23 +20,7 @@ pub async fn run(args: DeviceArgs, stdin: impl Read, out: &mut impl Write) -> Re
         DeviceCommand::Create { kind } => {
             let mut value = read_object(stdin)?;
             if let Some(name) = kind {
-                let kind = known_kind(name)?;
-                let object = value.as_object_mut().expect("checked by read_object");
-                match object.get("schema") {
-                    None => {
-                        object.insert("schema".into(), kind.name.into());
-                    }
-                    Some(s) if s == kind.name => {}
-                    Some(other) => {
-                        return Err(Error::Usage(format!(
-                            "the document's schema is {other}, not {}",
-                            kind.name
-                        )));
-                    }
-                }
-                object
-                    .entry("schemaVersion")
-                    .or_insert_with(|| kind.version.into());
+                value = domain::as_kind(value, name)?;
             }
             let device = open(&args, false).await?;
             let result = device.create(value).await;
@@ -91,10 +75,16 @@ pub async fn run(args: DeviceArgs, stdin: impl Read, out: &mut impl Write) -> Re
                 known_kind(name)?;
             }
             let device = open(&args, false).await?;
-            let listed = list(&device, kind.as_deref()).await;
+            let listed = device.summaries(kind.as_deref()).await;
             device.close().await?;
-            for line in listed? {
-                writeln!(out, "{line}")?;
+            for summary in listed? {
+                writeln!(
+                    out,
+                    "{}\t{}\t{}",
+                    summary.status.document.url(),
+                    summary.kind.unwrap_or("-"),
+                    summary.title.unwrap_or_default()
+                )?;
             }
         }
         DeviceCommand::Status => {
@@ -188,25 +178,6 @@ fn known_kind(name: &str) -> Result<&'static domain::Kind> {
 fn pretty(value: &serde_json::Value) -> Result<String> {
     serde_json::to_string_pretty(value)
         .map_err(|e| Error::Usage(format!("cannot print the document: {e}")))
-}
-
-/// `URL <TAB> kind <TAB> title` for each document, in ID order; `-` for a document
-/// of no known kind.
-async fn list(device: &Device, kind: Option<&str>) -> coachsync_core::Result<Vec<String>> {
-    let mut lines = Vec::new();
-    for status in device.statuses().await? {
-        let value = device.value(&status.document).await?;
-        let name = domain::kind_of(&value).map(|k| k.name).unwrap_or("-");
-        if kind.is_some_and(|k| k != name) {
-            continue;
-        }
-        let title = ["title", "name", "school", "client", "coach"]
-            .iter()
-            .find_map(|key| value.get(*key).and_then(serde_json::Value::as_str))
-            .unwrap_or_default();
-        lines.push(format!("{}\t{name}\t{title}", status.document.url()));
-    }
-    Ok(lines)
 }
 
 fn parse_url(url: &str) -> Result<DocumentId> {
