@@ -286,6 +286,29 @@ impl Device {
         })?
     }
 
+    /// Get a document from the server into the device's store (a URL someone
+    /// shared), or bring a local one up to date; returns once it is stored and safe
+    /// on the server. `NotFound` if the server does not have it, `Network` if the
+    /// server could not be reached within `timeout_ms`.
+    pub async fn fetch(&self, url: String, timeout_ms: u64) -> Result<()> {
+        let document = parse_url(&url)?;
+        let device = self.inner.clone();
+        let task = runtime().spawn(async move {
+            device.sync_now();
+            match tokio::time::timeout(Duration::from_millis(timeout_ms), device.fetch(&document))
+                .await
+            {
+                Ok(result) => Ok(result?),
+                Err(_) => Err(CoachsyncError::Network {
+                    message: format!("{url} was not fetched within {timeout_ms} ms"),
+                }),
+            }
+        });
+        task.await.map_err(|e| CoachsyncError::Internal {
+            message: format!("the fetch task failed: {e}"),
+        })?
+    }
+
     /// Observe a document: `listener` gets its JSON now and after every change,
     /// local or remote, on the bindings' callback thread.
     pub fn observe(
