@@ -21,6 +21,30 @@ pub enum Command {
     Serve(ServeArgs),
     /// A terminal device: its own local store, synced with a server on request.
     Device(DeviceArgs),
+    /// Render work plans, rubric self-assessments and PDSA cycles on a device as one
+    /// self-contained HTML page with charts (offline).
+    Report(ReportArgs),
+}
+
+/// Flags of `coachsync report`.
+#[derive(Debug, Args, Clone)]
+pub struct ReportArgs {
+    /// The device's data directory.
+    #[arg(
+        long,
+        env = "COACHSYNC_DEVICE_DIR",
+        default_value = "./coachsync-device"
+    )]
+    pub data_dir: PathBuf,
+
+    /// Write the page to this file (created or overwritten); default: stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+
+    /// The documents to report on, as `automerge:` URLs; with none, every work
+    /// plan, rubric self-assessment and PDSA cycle on the device.
+    #[arg(value_name = "URL")]
+    pub urls: Vec<String>,
 }
 
 /// Flags of `coachsync device`.

@@ -8,6 +8,7 @@ pub mod device_cli;
 pub mod driver;
 pub mod error;
 pub mod metrics;
+pub mod report_cli;
 pub mod routes;
 pub mod server;
 pub mod shutdown;

@@ -1379,7 +1379,7 @@ fn time_ticks(frame: &Frame, points: &[&Point]) -> Vec<i64> {
         if months / step <= room {
             // Months since year 0, rounded up to the step.
             let mut month = first.0 * 12 + (first.1 - 1) + 1;
-            month = month.div_euclid(step) * step + if month % step == 0 { 0 } else { step };
+            month += (step - month.rem_euclid(step)) % step;
             let mut ticks = Vec::new();
             loop {
                 let t = days_from_civil(month.div_euclid(12), month.rem_euclid(12) + 1, 1) * DAY;
@@ -1635,6 +1635,46 @@ mod tests {
         assert!(lo <= 48.0 && hi >= 68.0);
         let (lo, hi, ticks) = nice_ticks(7.0, 7.0);
         assert!(lo < 7.0 && hi > 7.0 && !ticks.is_empty());
+    }
+
+    fn ticks_for(days: &[i64]) -> Vec<String> {
+        let points: Vec<Point> = days
+            .iter()
+            .map(|d| Point {
+                x: d * DAY + 3_600_000,
+                y: 1.0,
+            })
+            .collect();
+        let refs: Vec<&Point> = points.iter().collect();
+        let (lo, hi) = (points[0].x, points[points.len() - 1].x);
+        let frame = Frame {
+            size: Size::WIDE,
+            x0: lo,
+            x1: hi,
+            y0: 0.0,
+            y1: 1.0,
+        };
+        let ticks = time_ticks(&frame, &refs);
+        assert!(ticks.iter().all(|t| (lo..=hi).contains(t)), "{ticks:?}");
+        ticks.into_iter().map(date).collect()
+    }
+
+    #[test]
+    fn time_ticks_label_few_dates_or_the_calendar() {
+        // Few, far apart: the points' own dates.
+        assert_eq!(
+            ticks_for(&[20_000, 20_030, 20_060]),
+            ["2024-10-04", "2024-11-03", "2024-12-03"]
+        );
+        // Many over three weeks: weekly days.
+        let daily: Vec<i64> = (20_000..20_021).collect();
+        let ticks = ticks_for(&daily);
+        assert!((2..=8).contains(&ticks.len()), "{ticks:?}");
+        // Many over a year and a half: the first of months, evenly stepped.
+        let monthly: Vec<i64> = (0..40).map(|i| 20_000 + i * 14).collect();
+        let ticks = ticks_for(&monthly);
+        assert!((2..=9).contains(&ticks.len()), "{ticks:?}");
+        assert!(ticks.iter().all(|t| t.ends_with("-01")), "{ticks:?}");
     }
 
     #[test]
