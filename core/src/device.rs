@@ -288,6 +288,15 @@ impl Device {
         self.ask(|reply| Command::Statuses { reply }).await
     }
 
+    /// Remove a document from this device (the server and other devices keep it);
+    /// later changes to it from the server are ignored, until it is fetched again.
+    /// Refused, with nothing removed, while the document has changes the server
+    /// does not have: they would be lost.
+    pub async fn delete(&self, document: &DocumentId) -> Result<()> {
+        let document = document.clone();
+        self.ask(|reply| Command::Delete { document, reply }).await
+    }
+
     /// Every document with its status, its coaching kind (if it is one) and a title
     /// to show, in ID order; only documents of `kind` when one is given.
     pub async fn summaries(&self, kind: Option<&str>) -> Result<Vec<DocumentSummary>> {

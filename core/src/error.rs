@@ -114,6 +114,10 @@ pub enum Error {
     /// The server does not have a document that was asked for.
     #[error("the server does not have document {0}")]
     Unavailable(String),
+    /// A document with changes the server does not have yet, which an operation
+    /// would lose.
+    #[error("document {0} has changes the server does not have yet; sync it first")]
+    Unsynced(String),
     /// Something that needs a server, on a device without one.
     #[error("no server is configured")]
     NoServer,

@@ -90,6 +90,17 @@ pub enum StoreWrite {
         /// Its new value.
         value: Vec<u8>,
     },
+    /// Remove a record written with [`StoreWrite::Meta`].
+    RemoveMeta {
+        /// The record's key.
+        key: String,
+    },
+    /// Remove a document: its chunks, its record, its sync states and its entry in
+    /// the change log.
+    Delete {
+        /// The document.
+        document: DocumentId,
+    },
 }
 
 impl StoreWrite {
@@ -99,8 +110,9 @@ impl StoreWrite {
             StoreWrite::Append { document, .. }
             | StoreWrite::Compact { document, .. }
             | StoreWrite::SyncState { document, .. }
-            | StoreWrite::Quarantine { document, .. } => Some(document),
-            StoreWrite::Meta { .. } => None,
+            | StoreWrite::Quarantine { document, .. }
+            | StoreWrite::Delete { document } => Some(document),
+            StoreWrite::Meta { .. } | StoreWrite::RemoveMeta { .. } => None,
         }
     }
 }

@@ -545,3 +545,41 @@ fn meta_records_are_written_in_batches_and_read_by_prefix() {
         vec![("device/a".into(), vec![1]), ("device/b".into(), vec![2])]
     );
 }
+
+fn deleting_removes_every_trace(store: &dyn Store) {
+    let (a, b) = (doc_id(1), doc_id(2));
+    let (writes_a, doc_a) = appended(&a, 3);
+    let (writes_b, _) = appended(&b, 1);
+    store.commit(&writes_a).unwrap();
+    store.commit(&writes_b).unwrap();
+    let peer = storage("server-a");
+    store
+        .commit(&[StoreWrite::SyncState {
+            document: a.clone(),
+            storage_id: peer.clone(),
+            state: state_at(doc_a.get_heads()),
+        }])
+        .unwrap();
+    store
+        .commit(&[StoreWrite::Delete {
+            document: a.clone(),
+        }])
+        .unwrap();
+    assert_eq!(store.load(&a).unwrap(), None);
+    assert_eq!(store.heads(&a).unwrap(), None);
+    assert_eq!(store.document_ids().unwrap(), vec![b.clone()]);
+    // Stored again later, it starts clean: no sync state says the peer has it.
+    store.commit(&writes_a).unwrap();
+    assert!(store.load(&a).unwrap().unwrap().sync_states.is_empty());
+    assert!(
+        store.load(&b).unwrap().is_some(),
+        "the other document is untouched"
+    );
+}
+
+#[test]
+fn deleting_a_document_removes_its_chunks_sync_states_and_log_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    deleting_removes_every_trace(&open(dir.path()));
+    deleting_removes_every_trace(&coachsync_core::store::MemoryStore::new(storage("mem")));
+}

@@ -60,6 +60,7 @@ impl From<coachsync_core::Error> for CoachsyncError {
             | E::Published { .. }
             | E::Config(_)
             | E::NoServer
+            | E::Unsynced(_)
             | E::TooLarge { .. } => Self::InvalidInput { message },
             E::UnknownDocument(_) | E::Unavailable(_) => Self::NotFound { message },
             E::Storage(_) | E::StorageIo { .. } | E::Corrupt { .. } => Self::Storage { message },

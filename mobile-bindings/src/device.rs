@@ -214,6 +214,13 @@ impl Device {
         Ok(block_on(self.inner.push(&document, &path, value))?)
     }
 
+    /// Remove a document from this device (the server and other devices keep it);
+    /// refused with `InvalidInput` while it has changes the server does not have.
+    pub fn delete(&self, url: String) -> Result<()> {
+        let document = parse_url(&url)?;
+        Ok(block_on(self.inner.delete(&document))?)
+    }
+
     /// The documents on the device, optionally only those of one coaching kind.
     pub fn list(&self, kind: Option<String>) -> Result<Vec<DocSummary>> {
         let summaries = block_on(self.inner.summaries(kind.as_deref()))?;

@@ -510,3 +510,53 @@ async fn a_device_moves_to_a_server_set_at_run_time_and_sends_its_token() -> Res
     recorder.abort();
     Ok(())
 }
+
+#[tokio::test]
+async fn a_deleted_document_leaves_the_device_for_good_until_fetched_again() -> Result<()> {
+    let server_dir = tempfile::tempdir()?;
+    let server = ServerProcess::start(server_dir.path())?;
+    let url = server.sync_url();
+    let dirs = [tempfile::tempdir()?, tempfile::tempdir()?];
+    let a = Device::open(config(dirs[0].path(), Some(&url))).await?;
+    let b = Device::open(config(dirs[1].path(), Some(&url))).await?;
+    let doc = a.create(json!({"note": "shared"})).await?;
+    let kept = a.create(json!({"note": "stays"})).await?;
+    synced(&a).await?;
+    tokio::time::timeout(WAIT, b.fetch(&doc)).await??;
+
+    // A change the server lacks is never thrown away.
+    b.close().await?;
+    a.set_server(None).await?;
+    a.set(&doc, &path("note"), json!("edited offline")).await?;
+    let e = a.delete(&doc).await.unwrap_err().to_string();
+    assert!(e.contains("sync it first"), "{e}");
+    a.set_server(Some(url.clone())).await?;
+    synced(&a).await?;
+    a.delete(&doc).await?;
+    assert!(a.value(&doc).await.is_err(), "gone from the device");
+    assert_eq!(a.statuses().await?.len(), 1);
+    assert!(a.delete(&doc).await.is_err(), "already gone");
+
+    // Another device's later change does not bring it back, not even after a restart.
+    let b = Device::open(config(dirs[1].path(), Some(&url))).await?;
+    synced(&b).await?;
+    b.set(&doc, &path("note"), json!("edited by b")).await?;
+    synced(&b).await?;
+    a.set(&kept, &path("note"), json!("still here")).await?;
+    synced(&a).await?;
+    a.close().await?;
+    let a = Device::open(config(dirs[0].path(), Some(&url))).await?;
+    synced(&a).await?;
+    assert!(a.value(&doc).await.is_err(), "still gone after a restart");
+    assert_eq!(
+        server_value(&url, &doc).await?,
+        Some(json!({"note": "edited by b"}))
+    );
+
+    // Fetching it brings it back, as the server has it.
+    tokio::time::timeout(WAIT, a.fetch(&doc)).await??;
+    assert_eq!(a.value(&doc).await?, json!({"note": "edited by b"}));
+    a.close().await?;
+    b.close().await?;
+    Ok(())
+}

@@ -19,6 +19,9 @@ use crate::store::{
 };
 use crate::sync::{CURSOR_KEY_PREFIX, ConnId, Engine, EngineConfig, Event, OpId, Output, Role};
 
+/// Meta keys marking documents removed from the device.
+const DELETED_PREFIX: &str = "device/deleted/";
+
 /// Operation IDs of the device's own writes (status records) carry this bit, so
 /// they never collide with the engine's, which count up from zero.
 const DEVICE_OP: u64 = 1 << 63;
@@ -49,6 +52,10 @@ pub(super) enum Command {
         reply: oneshot::Sender<Result<()>>,
     },
     SyncNow,
+    Delete {
+        document: DocumentId,
+        reply: oneshot::Sender<Result<()>>,
+    },
     SetServer {
         url: Option<String>,
         reply: oneshot::Sender<Result<()>>,
@@ -193,6 +200,10 @@ pub(super) struct Runtime {
     /// sync once when it completes.
     all_safe: bool,
     closing: Vec<oneshot::Sender<Result<()>>>,
+    /// Removals waiting for their last write to be durable.
+    removed: Vec<(Option<OpId>, oneshot::Sender<Result<()>>)>,
+    /// The device's own writes, submitted with the engine's next batch.
+    pending_device_writes: Vec<(OpId, StoreWrite)>,
     loads_in_flight: usize,
     /// Batches handed to the store thread whose reports have not arrived. Counted
     /// here, not read from the worker, whose own count drops only after it reports.
@@ -205,7 +216,7 @@ impl Runtime {
         config: DeviceConfig,
     ) -> Result<(mpsc::UnboundedSender<Command>, watch::Receiver<Connection>)> {
         let dir = config.data_dir.clone();
-        let (store, stored, records, cursors) = tokio::task::spawn_blocking(move || {
+        let (store, stored, records, cursors, deleted) = tokio::task::spawn_blocking(move || {
             // A phone's memory is small: a modest page cache.
             let options = SledOptions {
                 cache_capacity: 8 * 1024 * 1024,
@@ -217,8 +228,9 @@ impl Runtime {
             })?;
             let stored = store.stored_heads()?;
             let records = store.meta("device/")?;
+            let deleted = store.meta(DELETED_PREFIX)?;
             let cursors = store.meta(CURSOR_KEY_PREFIX)?;
-            Ok::<_, Error>((store, stored, records, cursors))
+            Ok::<_, Error>((store, stored, records, cursors, deleted))
         })
         .await
         .map_err(|e| Error::Storage(format!("opening the device store: {e}")))??;
@@ -228,6 +240,11 @@ impl Runtime {
         let mut engine = Engine::new(EngineConfig::new(Role::Client, peer_id, Some(storage_id)));
         let now = Instant::now();
         engine.register_stored(now, stored.iter().cloned());
+        engine.register_deleted(
+            deleted.iter().filter_map(|(key, _)| {
+                key.strip_prefix(DELETED_PREFIX)?.parse::<DocumentId>().ok()
+            }),
+        );
         let book = StatusBook::open(stored, records);
         // What the server confirmed, and how far its change log was read: a
         // reconnect then lists only documents edited since.
@@ -296,6 +313,8 @@ impl Runtime {
             touched: HashSet::new(),
             all_safe: false,
             closing: Vec::new(),
+            removed: Vec::new(),
+            pending_device_writes: Vec::new(),
             loads_in_flight: 0,
             commits_in_flight: 0,
         };
@@ -388,6 +407,14 @@ impl Runtime {
                     let _ = reply.send(Err(Error::NoServer));
                     return;
                 }
+                // Fetching a document removed earlier brings it back.
+                let op = self.device_op();
+                self.pending_device_writes.push((
+                    op,
+                    StoreWrite::RemoveMeta {
+                        key: format!("{DELETED_PREFIX}{document}"),
+                    },
+                ));
                 self.engine.find(now, &document);
                 self.fetches.entry(document).or_default().push(reply);
             }
@@ -405,6 +432,32 @@ impl Runtime {
                 if let Link::Waiting { until } = &mut self.link {
                     *until = now;
                 }
+            }
+            Command::Delete { document, reply } => {
+                let Some(status) = self.book.status(&document) else {
+                    let _ = reply.send(Err(Error::UnknownDocument(document.to_string())));
+                    return;
+                };
+                if status.status == Status::Pending {
+                    let _ = reply.send(Err(Error::Unsynced(document.to_string())));
+                    return;
+                }
+                self.engine.forget(&document);
+                let mut writes = vec![self.book.remove(&document)];
+                writes.push(StoreWrite::Meta {
+                    key: format!("{DELETED_PREFIX}{document}"),
+                    value: Vec::new(),
+                });
+                self.doc_observers.retain(|_, (d, _)| *d != document);
+                self.reported.remove(&document);
+                for deferred in self.deferred.remove(&document).unwrap_or_default() {
+                    deferred.fail(Error::UnknownDocument(document.to_string()));
+                }
+                let ops: Vec<(OpId, StoreWrite)> =
+                    writes.into_iter().map(|w| (self.device_op(), w)).collect();
+                self.removed.push((ops.last().map(|(op, _)| *op), reply));
+                // Submitted after the engine's own delete, in the same order.
+                self.pending_device_writes.extend(ops);
             }
             Command::SetServer { url, reply } => {
                 self.config.server = url;
@@ -587,6 +640,11 @@ impl Runtime {
                 self.commits_in_flight -= report.batches;
                 for op in report.ops {
                     if op.0 & DEVICE_OP != 0 {
+                        let result = report.result.clone().map_err(Error::Storage);
+                        if let Some(i) = self.removal_waiting_on(op) {
+                            let (_, reply) = self.removed.remove(i);
+                            let _ = reply.send(result);
+                        }
                         continue;
                     }
                     let result = report.result.clone().map_err(Error::Storage);
@@ -637,6 +695,7 @@ impl Runtime {
             }
             // Settling runs deferred edits, which queue more outputs.
             let ran = self.settle(&mut writes);
+            writes.append(&mut self.pending_device_writes);
             if !writes.is_empty() {
                 self.commits_in_flight += 1;
                 self.worker.submit(writes);
@@ -656,6 +715,12 @@ impl Runtime {
             let result = store.load(&document);
             let _ = inputs.send(Input::Loaded { op, result });
         });
+    }
+
+    fn removal_waiting_on(&self, op: OpId) -> Option<usize> {
+        self.removed
+            .iter()
+            .position(|(waiting, _)| *waiting == Some(op))
     }
 
     fn device_op(&mut self) -> OpId {

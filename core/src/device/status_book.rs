@@ -174,6 +174,15 @@ impl StatusBook {
         self.docs.entry(document.clone()).or_default().local = heads;
     }
 
+    /// The document was removed from the device: returns the record to remove.
+    pub fn remove(&mut self, document: &DocumentId) -> StoreWrite {
+        self.docs.remove(document);
+        self.confirmed_now.remove(document);
+        StoreWrite::RemoveMeta {
+            key: format!("{CONFIRMED_PREFIX}{document}"),
+        }
+    }
+
     /// The server reported its heads. Returns the record to persist when they moved.
     pub fn confirm(
         &mut self,

@@ -312,6 +312,24 @@ pub(crate) fn apply_write(t: &impl Tables, write: &StoreWrite) -> Result<()> {
             t.put(Table::Docs, &dk, &meta.encode())
         }
         StoreWrite::Meta { key, value } => t.put(Table::Meta, key.as_bytes(), value),
+        StoreWrite::RemoveMeta { key } => t.remove(Table::Meta, key.as_bytes()),
+        // The sync states go with it, by keys the store found beforehand
+        // (`delete_sync_states`): a transaction cannot scan.
+        StoreWrite::Delete { .. } => {
+            let Some(meta) = t.get(Table::Docs, &dk)? else {
+                return Ok(());
+            };
+            let meta = DocMeta::decode(&meta)?;
+            for chunk in &meta.chunks {
+                for part in 0..chunk.parts {
+                    t.remove(Table::Chunks, &chunk_key(&dk, chunk.seq, part))?;
+                }
+            }
+            if meta.change_seq > 0 {
+                t.remove(Table::Changes, &change_key(meta.change_seq))?;
+            }
+            t.remove(Table::Docs, &dk)
+        }
     }
 }
 

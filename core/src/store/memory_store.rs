@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use super::layout::{
-    CHANGE_COUNTER_KEY, Table, Tables, apply_write, change_key, changed_for_peer,
+    CHANGE_COUNTER_KEY, Table, Tables, apply_write, change_key, changed_for_peer, doc_key,
     document_from_key, heads_of, load_document, load_heads, read_u64,
 };
 use super::{ChangedSince, Store, StoreWrite, StoredDocument, verify_snapshot};
@@ -112,6 +112,25 @@ impl Store for MemoryStore {
                 continue;
             }
             apply_write(&staged, write)?;
+            if let StoreWrite::Delete { document } = write {
+                let prefix = doc_key(document);
+                let mut keys: Vec<Vec<u8>> = map
+                    .range((Table::SyncStates, prefix.clone())..)
+                    .take_while(|((t, k), _)| *t == Table::SyncStates && k.starts_with(&prefix))
+                    .map(|((_, k), _)| k.clone())
+                    .collect();
+                keys.extend(
+                    staged
+                        .overlay
+                        .borrow()
+                        .keys()
+                        .filter(|(t, k)| *t == Table::SyncStates && k.starts_with(&prefix))
+                        .map(|(_, k)| k.clone()),
+                );
+                for key in keys {
+                    staged.remove(Table::SyncStates, &key)?;
+                }
+            }
         }
         let overlay = staged.overlay.into_inner();
         for (key, value) in overlay {

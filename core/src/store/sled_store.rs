@@ -19,7 +19,7 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
 use super::layout::{
-    CHANGE_COUNTER_KEY, Table, Tables, apply_write, change_key, changed_for_peer,
+    CHANGE_COUNTER_KEY, Table, Tables, apply_write, change_key, changed_for_peer, doc_key,
     document_from_key, heads_of, load_document, load_heads, read_u64,
 };
 use super::{ChangedSince, Store, StoreWrite, StoredDocument, verify_snapshot};
@@ -284,6 +284,16 @@ impl Store for SledStore {
                 _ => true,
             })
             .collect();
+        // A transaction cannot scan: find the sync states of deleted documents now.
+        // The store has one writer, so none appears in between.
+        let mut doomed = Vec::new();
+        for write in &writes {
+            if let StoreWrite::Delete { document } = write {
+                for key in self.sync_states.scan_prefix(doc_key(document)).keys() {
+                    doomed.push(key?.to_vec());
+                }
+            }
+        }
         (
             &self.docs,
             &self.chunks,
@@ -301,6 +311,10 @@ impl Store for SledStore {
                 };
                 for write in &writes {
                     apply_write(&tx, write).map_err(ConflictableTransactionError::Abort)?;
+                }
+                for key in &doomed {
+                    tx.remove(Table::SyncStates, key)
+                        .map_err(ConflictableTransactionError::Abort)?;
                 }
                 Ok(())
             })

@@ -92,6 +92,9 @@ pub struct Engine {
     /// Server: the connection of each client storage that sent a manifest, so that
     /// documents it holds but did not list are pushed to it when they change.
     subscribers: HashMap<StorageId, ConnId>,
+    /// Client: documents removed from this client; a server pushing changes to
+    /// them must not bring them back.
+    deleted: HashSet<DocumentId>,
 }
 
 impl Engine {
@@ -110,6 +113,7 @@ impl Engine {
             manifests: Vec::new(),
             cursors: HashMap::new(),
             subscribers: HashMap::new(),
+            deleted: HashSet::new(),
         }
     }
 
@@ -661,6 +665,10 @@ impl Engine {
     }
 
     fn on_sync(&mut self, now: Instant, conn: ConnId, env: SyncEnvelope, is_request: bool) {
+        if self.deleted.contains(&env.document_id) {
+            tracing::debug!(document = %env.document_id, "ignoring a sync of a document removed here");
+            return;
+        }
         let message = if is_request {
             Message::Request(env)
         } else {
@@ -1736,10 +1744,45 @@ impl Engine {
         }
     }
 
+    /// Client: remove a document from this client: from memory and (through an
+    /// [`Output::Commit`] of [`StoreWrite::Delete`]) from the store. Later syncs of it
+    /// from the server are ignored until it is opened again with
+    /// [`find`](Self::find). The server and other peers keep their copies.
+    pub fn forget(&mut self, document: &DocumentId) {
+        let mut conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        conns.sort();
+        self.docs.remove(document);
+        for conn in conns {
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.documents.remove(document);
+                if let Some((pending, _)) = &mut c.catching_up
+                    && pending.remove(document)
+                {
+                    self.finish_catching_up(conn);
+                }
+            }
+        }
+        self.deleted.insert(document.clone());
+        let op = self.op(PendingOp::Other);
+        self.outputs.push_back(Output::Commit {
+            op,
+            write: StoreWrite::Delete {
+                document: document.clone(),
+            },
+        });
+    }
+
+    /// Client: documents removed earlier (as the app recorded them), so that the
+    /// server's pushes do not bring them back.
+    pub fn register_deleted(&mut self, documents: impl IntoIterator<Item = DocumentId>) {
+        self.deleted.extend(documents);
+    }
+
     /// Client: open a document, from the local store or else from the server.
     /// Reports [`Event::DocumentChanged`] when content arrives and
     /// [`Event::DocumentUnavailable`] when the server has none.
     pub fn find(&mut self, now: Instant, document: &DocumentId) {
+        self.deleted.remove(document);
         let Some(doc) = self.docs.get_mut(document) else {
             self.start_load(now, document, Vec::new());
             self.docs.get_mut(document).expect("just added").wanted = true;
