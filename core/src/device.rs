@@ -99,6 +99,8 @@ pub struct DocumentSummary {
     pub kind: Option<&'static str>,
     /// Its title, name or other label.
     pub title: Option<String>,
+    /// When it was last edited, by anyone, if its changes record it.
+    pub updated: Option<std::time::SystemTime>,
 }
 
 /// Whether the device can reach its server.
@@ -272,6 +274,15 @@ impl Device {
 
     /// A document's current value as JSON.
     pub async fn value(&self, document: &DocumentId) -> Result<serde_json::Value> {
+        Ok(self.value_and_time(document).await?.0)
+    }
+
+    /// A document's value and when it was last edited (by anyone, as far as the
+    /// changes record it).
+    pub async fn value_and_time(
+        &self,
+        document: &DocumentId,
+    ) -> Result<(serde_json::Value, Option<std::time::SystemTime>)> {
         let document = document.clone();
         self.ask(|reply| Command::Value { document, reply }).await
     }
@@ -302,7 +313,7 @@ impl Device {
     pub async fn summaries(&self, kind: Option<&str>) -> Result<Vec<DocumentSummary>> {
         let mut out = Vec::new();
         for status in self.statuses().await? {
-            let value = self.value(&status.document).await?;
+            let (value, updated) = self.value_and_time(&status.document).await?;
             let doc_kind = crate::domain::kind_of(&value).ok().map(|k| k.name);
             if kind.is_some() && kind != doc_kind {
                 continue;
@@ -315,6 +326,7 @@ impl Device {
                 status,
                 kind: doc_kind,
                 title,
+                updated,
             });
         }
         Ok(out)

@@ -44,6 +44,8 @@ pub struct DocSummary {
     pub title: Option<String>,
     /// Its status.
     pub status: DocStatus,
+    /// When it was last edited, in milliseconds since 1970, if its changes say.
+    pub updated_ms: Option<i64>,
 }
 
 /// What a sync achieved.
@@ -231,6 +233,7 @@ impl Device {
                 kind: s.kind.map(str::to_owned),
                 title: s.title,
                 status: doc_status(&s.status),
+                updated_ms: s.updated.map(millis),
             })
             .collect())
     }

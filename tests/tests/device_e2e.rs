@@ -560,3 +560,35 @@ async fn a_deleted_document_leaves_the_device_for_good_until_fetched_again() -> 
     b.close().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn summaries_give_kind_title_and_when_each_document_was_last_edited() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let device = Device::open(config(dir.path(), None)).await?;
+    let before = std::time::SystemTime::now() - Duration::from_millis(5);
+    let plan = device
+        .create(coachsync_core::domain::example("work-plan").context("an example")?)
+        .await?;
+    let note = device.create(json!({"title": "Hallway, 10:05"})).await?;
+    let after = std::time::SystemTime::now() + Duration::from_millis(5);
+    let summaries = device.summaries(None).await?;
+    assert_eq!(summaries.len(), 2);
+    for s in &summaries {
+        let updated = s.updated.context("an edit time")?;
+        assert!(before <= updated && updated <= after, "{updated:?}");
+    }
+    let plans = device.summaries(Some("work-plan")).await?;
+    assert_eq!(plans.len(), 1);
+    assert_eq!(plans[0].status.document, plan);
+    assert_eq!(plans[0].kind, Some("work-plan"));
+    let note_summary = summaries
+        .iter()
+        .find(|s| s.status.document == note)
+        .context("the note")?;
+    assert_eq!(
+        (note_summary.kind, note_summary.title.as_deref()),
+        (None, Some("Hallway, 10:05"))
+    );
+    device.close().await?;
+    Ok(())
+}

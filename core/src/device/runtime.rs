@@ -19,6 +19,25 @@ use crate::store::{
 };
 use crate::sync::{CURSOR_KEY_PREFIX, ConnId, Engine, EngineConfig, Event, OpId, Output, Role};
 
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// When the document was last edited, by the newest time recorded in its heads
+/// (changes made without a time, as some peers make them, count as never).
+fn last_edited(doc: &automerge::Automerge) -> Option<SystemTime> {
+    doc.get_heads()
+        .iter()
+        .filter_map(|h| automerge::ReadDoc::get_change_by_hash(doc, h))
+        .map(|c| c.timestamp())
+        .filter(|t| *t > 0)
+        .max()
+        .map(|ms| std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64))
+}
+
 /// Meta keys marking documents removed from the device.
 const DELETED_PREFIX: &str = "device/deleted/";
 
@@ -39,7 +58,7 @@ pub(super) enum Command {
     },
     Value {
         document: DocumentId,
-        reply: oneshot::Sender<Result<serde_json::Value>>,
+        reply: oneshot::Sender<Result<(serde_json::Value, Option<SystemTime>)>>,
     },
     Fetch {
         document: DocumentId,
@@ -131,7 +150,7 @@ enum Deferred {
         reply: oneshot::Sender<Result<()>>,
     },
     Value {
-        reply: oneshot::Sender<Result<serde_json::Value>>,
+        reply: oneshot::Sender<Result<(serde_json::Value, Option<SystemTime>)>>,
     },
     Subscribe {
         id: u64,
@@ -368,7 +387,7 @@ impl Runtime {
                 // The caller checked the content: the engine keeps every document it
                 // creates.
                 let document = self.engine.create_document(now, self.rng.random());
-                let result = self.engine.change(now, &document, edit);
+                let result = self.engine.change_at(now, Some(unix_ms()), &document, edit);
                 match result {
                     Ok(()) => self
                         .durable
@@ -510,7 +529,7 @@ impl Runtime {
     fn run_deferred(&mut self, now: Instant, document: &DocumentId, deferred: Deferred) {
         match deferred {
             Deferred::Change { edit, reply } => {
-                match self.engine.change(now, document, edit) {
+                match self.engine.change_at(now, Some(unix_ms()), document, edit) {
                     Err(e) => {
                         let _ = reply.send(Err(e));
                     }
@@ -532,7 +551,7 @@ impl Runtime {
                 let value = self
                     .engine
                     .document(document)
-                    .map(crate::json::to_json)
+                    .map(|doc| (crate::json::to_json(doc), last_edited(doc)))
                     .ok_or_else(|| Error::UnknownDocument(document.to_string()));
                 let _ = reply.send(value);
             }

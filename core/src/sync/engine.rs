@@ -1642,6 +1642,19 @@ impl Engine {
         document: &DocumentId,
         f: impl FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<R>,
     ) -> Result<R> {
+        self.change_at(now, None, document, f)
+    }
+
+    /// [`change`](Self::change), recording the wall-clock time of the change
+    /// (milliseconds since 1970) in it, as JavaScript peers do; apps show it as the
+    /// time a document was last edited.
+    pub fn change_at<R>(
+        &mut self,
+        now: Instant,
+        unix_ms: Option<i64>,
+        document: &DocumentId,
+        f: impl FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<R>,
+    ) -> Result<R> {
         let doc = self
             .docs
             .get_mut(document)
@@ -1666,7 +1679,7 @@ impl Engine {
                 // A document that exists has at least one change, as automerge-repo's
                 // `create` makes: an empty one would be unavailable to every peer.
                 tx.rollback();
-                automerge.empty_commit(automerge::transaction::CommitOptions::default());
+                automerge.empty_commit(commit_options(unix_ms));
             }
             (0, false) => {
                 // Nothing changed: nothing to store or send.
@@ -1674,7 +1687,7 @@ impl Engine {
                 return Ok(out);
             }
             _ => {
-                tx.commit();
+                tx.commit_with(commit_options(unix_ms));
             }
         }
         self.document_changed(now, document);
@@ -1839,6 +1852,14 @@ impl Engine {
                 },
             );
         }
+    }
+}
+
+fn commit_options(unix_ms: Option<i64>) -> automerge::transaction::CommitOptions {
+    let options = automerge::transaction::CommitOptions::default();
+    match unix_ms {
+        Some(ms) => options.with_time(ms),
+        None => options,
     }
 }
 
