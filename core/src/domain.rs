@@ -199,13 +199,7 @@ pub fn json_schema(kind: &Kind) -> Value {
 /// `schemaVersion` when missing, and refuse a document that says it is of another
 /// kind. (Validation comes when it is stored.)
 pub fn as_kind(mut value: Value, name: &str) -> Result<Value> {
-    let kind = kind(name).ok_or_else(|| {
-        let names: Vec<&str> = KINDS.iter().map(|k| k.name).collect();
-        Error::InvalidJson(format!(
-            "{name:?} is not a kind; the kinds are {}",
-            names.join(", ")
-        ))
-    })?;
+    let kind = kind(name).ok_or_else(|| Error::UnknownKind(name.to_owned()))?;
     let Value::Object(object) = &mut value else {
         return Err(Error::InvalidJson(
             "a document must be a JSON object".into(),

@@ -102,6 +102,9 @@ pub enum Error {
         /// Its version.
         version: u64,
     },
+    /// A coaching kind that does not exist.
+    #[error("{0:?} is not a kind; the kinds are {kinds}", kinds = crate::domain::KINDS.iter().map(|k| k.name).collect::<Vec<_>>().join(", "))]
+    UnknownKind(String),
     /// A setting that cannot work.
     #[error("invalid configuration: {0}")]
     Config(String),

@@ -76,17 +76,17 @@ pub enum ConnectionState {
 /// Gets a document's JSON now and after every change.
 #[uniffi::export(callback_interface)]
 pub trait DocumentListener: Send + Sync {
-    /// The document as JSON.
-    fn on_change(&self, json: String);
+    /// The document as JSON. An exception thrown here is logged and dropped.
+    fn on_change(&self, json: String) -> Result<()>;
 }
 
 /// Gets statuses and connectivity now and as they change.
 #[uniffi::export(callback_interface)]
 pub trait StatusListener: Send + Sync {
-    /// A document's status.
-    fn on_status(&self, url: String, status: DocStatus);
-    /// The connection's state.
-    fn on_connection(&self, state: ConnectionState);
+    /// A document's status. An exception thrown here is logged and dropped.
+    fn on_status(&self, url: String, status: DocStatus) -> Result<()>;
+    /// The connection's state. An exception thrown here is logged and dropped.
+    fn on_connection(&self, state: ConnectionState) -> Result<()>;
 }
 
 /// A running observation; `cancel` stops it (dropping it does too).
@@ -114,6 +114,13 @@ impl Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         self.cancel();
+    }
+}
+
+/// A listener that threw: say so in the log and carry on.
+fn report(result: Result<()>) {
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "an app listener failed");
     }
 }
 
@@ -150,7 +157,8 @@ fn parse_url(url: &str) -> Result<DocumentId> {
 }
 
 fn parse_json(json: &str) -> Result<serde_json::Value> {
-    serde_json::from_str(json).map_err(|e| CoachsyncError::invalid(format!("invalid JSON: {e}")))
+    serde_json::from_str(json)
+        .map_err(|e| CoachsyncError::InvalidInput(format!("invalid JSON: {e}")))
 }
 
 fn parse_path(path: &str) -> Result<JsonPath> {
@@ -225,6 +233,11 @@ impl Device {
 
     /// The documents on the device, optionally only those of one coaching kind.
     pub fn list(&self, kind: Option<String>) -> Result<Vec<DocSummary>> {
+        if let Some(kind) = &kind
+            && domain::kind(kind).is_none()
+        {
+            return Err(coachsync_core::Error::UnknownKind(kind.clone()).into());
+        }
         let summaries = block_on(self.inner.summaries(kind.as_deref()))?;
         Ok(summaries
             .into_iter()
@@ -246,9 +259,7 @@ impl Device {
             .iter()
             .find(|s| s.document == document)
             .map(doc_status)
-            .ok_or_else(|| CoachsyncError::NotFound {
-                message: format!("no document {url} on this device"),
-            })
+            .ok_or_else(|| CoachsyncError::NotFound(format!("no document {url} on this device")))
     }
 
     /// How many documents have changes the server has not confirmed.
@@ -271,12 +282,12 @@ impl Device {
             if waited.is_err() {
                 let state = device.connection().borrow().clone();
                 if let Connection::Waiting { error, .. } = state {
-                    return Err(CoachsyncError::Network { message: error });
+                    return Err(CoachsyncError::Network(error));
                 }
                 if state != Connection::Connected {
-                    return Err(CoachsyncError::Network {
-                        message: format!("the server was not reached within {timeout_ms} ms"),
-                    });
+                    return Err(CoachsyncError::Network(format!(
+                        "the server was not reached within {timeout_ms} ms"
+                    )));
                 }
             } else if let Ok(Err(e)) = waited {
                 return Err(e.into());
@@ -291,9 +302,8 @@ impl Device {
                 not_safe,
             })
         });
-        task.await.map_err(|e| CoachsyncError::Internal {
-            message: format!("the sync task failed: {e}"),
-        })?
+        task.await
+            .map_err(|e| CoachsyncError::Internal(format!("the sync task failed: {e}")))?
     }
 
     /// Get a document from the server into the device's store (a URL someone
@@ -309,14 +319,13 @@ impl Device {
                 .await
             {
                 Ok(result) => Ok(result?),
-                Err(_) => Err(CoachsyncError::Network {
-                    message: format!("{url} was not fetched within {timeout_ms} ms"),
-                }),
+                Err(_) => Err(CoachsyncError::Network(format!(
+                    "{url} was not fetched within {timeout_ms} ms"
+                ))),
             }
         });
-        task.await.map_err(|e| CoachsyncError::Internal {
-            message: format!("the fetch task failed: {e}"),
-        })?
+        task.await
+            .map_err(|e| CoachsyncError::Internal(format!("the fetch task failed: {e}")))?
     }
 
     /// Observe a document: `listener` gets its JSON now and after every change,
@@ -333,7 +342,7 @@ impl Device {
             Box::new(move |value| {
                 let listener = listener.clone();
                 let json = domain::current(&value).to_string();
-                dispatch(move || listener.on_change(json));
+                dispatch(move || report(listener.on_change(json)));
             }),
         ))?;
         Ok(Arc::new(Subscription {
@@ -350,14 +359,14 @@ impl Device {
         let subscription = block_on(self.inner.subscribe_status(Box::new(move |status| {
             let listener = for_statuses.clone();
             let (url, status) = (status.document.url().to_string(), doc_status(&status));
-            dispatch(move || listener.on_status(url, status));
+            dispatch(move || report(listener.on_status(url, status)));
         })))?;
         let mut connection = self.inner.connection();
         let watcher = runtime().spawn(async move {
             loop {
                 let state = connection_state(&connection.borrow_and_update());
                 let listener = listener.clone();
-                dispatch(move || listener.on_connection(state));
+                dispatch(move || report(listener.on_connection(state)));
                 if connection.changed().await.is_err() {
                     return;
                 }

@@ -18,6 +18,7 @@ pub use device::{
     ConnectionState, Device, DocStatus, DocSummary, DocumentListener, StatusListener, Subscription,
     SyncResult, SyncState,
 };
+pub use dispatcher::stop_callbacks;
 pub use logging::{LogLevel, Logger, set_logger};
 
 /// The version of the coachsync core these bindings were built from.

@@ -8,6 +8,7 @@ use tracing::field::{Field, Visit};
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
 
+use crate::coachsync_error::CoachsyncError;
 use crate::dispatcher::dispatch;
 
 /// How much to log.
@@ -29,8 +30,8 @@ pub enum LogLevel {
 #[uniffi::export(callback_interface)]
 pub trait Logger: Send + Sync {
     /// One line: its level, where it comes from (a module path), and the message
-    /// with its fields.
-    fn log(&self, level: LogLevel, target: String, message: String);
+    /// with its fields. An exception thrown here is dropped (it cannot be logged).
+    fn log(&self, level: LogLevel, target: String, message: String) -> Result<(), CoachsyncError>;
 }
 
 static LOGGER: RwLock<Option<Arc<dyn Logger>>> = RwLock::new(None);
@@ -104,6 +105,8 @@ impl<S: tracing::Subscriber> Layer<S> for ForeignLayer {
         let mut message = Message::default();
         event.record(&mut message);
         let target = event.metadata().target().to_owned();
-        dispatch(move || logger.log(level, target, message.0));
+        dispatch(move || {
+            let _ = logger.log(level, target, message.0);
+        });
     }
 }

@@ -582,13 +582,22 @@ impl Runtime {
         match self.config.server {
             Some(_) => {
                 self.link = Link::Waiting { until: now };
-                self.connection.send_replace(Connection::Connecting);
+                self.set_connection(Connection::Connecting);
             }
             None => {
                 self.link = Link::Off;
                 self.connection.send_replace(Connection::Offline);
             }
         }
+    }
+
+    /// Tell watchers of a new connection state, once: not again for the same one.
+    fn set_connection(&self, state: Connection) {
+        self.connection.send_if_modified(|current| {
+            let changed = *current != state;
+            *current = state;
+            changed
+        });
     }
 
     fn connect(&mut self) {
@@ -598,7 +607,7 @@ impl Runtime {
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
         self.link = Link::Connecting { conn };
-        self.connection.send_replace(Connection::Connecting);
+        self.set_connection(Connection::Connecting);
         tracing::debug!(%url, conn = conn.0, "connecting");
         let timeouts = connection::Timeouts {
             connect: self.config.connect_timeout,

@@ -111,7 +111,7 @@ impl SledStore {
         .map_err(|e| {
             if is_locked(&e) {
                 Error::Storage(format!(
-                    "the data directory {} is in use by another process ({e})",
+                    "the data directory {} is in use (by another device, in this process or another) ({e})",
                     dir.display()
                 ))
             } else {
