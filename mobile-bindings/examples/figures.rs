@@ -44,7 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 first.get_or_insert(url);
             }
             std::fs::write(format!("{dir}.first"), first.unwrap_or_default())?;
-            device.close()?;
+            device.shutdown()?;
             println!("filled {dir} with {DOCUMENTS} observations");
         }
         // Measure in a fresh process, as an app starting up would.
@@ -74,6 +74,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         rss_mib(),
         before
     );
-    device.close()?;
+    device.shutdown()?;
     Ok(())
 }

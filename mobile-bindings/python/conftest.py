@@ -141,7 +141,7 @@ def drain_callbacks():
             recorder.calls.wait_for(lambda doc: doc.get("barrier") is True, "barrier callback")
             subscription.cancel()
         finally:
-            device.close()
+            device.shutdown()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -234,7 +234,7 @@ def open_device(tmp_path):
     yield open_
     for device in opened:
         try:
-            device.close()
+            device.shutdown()
         except coachsync.CoachsyncError.Internal:
             pass  # closed by the test
 

@@ -378,8 +378,11 @@ impl Device {
         }))
     }
 
-    /// Finish every write, close the connection and release the data directory.
-    pub fn close(&self) -> Result<()> {
+    /// Finish every write, close the connection and release the data directory;
+    /// returns once that is done. (Named so because Kotlin's generated `close()`,
+    /// from `AutoCloseable`, only drops the handle: the device then shuts down the
+    /// same way, in the background.)
+    pub fn shutdown(&self) -> Result<()> {
         Ok(block_on(self.inner.close())?)
     }
 }

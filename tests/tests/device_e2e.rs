@@ -592,3 +592,42 @@ async fn summaries_give_kind_title_and_when_each_document_was_last_edited() -> R
     device.close().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_change_from_the_server_never_makes_a_safe_document_look_pending() -> Result<()> {
+    let server_dir = tempfile::tempdir()?;
+    let server = ServerProcess::start(server_dir.path())?;
+    let url = server.sync_url();
+    let dirs = [tempfile::tempdir()?, tempfile::tempdir()?];
+    let a = Device::open(config(dirs[0].path(), Some(&url))).await?;
+    let b = Device::open(config(dirs[1].path(), Some(&url))).await?;
+    let doc = a.create(json!({"log": []})).await?;
+    synced(&a).await?;
+    tokio::time::timeout(WAIT, b.fetch(&doc)).await??;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let _watch = b
+        .subscribe_status(Box::new(move |s| record.lock().unwrap().push(s.status)))
+        .await?;
+    for i in 0..3 {
+        a.push(&doc, &path("log"), json!(format!("from a {i}")))
+            .await?;
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while b.value(&doc).await?["log"].as_array().map_or(0, Vec::len) < 3 {
+        if tokio::time::Instant::now() > deadline {
+            bail!("b never received a's changes");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        !seen.contains(&Status::Pending),
+        "b has nothing the server lacks, yet its status went {seen:?}"
+    );
+    assert_eq!(seen.last(), Some(&Status::SafeOnServer));
+    a.close().await?;
+    b.close().await?;
+    Ok(())
+}

@@ -745,6 +745,35 @@ impl Runtime {
         });
     }
 
+    /// The server's heads, plus the local heads they descend from. A change that
+    /// arrives from the server is reported (its heads) before it is stored here, and
+    /// the older local heads are then ancestors of the server's, not among them:
+    /// without this the document would read as pending for that moment.
+    fn with_covered_local_heads(
+        &self,
+        document: &DocumentId,
+        mut heads: Vec<automerge::ChangeHash>,
+    ) -> Vec<automerge::ChangeHash> {
+        use automerge::ReadDoc;
+        let Some(doc) = self.engine.document(document) else {
+            return heads;
+        };
+        if heads.iter().any(|h| doc.get_change_by_hash(h).is_none()) {
+            return heads;
+        }
+        let not_on_server: std::collections::HashSet<automerge::ChangeHash> =
+            doc.get_changes(&heads).iter().map(|c| c.hash()).collect();
+        for local in self.book.local_heads(document) {
+            if !heads.contains(&local)
+                && doc.get_change_by_hash(&local).is_some()
+                && !not_on_server.contains(&local)
+            {
+                heads.push(local);
+            }
+        }
+        heads
+    }
+
     fn removal_waiting_on(&self, op: OpId) -> Option<usize> {
         self.removed
             .iter()
@@ -806,6 +835,7 @@ impl Runtime {
                 if self.current_conn() != Some(conn) {
                     return;
                 }
+                let heads = self.with_covered_local_heads(&document, heads);
                 if let Some(write) = self.book.confirm(&document, heads, SystemTime::now()) {
                     writes.push((self.device_op(), write));
                 }

@@ -174,6 +174,14 @@ impl StatusBook {
         self.docs.entry(document.clone()).or_default().local = heads;
     }
 
+    /// The heads stored on the device for a document (empty if it holds none).
+    pub fn local_heads(&self, document: &DocumentId) -> Vec<ChangeHash> {
+        self.docs
+            .get(document)
+            .map(|e| e.local.clone())
+            .unwrap_or_default()
+    }
+
     /// The document was removed from the device: returns the record to remove.
     pub fn remove(&mut self, document: &DocumentId) -> StoreWrite {
         self.docs.remove(document);

@@ -61,7 +61,7 @@ def a_url_from_elsewhere(open_device):
     """A valid URL of a document this test's devices never held."""
     other = open_device("elsewhere")
     url = other.create(None, json.dumps({"title": "elsewhere"}))
-    other.close()
+    other.shutdown()
     return url
 
 
@@ -562,7 +562,7 @@ def test_closed_device_fails_with_internal_and_its_directory_reopens(tmp_path, o
     a.push(url, "script", entry("c1", "Written before close."))
     with pytest.raises(Err.Storage, match="in use"):
         coachsync.Device(str(tmp_path / "a"), None)
-    a.close()
+    a.shutdown()
     with pytest.raises(Err.Internal, match="closed"):
         a.get(url)
     with pytest.raises(Err.Internal, match="closed"):
