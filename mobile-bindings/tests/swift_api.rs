@@ -336,7 +336,7 @@ fn device_has_the_whole_api() {
             "open func fetch(url: String, timeoutMs: UInt64) async throws {",
             "open func observe(url: String, listener: DocumentListener) throws -> Subscription {",
             "open func observeStatus(listener: StatusListener) throws -> Subscription {",
-            "open func close() throws {",
+            "open func shutdown() throws {",
             // Swift frees the Rust object when the last reference goes.
             "deinit {",
         ],
@@ -493,7 +493,6 @@ fn the_header_declares_what_the_swift_calls_and_the_library_has_it() {
     let called = ffi_symbols(&generated.swift_code);
     let declared = ffi_symbols(&generated.header_code);
     for method in [
-        "close",
         "create",
         "delete",
         "fetch",
@@ -506,6 +505,7 @@ fn the_header_declares_what_the_swift_calls_and_the_library_has_it() {
         "set",
         "set_server",
         "set_token",
+        "shutdown",
         "status",
         "sync_now",
     ] {
