@@ -301,8 +301,9 @@ impl Device {
 
     /// Remove a document from this device (the server and other devices keep it);
     /// later changes to it from the server are ignored, until it is fetched again.
-    /// Refused, with nothing removed, while the document has changes the server
-    /// does not have: they would be lost.
+    /// Refused, with nothing removed, while the server lacks some of its changes
+    /// (`pending`): they would be lost. A `local-only` document, which the server
+    /// never had, is removed for good: deleting it is how a note is discarded.
     pub async fn delete(&self, document: &DocumentId) -> Result<()> {
         let document = document.clone();
         self.ask(|reply| Command::Delete { document, reply }).await

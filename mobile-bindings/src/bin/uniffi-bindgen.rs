@@ -2,7 +2,7 @@
 //! generated Kotlin, Swift and Python always match it:
 //!
 //! ```sh
-//! cargo run -p coachsync-mobile --bin uniffi-bindgen -- generate \
+//! cargo run -p coachsync-mobile --features bindgen --bin uniffi-bindgen -- generate \
 //!     --library target/debug/libcoachsync_mobile.so --language python --out-dir out/
 //! ```
 
