@@ -52,6 +52,9 @@ pub struct DeviceConfig {
     pub idle_timeout: Duration,
     /// A bearer token sent with every connection (`Authorization: Bearer …`).
     pub token: Option<String>,
+    /// Certificates (DER) trusted for `wss://` besides the built-in public roots:
+    /// an organisation's own certificate authority, or a test's.
+    pub extra_roots: Vec<Vec<u8>>,
 }
 
 impl DeviceConfig {
@@ -64,6 +67,7 @@ impl DeviceConfig {
             connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(45),
             token: None,
+            extra_roots: Vec::new(),
         }
     }
 

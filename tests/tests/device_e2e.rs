@@ -631,3 +631,69 @@ async fn a_change_from_the_server_never_makes_a_safe_document_look_pending() -> 
     b.close().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_device_syncs_over_wss_with_a_certificate_it_was_told_to_trust() -> Result<()> {
+    use tokio_rustls::rustls;
+
+    // The real server behind a TLS terminator (as a deployment puts it behind one),
+    // with a certificate for "localhost" from a CA of the test's own.
+    let server_dir = tempfile::tempdir()?;
+    let server = ServerProcess::start(server_dir.path())?;
+    let backend = server.addr();
+    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])?;
+    let cert_der = key.cert.der().to_vec();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![rustls::pki_types::CertificateDer::from(cert_der.clone())],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.signing_key.serialize_der().into()),
+        )?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let terminator = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let (Ok(mut tls), Ok(mut plain)) = (
+                    acceptor.accept(tcp).await,
+                    tokio::net::TcpStream::connect(backend).await,
+                ) else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    let url = format!("wss://localhost:{port}/sync");
+
+    // Without the certificate, the connection is refused and nothing is claimed.
+    let untrusting_dir = tempfile::tempdir()?;
+    let untrusting = Device::open(config(untrusting_dir.path(), Some(&url))).await?;
+    let mut connection = untrusting.connection();
+    let state = tokio::time::timeout(
+        WAIT,
+        connection.wait_for(|c| matches!(c, Connection::Waiting { .. })),
+    )
+    .await??
+    .clone();
+    assert!(format!("{state:?}").contains("certificate"), "{state:?}");
+    untrusting.close().await?;
+
+    let dir = tempfile::tempdir()?;
+    let mut trusting = config(dir.path(), Some(&url));
+    trusting.extra_roots = vec![cert_der];
+    let device = Device::open(trusting).await?;
+    let doc = device.create(json!({"note": "sent over TLS"})).await?;
+    synced(&device).await?;
+    assert_eq!(
+        server_value(&server.sync_url(), &doc).await?,
+        Some(json!({"note": "sent over TLS"}))
+    );
+    device.close().await?;
+    terminator.abort();
+    Ok(())
+}

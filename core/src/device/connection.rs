@@ -1,10 +1,12 @@
 //! One connection attempt to the server and, if it succeeds, the pumps that carry
 //! frames between the socket and the device's task.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
+use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -20,12 +22,13 @@ use crate::sync::ConnId;
 pub(super) fn spawn(
     url: String,
     token: Option<String>,
+    tls: Arc<rustls::ClientConfig>,
     conn: ConnId,
     timeouts: Timeouts,
     inputs: mpsc::UnboundedSender<Input>,
 ) {
     tokio::spawn(async move {
-        let error = run(&url, token.as_deref(), conn, timeouts, &inputs).await;
+        let error = run(&url, token.as_deref(), tls, conn, timeouts, &inputs).await;
         let _ = inputs.send(Input::Disconnected { conn, error });
     });
 }
@@ -37,10 +40,31 @@ pub(super) struct Timeouts {
     pub idle: Duration,
 }
 
+/// The TLS settings of `wss://` connections: Mozilla's public roots (built in, so
+/// they are the same on every platform) and any extra ones the app trusts.
+pub(super) fn tls_config(extra_roots: &[Vec<u8>]) -> crate::Result<Arc<rustls::ClientConfig>> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for der in extra_roots {
+        roots
+            .add(rustls::pki_types::CertificateDer::from(der.clone()))
+            .map_err(|e| crate::Error::Config(format!("a trusted certificate is unusable: {e}")))?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| crate::Error::Config(format!("TLS: {e}")))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 /// Returns why the connection ended (or never started).
 async fn run(
     url: &str,
     token: Option<&str>,
+    tls: Arc<rustls::ClientConfig>,
     conn: ConnId,
     Timeouts {
         connect: timeout,
@@ -60,7 +84,14 @@ async fn run(
             Err(_) => return "the token cannot be sent in a header".into(),
         }
     }
-    let ws = match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(request)).await {
+    let connect = tokio_tungstenite::connect_async_tls_with_config(
+        request,
+        None,
+        // Replies are often several small frames in a row.
+        true,
+        Some(Connector::Rustls(tls)),
+    );
+    let ws = match tokio::time::timeout(timeout, connect).await {
         Ok(Ok((ws, _response))) => ws,
         Ok(Err(e)) => return format!("cannot connect to {url}: {e}"),
         Err(_) => return format!("cannot connect to {url}: no answer within {timeout:?}"),

@@ -227,6 +227,7 @@ pub(super) struct Runtime {
     /// Batches handed to the store thread whose reports have not arrived. Counted
     /// here, not read from the worker, whose own count drops only after it reports.
     commits_in_flight: usize,
+    tls: Arc<rustls::ClientConfig>,
 }
 
 impl Runtime {
@@ -289,6 +290,7 @@ impl Runtime {
             "device opened"
         );
 
+        let tls = connection::tls_config(&config.extra_roots)?;
         let (commands_tx, commands) = mpsc::unbounded_channel();
         let (inputs_tx, inputs) = mpsc::unbounded_channel();
         let worker = {
@@ -336,6 +338,7 @@ impl Runtime {
             pending_device_writes: Vec::new(),
             loads_in_flight: 0,
             commits_in_flight: 0,
+            tls,
         };
         tokio::spawn(runtime.run());
         Ok((commands_tx, connection_rx))
@@ -614,7 +617,14 @@ impl Runtime {
             idle: self.config.idle_timeout,
         };
         let token = self.config.token.clone();
-        connection::spawn(url, token, conn, timeouts, self.inputs_tx.clone());
+        connection::spawn(
+            url,
+            token,
+            self.tls.clone(),
+            conn,
+            timeouts,
+            self.inputs_tx.clone(),
+        );
     }
 
     fn current_conn(&self) -> Option<ConnId> {
