@@ -9,6 +9,7 @@ pub mod json;
 pub mod protocol;
 pub mod store;
 pub mod sync;
+pub mod utc;
 
 pub use device::{Device, DeviceConfig, DocumentStatus, DocumentSummary, Status};
 pub use error::{Error, Result};

@@ -2,7 +2,7 @@
 //! without a phone and for tests.
 
 use std::io::{Read, Write};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use coachsync_core::device::{Backoff, Connection};
 use coachsync_core::domain;
@@ -203,48 +203,14 @@ fn read_object(mut stdin: impl Read) -> Result<serde_json::Value> {
 fn status_line(status: &DocumentStatus) -> String {
     let when = status
         .last_synced
-        .map(utc)
+        .map(coachsync_core::utc::rfc3339)
         .unwrap_or_else(|| "never".into());
     format!("{}\t{}\t{when}", status.document.url(), status.status)
-}
-
-/// A time as RFC 3339 UTC, to the second.
-fn utc(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utc_formats_known_instants() {
-        assert_eq!(utc(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        let t = UNIX_EPOCH + Duration::from_secs(1_795_617_296);
-        assert_eq!(utc(t), "2026-11-25T14:34:56Z");
-        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
-        assert_eq!(utc(leap), "2000-02-29T00:00:00Z");
-    }
 
     #[test]
     fn stdin_must_be_a_json_object() {

@@ -49,6 +49,21 @@ async fn synced(device: &Device) -> Result<()> {
     Ok(())
 }
 
+/// Two devices on `url`, sharing a document that the first created with `initial`:
+/// their data directories (kept alive by the caller), the devices and the document.
+async fn two_sharing(
+    url: &str,
+    initial: Value,
+) -> Result<([tempfile::TempDir; 2], Device, Device, DocumentId)> {
+    let dirs = [tempfile::tempdir()?, tempfile::tempdir()?];
+    let a = Device::open(config(dirs[0].path(), Some(url))).await?;
+    let b = Device::open(config(dirs[1].path(), Some(url))).await?;
+    let doc = a.create(initial).await?;
+    synced(&a).await?;
+    tokio::time::timeout(WAIT, b.fetch(&doc)).await??;
+    Ok((dirs, a, b, doc))
+}
+
 /// A free loopback address, for a server that must come back on the same one.
 fn free_addr() -> Result<std::net::SocketAddr> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
@@ -156,14 +171,8 @@ async fn devices_reconnect_after_a_server_restart_and_never_claim_what_it_lacks(
     let addr = free_addr()?;
     let mut server = Some(ServerProcess::start_on(server_dir.path(), addr, &[])?);
     let url = format!("ws://{addr}/sync");
-    let dirs = [tempfile::tempdir()?, tempfile::tempdir()?];
-    let a = Device::open(config(dirs[0].path(), Some(&url))).await?;
-    let b = Device::open(config(dirs[1].path(), Some(&url))).await?;
-    let doc = a
-        .create(json!({"cycle": "PDSA 3", "a": [], "b": []}))
-        .await?;
-    synced(&a).await?;
-    tokio::time::timeout(WAIT, b.fetch(&doc)).await??;
+    let (_dirs, a, b, doc) =
+        two_sharing(&url, json!({"cycle": "PDSA 3", "a": [], "b": []})).await?;
 
     // Both devices edit steadily; the server is killed a third of the way in and
     // restarted two thirds of the way in.
@@ -302,12 +311,7 @@ async fn observers_get_the_value_then_every_change_until_cancelled() -> Result<(
     let server_dir = tempfile::tempdir()?;
     let server = ServerProcess::start(server_dir.path())?;
     let url = server.sync_url();
-    let dirs = [tempfile::tempdir()?, tempfile::tempdir()?];
-    let a = Device::open(config(dirs[0].path(), Some(&url))).await?;
-    let b = Device::open(config(dirs[1].path(), Some(&url))).await?;
-    let doc = a.create(json!({"log": []})).await?;
-    synced(&a).await?;
-    tokio::time::timeout(WAIT, b.fetch(&doc)).await??;
+    let (_dirs, a, b, doc) = two_sharing(&url, json!({"log": []})).await?;
 
     let seen = Arc::new(Mutex::new(Vec::<Value>::new()));
     let record = seen.clone();
@@ -598,12 +602,7 @@ async fn a_change_from_the_server_never_makes_a_safe_document_look_pending() -> 
     let server_dir = tempfile::tempdir()?;
     let server = ServerProcess::start(server_dir.path())?;
     let url = server.sync_url();
-    let dirs = [tempfile::tempdir()?, tempfile::tempdir()?];
-    let a = Device::open(config(dirs[0].path(), Some(&url))).await?;
-    let b = Device::open(config(dirs[1].path(), Some(&url))).await?;
-    let doc = a.create(json!({"log": []})).await?;
-    synced(&a).await?;
-    tokio::time::timeout(WAIT, b.fetch(&doc)).await??;
+    let (_dirs, a, b, doc) = two_sharing(&url, json!({"log": []})).await?;
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = seen.clone();
     let _watch = b

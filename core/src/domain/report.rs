@@ -1373,7 +1373,7 @@ fn time_ticks(frame: &Frame, points: &[&Point]) -> Vec<i64> {
             return ticks;
         }
     }
-    let first = civil_from_days(lo.div_euclid(DAY));
+    let first = crate::utc::civil_from_days(lo.div_euclid(DAY));
     let months = span_days / 30;
     for step in [1, 2, 3, 6, 12, 24, 60, 120, 600, 1200] {
         if months / step <= room {
@@ -1451,21 +1451,8 @@ fn strip_scheme(url: &str) -> &str {
 
 /// A timestamp (ms since 1970) as its UTC date, `YYYY-MM-DD`.
 fn date(ms: i64) -> String {
-    let (y, m, d) = civil_from_days(ms.div_euclid(DAY));
+    let (y, m, d) = crate::utc::civil_from_days(ms.div_euclid(DAY));
     format!("{y:04}-{m:02}-{d:02}")
-}
-
-/// Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
 /// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
@@ -1613,7 +1600,7 @@ mod tests {
         assert_eq!(date(951_782_400_000), "2000-02-29");
         assert_eq!(date(1_791_241_200_000), "2026-10-05");
         for days in [-800_000, -1, 0, 59, 10_957, 20_000, 2_000_000] {
-            let (y, m, d) = civil_from_days(days);
+            let (y, m, d) = crate::utc::civil_from_days(days);
             assert_eq!(days_from_civil(y, m, d), days);
         }
     }
