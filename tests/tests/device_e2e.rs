@@ -557,9 +557,17 @@ async fn a_deleted_document_leaves_the_device_for_good_until_fetched_again() -> 
         Some(json!({"note": "edited by b"}))
     );
 
-    // Fetching it brings it back, as the server has it.
+    // Fetching it brings it back, as the server has it, for good: after a restart
+    // it still gets the server's changes.
     tokio::time::timeout(WAIT, a.fetch(&doc)).await??;
     assert_eq!(a.value(&doc).await?, json!({"note": "edited by b"}));
+    a.close().await?;
+    b.set(&doc, &path("note"), json!("edited again by b"))
+        .await?;
+    synced(&b).await?;
+    let a = Device::open(config(dirs[0].path(), Some(&url))).await?;
+    synced(&a).await?;
+    assert_eq!(a.value(&doc).await?, json!({"note": "edited again by b"}));
     a.close().await?;
     b.close().await?;
     Ok(())

@@ -430,13 +430,15 @@ impl Runtime {
                     return;
                 }
                 // Fetching a document removed earlier brings it back.
-                let op = self.device_op();
-                self.pending_device_writes.push((
-                    op,
-                    StoreWrite::RemoveMeta {
-                        key: format!("{DELETED_PREFIX}{document}"),
-                    },
-                ));
+                if self.engine.is_forgotten(&document) {
+                    let op = self.device_op();
+                    self.pending_device_writes.push((
+                        op,
+                        StoreWrite::RemoveMeta {
+                            key: format!("{DELETED_PREFIX}{document}"),
+                        },
+                    ));
+                }
                 self.engine.find(now, &document);
                 self.fetches.entry(document).or_default().push(reply);
             }

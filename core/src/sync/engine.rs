@@ -1785,6 +1785,12 @@ impl Engine {
         });
     }
 
+    /// Client: whether a document was removed with [`forget`](Self::forget) (and
+    /// not opened again since).
+    pub fn is_forgotten(&self, document: &DocumentId) -> bool {
+        self.deleted.contains(document)
+    }
+
     /// Client: documents removed earlier (as the app recorded them), so that the
     /// server's pushes do not bring them back.
     pub fn register_deleted(&mut self, documents: impl IntoIterator<Item = DocumentId>) {
