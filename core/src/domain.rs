@@ -43,13 +43,9 @@ pub fn kind_of(value: &Value) -> Result<&'static Kind, Problem> {
         message,
     };
     match value.get("schema") {
-        Some(Value::String(name)) => kind(name).ok_or_else(|| {
-            let names: Vec<&str> = KINDS.iter().map(|k| k.name).collect();
-            problem(format!(
-                "{name:?} is not a kind; the kinds are {}",
-                names.join(", ")
-            ))
-        }),
+        Some(Value::String(name)) => {
+            kind(name).ok_or_else(|| problem(Error::UnknownKind(name.clone()).to_string()))
+        }
         Some(_) => Err(problem("must be a string".into())),
         None => Err(problem("is required".into())),
     }

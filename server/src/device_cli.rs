@@ -166,13 +166,7 @@ async fn within(
 }
 
 fn known_kind(name: &str) -> Result<&'static domain::Kind> {
-    domain::kind(name).ok_or_else(|| {
-        let names: Vec<&str> = domain::KINDS.iter().map(|k| k.name).collect();
-        Error::Usage(format!(
-            "{name:?} is not a kind; the kinds are {}",
-            names.join(", ")
-        ))
-    })
+    domain::kind(name).ok_or_else(|| coachsync_core::Error::UnknownKind(name.to_owned()).into())
 }
 
 fn pretty(value: &serde_json::Value) -> Result<String> {

@@ -220,7 +220,7 @@ pub(super) struct Runtime {
     all_safe: bool,
     closing: Vec<oneshot::Sender<Result<()>>>,
     /// Removals waiting for their last write to be durable.
-    removed: Vec<(Option<OpId>, oneshot::Sender<Result<()>>)>,
+    removed: Vec<(OpId, oneshot::Sender<Result<()>>)>,
     /// The device's own writes, submitted with the engine's next batch.
     pending_device_writes: Vec<(OpId, StoreWrite)>,
     loads_in_flight: usize,
@@ -431,13 +431,9 @@ impl Runtime {
                 }
                 // Fetching a document removed earlier brings it back.
                 if self.engine.is_forgotten(&document) {
-                    let op = self.device_op();
-                    self.pending_device_writes.push((
-                        op,
-                        StoreWrite::RemoveMeta {
-                            key: format!("{DELETED_PREFIX}{document}"),
-                        },
-                    ));
+                    self.queue_device_write(StoreWrite::RemoveMeta {
+                        key: format!("{DELETED_PREFIX}{document}"),
+                    });
                 }
                 self.engine.find(now, &document);
                 self.fetches.entry(document).or_default().push(reply);
@@ -467,8 +463,10 @@ impl Runtime {
                     return;
                 }
                 self.engine.forget(&document);
-                let mut writes = vec![self.book.remove(&document)];
-                writes.push(StoreWrite::Meta {
+                // Queued after the engine's own delete, in the same order.
+                let record = self.book.remove(&document);
+                self.queue_device_write(record);
+                let tombstone = self.queue_device_write(StoreWrite::Meta {
                     key: format!("{DELETED_PREFIX}{document}"),
                     value: Vec::new(),
                 });
@@ -477,11 +475,7 @@ impl Runtime {
                 for deferred in self.deferred.remove(&document).unwrap_or_default() {
                     deferred.fail(Error::UnknownDocument(document.to_string()));
                 }
-                let ops: Vec<(OpId, StoreWrite)> =
-                    writes.into_iter().map(|w| (self.device_op(), w)).collect();
-                self.removed.push((ops.last().map(|(op, _)| *op), reply));
-                // Submitted after the engine's own delete, in the same order.
-                self.pending_device_writes.extend(ops);
+                self.removed.push((tombstone, reply));
             }
             Command::SetServer { url, reply } => {
                 self.config.server = url;
@@ -730,11 +724,11 @@ impl Runtime {
                         self.engine
                             .handle_changed_since(Instant::now(), op, changed);
                     }
-                    Output::Event(event) => self.on_event(event, &mut writes),
+                    Output::Event(event) => self.on_event(event),
                 }
             }
             // Settling runs deferred edits, which queue more outputs.
-            let ran = self.settle(&mut writes);
+            let ran = self.settle();
             writes.append(&mut self.pending_device_writes);
             if !writes.is_empty() {
                 self.commits_in_flight += 1;
@@ -786,10 +780,15 @@ impl Runtime {
         heads
     }
 
+    /// Queue a write of the device's own, to go with the engine's next batch.
+    fn queue_device_write(&mut self, write: StoreWrite) -> OpId {
+        let op = self.device_op();
+        self.pending_device_writes.push((op, write));
+        op
+    }
+
     fn removal_waiting_on(&self, op: OpId) -> Option<usize> {
-        self.removed
-            .iter()
-            .position(|(waiting, _)| *waiting == Some(op))
+        self.removed.iter().position(|(waiting, _)| *waiting == op)
     }
 
     fn device_op(&mut self) -> OpId {
@@ -797,7 +796,7 @@ impl Runtime {
         OpId(DEVICE_OP | self.next_device_op)
     }
 
-    fn on_event(&mut self, event: Event, writes: &mut Vec<(OpId, StoreWrite)>) {
+    fn on_event(&mut self, event: Event) {
         match event {
             Event::PeerJoined { conn, peer } => {
                 if self.current_conn() != Some(conn) {
@@ -849,7 +848,7 @@ impl Runtime {
                 }
                 let heads = self.with_covered_local_heads(&document, heads);
                 if let Some(write) = self.book.confirm(&document, heads, SystemTime::now()) {
-                    writes.push((self.device_op(), write));
+                    self.queue_device_write(write);
                 }
                 self.touched.insert(document);
             }
@@ -897,7 +896,7 @@ impl Runtime {
 
     /// Serve whoever waits on something that is now true. Returns whether a
     /// deferred command ran (and may have given the engine more to do).
-    fn settle(&mut self, writes: &mut Vec<(OpId, StoreWrite)>) -> bool {
+    fn settle(&mut self) -> bool {
         let now = Instant::now();
         let ready: Vec<DocumentId> = self
             .deferred
@@ -927,7 +926,7 @@ impl Runtime {
         let all_safe = connected && self.book.all_safe_now();
         if all_safe && !self.all_safe {
             if let Some(write) = self.book.mark_synced(SystemTime::now()) {
-                writes.push((self.device_op(), write));
+                self.queue_device_write(write);
             }
             tracing::info!(
                 documents = self.book.documents().count(),
