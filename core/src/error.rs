@@ -134,6 +134,15 @@ pub enum Error {
         /// The limit.
         limit: usize,
     },
+    /// An access rule was given something it cannot use.
+    #[error("{0}")]
+    Access(String),
+    /// The caller may not do this (and may know the thing exists).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// Not there, or not visible to the caller: the two are never told apart.
+    #[error("not found: {0}")]
+    NotFound(String),
 }
 
 impl From<sled::Error> for Error {

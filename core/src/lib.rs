@@ -1,6 +1,7 @@
 //! The shared core of coachsync: identifiers, the automerge-repo wire protocol, the
-//! sans-IO sync engine, storage, the JSON bridge and the device runtime.
+//! sans-IO sync engine, access rules, storage, the JSON bridge and the device runtime.
 
+pub mod access;
 pub mod device;
 pub mod domain;
 pub mod error;

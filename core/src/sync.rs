@@ -63,6 +63,9 @@ pub struct EngineConfig {
     pub compact_after_chunks: usize,
     /// The largest document accepted, in stored bytes.
     pub max_document_bytes: usize,
+    /// Server: the most documents one user may own (create); the next creation is
+    /// refused with an error.
+    pub max_documents_per_user: u64,
     /// A server closes connections that have not sent `join` within this time.
     pub join_timeout: Duration,
     /// How often timers are checked.
@@ -84,6 +87,7 @@ impl EngineConfig {
             evict_after: Duration::from_secs(300),
             compact_after_chunks: 64,
             max_document_bytes: 64 * 1024 * 1024,
+            max_documents_per_user: 100_000,
             join_timeout: Duration::from_secs(10),
             tick: Duration::from_millis(500),
             manifest: true,
@@ -222,6 +226,20 @@ pub enum Event {
         document: DocumentId,
         /// The connection.
         conn: ConnId,
+    },
+    /// Server: a peer asked for, or sent changes to, a document it may not read or
+    /// write. The peer was told what it would be told of a missing document (or its
+    /// changes were left out); reported once per connection and document, for the
+    /// audit log.
+    Refused {
+        /// The connection.
+        conn: ConnId,
+        /// Who is behind it (a user's name, or `anonymous`).
+        who: String,
+        /// The document.
+        document: DocumentId,
+        /// What was refused: `read`, `write` or `create`.
+        action: &'static str,
     },
     /// A store operation failed.
     StoreFailed {

@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use automerge::{ChangeHash, ObjType, ReadDoc, ScalarValue, transaction::Transactable};
+use coachsync_core::access::{Access, Principal, Subject, UserRole, Who};
 use coachsync_core::store::{MemoryStore, Store, StoreWrite};
 use coachsync_core::sync::{
     CURSOR_KEY_PREFIX, ConnId, Engine, EngineConfig, Event, OpId, Output, Role,
@@ -110,6 +111,11 @@ impl Sim {
     }
 
     fn connect(&mut self, client: usize, faults: Faults) {
+        self.connect_as(client, faults, Who::Anonymous);
+    }
+
+    /// Connect a client as a signed-in user (or anonymously).
+    fn connect_as(&mut self, client: usize, faults: Faults, who: Who) {
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
         self.links.push(Link {
@@ -120,7 +126,7 @@ impl Sim {
             faults,
             held: false,
         });
-        self.server.engine.handle_connect(self.now, conn);
+        self.server.engine.handle_connect_as(self.now, conn, who);
         self.clients[client].engine.handle_connect(self.now, conn);
     }
 
@@ -1226,4 +1232,278 @@ fn a_restarted_client_keeps_its_cursor_and_lists_only_what_it_changed() {
             "seed {seed}: only the document the server changed was loaded"
         );
     }
+}
+
+// ----- access ----------------------------------------------------------------------
+
+fn user(name: &str, role: UserRole) -> Principal {
+    Principal {
+        name: name.into(),
+        role,
+        org: "district".into(),
+        groups: Default::default(),
+    }
+}
+
+/// Clients 0.. connected as the given users; client 0 creates a document and it is
+/// stored.
+fn signed_in(seed: u64, users: &[Principal]) -> (Sim, DocumentId) {
+    let mut sim = Sim::new(seed, users.len());
+    for (i, u) in users.iter().enumerate() {
+        sim.connect_as(i, Faults::default(), Who::User(u.clone().into()));
+    }
+    sim.run();
+    let now = sim.now;
+    let doc = sim.clients[0].engine.create_document(now, sim.rng.random());
+    put(&mut sim, 0, &doc, "created", 1);
+    sim.run();
+    (sim, doc)
+}
+
+fn refusals(sim: &Sim, action: &str) -> Vec<String> {
+    sim.server
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Refused { who, action: a, .. } if *a == action => Some(who.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_private_document_is_unavailable_to_everyone_but_its_owner_as_if_missing() {
+    for seed in seeds() {
+        let coach = user("coach-a", UserRole::Coach);
+        let others = [
+            user("coach-b", UserRole::Coach),
+            user("supervisor", UserRole::Evaluator),
+            user("root", UserRole::Admin),
+        ];
+        let mut users = vec![coach.clone()];
+        users.extend(others.iter().cloned());
+        let (mut sim, doc) = signed_in(seed, &users);
+        let missing = DocumentId::from_random([7; 16]);
+        for i in 1..users.len() {
+            let now = sim.now;
+            sim.clients[i].engine.find(now, &doc);
+            sim.clients[i].engine.find(now, &missing);
+        }
+        sim.run();
+        // Everything after the first write: another change reaches nobody else either.
+        put(&mut sim, 0, &doc, "later", 2);
+        sim.run();
+        for i in 1..users.len() {
+            assert_eq!(
+                value(&sim, i, &doc, "created"),
+                None,
+                "seed {seed}: client {i}"
+            );
+            let unavailable: Vec<&DocumentId> = sim.clients[i]
+                .events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::DocumentUnavailable { document } => Some(document),
+                    _ => None,
+                })
+                .collect();
+            assert!(
+                unavailable.contains(&&doc) && unavailable.contains(&&missing),
+                "seed {seed}: client {i} hears the same of both"
+            );
+        }
+        let record = sim.server.engine.access().record(&doc).unwrap();
+        assert_eq!(record.owner.as_deref(), Some("coach-a"));
+        let mut refused = refusals(&sim, "read");
+        refused.sort();
+        assert_eq!(refused, ["coach-b", "root", "supervisor"], "seed {seed}");
+    }
+}
+
+#[test]
+fn a_grant_lets_a_client_read_its_edits_never_reach_others_and_a_revoke_stops_updates() {
+    for seed in seeds() {
+        let coach = user("coach", UserRole::Coach);
+        let principal = user("principal", UserRole::Client);
+        let (mut sim, doc) = signed_in(seed, &[coach.clone(), principal.clone()]);
+        sim.server
+            .engine
+            .grant(
+                &coach,
+                &doc,
+                Subject::User("principal".into()),
+                Some(UserRole::Client),
+                Access::Read,
+            )
+            .unwrap();
+        let now = sim.now;
+        sim.clients[1].engine.find(now, &doc);
+        sim.run();
+        assert_eq!(
+            value(&sim, 1, &doc, "created"),
+            Some(1),
+            "seed {seed}: read"
+        );
+        // The reader's own edit stays on its device.
+        put(&mut sim, 1, &doc, "by-reader", 9);
+        sim.run();
+        assert_eq!(value(&sim, 0, &doc, "by-reader"), None, "seed {seed}");
+        let stored = sim.server.engine.document(&doc).map(|d| d.get_heads());
+        assert_eq!(
+            stored,
+            Some(sim.heads(Some(0), &doc)),
+            "seed {seed}: server unchanged"
+        );
+        // automerge's read-only sync: the server says it is read-only to this peer,
+        // which then does not even send its changes; any it sends are left out.
+        assert!(refusals(&sim, "write").iter().all(|w| w == "principal"));
+        // The coach's edits keep reaching the reader until the grant is revoked.
+        put(&mut sim, 0, &doc, "shared", 2);
+        sim.run();
+        assert_eq!(value(&sim, 1, &doc, "shared"), Some(2), "seed {seed}");
+        let now = sim.now;
+        sim.server
+            .engine
+            .revoke(now, &coach, &doc, &Subject::User("principal".into()))
+            .unwrap();
+        put(&mut sim, 0, &doc, "after-revoke", 3);
+        sim.run();
+        assert_eq!(value(&sim, 1, &doc, "after-revoke"), None, "seed {seed}");
+    }
+}
+
+#[test]
+fn grants_follow_the_confidentiality_rules() {
+    let coach = user("coach", UserRole::Coach);
+    let client = user("principal", UserRole::Client);
+    let admin = user("root", UserRole::Admin);
+    let (mut sim, doc) = signed_in(1, std::slice::from_ref(&coach));
+    let now = sim.now;
+    sim.clients[0]
+        .engine
+        .change(now, &doc, |tx| {
+            tx.put(automerge::ROOT, "schema", "observation-private-notes")?;
+            Ok(())
+        })
+        .unwrap();
+    sim.run();
+    // The first schema fixed the class: private notes, never shared.
+    let engine = &mut sim.server.engine;
+    let err = engine
+        .grant(
+            &coach,
+            &doc,
+            Subject::User("principal".into()),
+            Some(UserRole::Client),
+            Access::Read,
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("private"), "{err}");
+    // An admin who may not read it cannot learn that it exists.
+    let err = engine
+        .grant(
+            &admin,
+            &doc,
+            Subject::User("root".into()),
+            Some(UserRole::Admin),
+            Access::Read,
+        )
+        .unwrap_err();
+    assert!(matches!(err, coachsync_core::Error::NotFound(_)), "{err}");
+    let _ = client;
+}
+
+#[test]
+fn coaching_content_reaches_an_evaluator_only_when_its_client_shares_it() {
+    let coach = user("coach", UserRole::Coach);
+    let client = user("principal", UserRole::Client);
+    let mut sim = Sim::new(2, 1);
+    sim.connect_as(0, Faults::default(), Who::User(coach.clone().into()));
+    sim.run();
+    let now = sim.now;
+    let doc = sim.clients[0].engine.create_document(now, sim.rng.random());
+    sim.clients[0]
+        .engine
+        .change(now, &doc, |tx| {
+            tx.put(automerge::ROOT, "schema", "work-plan")?;
+            Ok(())
+        })
+        .unwrap();
+    sim.run();
+    let engine = &mut sim.server.engine;
+    assert_eq!(
+        engine.access().record(&doc).unwrap().kind.as_deref(),
+        Some("work-plan")
+    );
+    let evaluator = Subject::User("supervisor".into());
+    let err = engine
+        .grant(
+            &coach,
+            &doc,
+            evaluator.clone(),
+            Some(UserRole::Evaluator),
+            Access::Read,
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("client"), "{err}");
+    engine
+        .grant(
+            &coach,
+            &doc,
+            Subject::User("principal".into()),
+            Some(UserRole::Client),
+            Access::Write,
+        )
+        .unwrap();
+    engine
+        .grant(
+            &client,
+            &doc,
+            evaluator.clone(),
+            Some(UserRole::Evaluator),
+            Access::Read,
+        )
+        .unwrap();
+    let supervisor = user("supervisor", UserRole::Evaluator);
+    assert_eq!(
+        engine
+            .access()
+            .decide(&Who::User(supervisor.into()), &doc, true),
+        coachsync_core::access::Decision::Read
+    );
+}
+
+#[test]
+fn a_user_cannot_take_over_another_users_peer_id() {
+    let mut sim = Sim::new(4, 2);
+    sim.connect_as(
+        0,
+        Faults::default(),
+        Who::User(user("a", UserRole::Coach).into()),
+    );
+    sim.run();
+    // Client 1 pretends to be client 0 (same peer ID) as another user.
+    let conn = ConnId(99);
+    sim.links.push(Link {
+        conn,
+        client: 0,
+        to_server: VecDeque::new(),
+        to_client: VecDeque::new(),
+        faults: Faults::default(),
+        held: false,
+    });
+    let now = sim.now;
+    sim.server
+        .engine
+        .handle_connect_as(now, conn, Who::User(user("b", UserRole::Coach).into()));
+    sim.clients[0].engine.handle_connect(now, conn);
+    sim.run();
+    assert!(
+        sim.links.iter().any(|l| l.conn == ConnId(1)),
+        "the first connection stays"
+    );
+    assert!(
+        sim.links.iter().all(|l| l.conn != conn),
+        "the impostor was closed"
+    );
 }

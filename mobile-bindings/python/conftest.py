@@ -163,7 +163,15 @@ class Server:
         env = dict(os.environ)
         env["COACHSYNC_LOG"] = os.environ.get("COACHSYNC_TEST_SERVER_LOG", "info")
         self.process = subprocess.Popen(
-            [str(SERVER_BIN), "serve", "--listen", listen, "--data-dir", str(data_dir)],
+            [
+                str(SERVER_BIN),
+                "serve",
+                "--allow-anonymous",
+                "--listen",
+                listen,
+                "--data-dir",
+                str(data_dir),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

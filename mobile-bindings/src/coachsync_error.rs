@@ -41,8 +41,10 @@ impl From<coachsync_core::Error> for CoachsyncError {
             | E::Config(_)
             | E::NoServer
             | E::Unsynced(_)
-            | E::TooLarge { .. } => Self::InvalidInput(message),
-            E::UnknownDocument(_) | E::Unavailable(_) => Self::NotFound(message),
+            | E::TooLarge { .. }
+            | E::Access(_)
+            | E::Forbidden(_) => Self::InvalidInput(message),
+            E::UnknownDocument(_) | E::Unavailable(_) | E::NotFound(_) => Self::NotFound(message),
             E::Storage(_) | E::StorageIo { .. } | E::Corrupt { .. } => Self::Storage(message),
             _ => Self::Internal(message),
         }

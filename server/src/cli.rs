@@ -24,6 +24,121 @@ pub enum Command {
     /// Render work plans, rubric self-assessments and PDSA cycles on a device as one
     /// self-contained HTML page with charts (offline).
     Report(ReportArgs),
+    /// Manage users, tokens and groups, and read the audit log: through the running
+    /// server's admin socket when one holds the data directory, else directly.
+    Admin(AdminArgs),
+}
+
+/// Flags of `coachsync admin`.
+#[derive(Debug, Args, Clone)]
+pub struct AdminArgs {
+    /// The server's data directory.
+    #[arg(
+        long,
+        global = true,
+        env = "COACHSYNC_DATA_DIR",
+        default_value = "./coachsync-data"
+    )]
+    pub data_dir: PathBuf,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+/// The admin subcommands.
+#[derive(Debug, Subcommand, Clone)]
+pub enum AdminCommand {
+    /// Users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Bearer tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Group membership.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Print the audit log, one JSON object per line.
+    Audit {
+        /// Only entries after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// At most this many entries.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+}
+
+/// `coachsync admin user …`
+#[derive(Debug, Subcommand, Clone)]
+pub enum UserCommand {
+    /// Add a user; prints their first bearer token as the last line.
+    Add {
+        /// Unique name (letters, digits, '-', '_', '.', '@').
+        #[arg(long)]
+        name: String,
+        /// coach, client, team-member, evaluator or admin.
+        #[arg(long)]
+        role: String,
+        /// Their organisation.
+        #[arg(long, default_value = "default")]
+        org: String,
+        /// A group they belong to (repeatable).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// The token stops working after this many days (default: never).
+        #[arg(long)]
+        expires_days: Option<u64>,
+    },
+    /// List users with their groups and token ids.
+    List,
+}
+
+/// `coachsync admin token …`
+#[derive(Debug, Subcommand, Clone)]
+pub enum TokenCommand {
+    /// Issue another token for a user; prints it as the last line.
+    Create {
+        /// The user.
+        #[arg(long)]
+        name: String,
+        /// The token stops working after this many days (default: never).
+        #[arg(long)]
+        expires_days: Option<u64>,
+    },
+    /// Revoke a token (the token or its id), or every token of a user. Their open
+    /// connections are closed.
+    Revoke {
+        /// The token, or its id from `user list`.
+        #[arg(long, conflicts_with = "user", required_unless_present = "user")]
+        token: Option<String>,
+        /// Every token of this user.
+        #[arg(long)]
+        user: Option<String>,
+    },
+}
+
+/// `coachsync admin group …`
+#[derive(Debug, Subcommand, Clone)]
+pub enum GroupCommand {
+    /// Put a user in a group.
+    Add {
+        /// The group.
+        #[arg(long)]
+        group: String,
+        /// The user.
+        #[arg(long)]
+        user: String,
+    },
+    /// Take a user out of a group.
+    Remove {
+        /// The group.
+        #[arg(long)]
+        group: String,
+        /// The user.
+        #[arg(long)]
+        user: String,
+    },
 }
 
 /// Flags of `coachsync report`.
@@ -175,4 +290,33 @@ pub struct ServeArgs {
     /// Size of the store's page cache, in MiB.
     #[arg(long, env = "COACHSYNC_CACHE_MB", default_value_t = 64)]
     pub cache_mb: u64,
+
+    /// Accept sync connections without a token, as an anonymous peer that reaches
+    /// only documents nobody owns. For local demos and tests only.
+    #[arg(long, env = "COACHSYNC_ALLOW_ANONYMOUS")]
+    pub allow_anonymous: bool,
+
+    /// The most documents one user may create.
+    #[arg(
+        long,
+        env = "COACHSYNC_MAX_DOCUMENTS_PER_USER",
+        default_value_t = 100_000
+    )]
+    pub max_documents_per_user: u64,
+
+    /// Frames per second one connection may send before it is slowed down.
+    #[arg(long, env = "COACHSYNC_CONN_FRAMES_PER_SEC", default_value_t = 2_000)]
+    pub conn_frames_per_sec: u32,
+
+    /// Bytes per second one connection may send before it is slowed down.
+    #[arg(long, env = "COACHSYNC_CONN_BYTES_PER_SEC", default_value_t = 32 * 1024 * 1024)]
+    pub conn_bytes_per_sec: u64,
+
+    /// Frames per second one user may send over all their connections.
+    #[arg(long, env = "COACHSYNC_USER_FRAMES_PER_SEC", default_value_t = 5_000)]
+    pub user_frames_per_sec: u32,
+
+    /// Bytes per second one user may send over all their connections.
+    #[arg(long, env = "COACHSYNC_USER_BYTES_PER_SEC", default_value_t = 64 * 1024 * 1024)]
+    pub user_bytes_per_sec: u64,
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::cli::ServeArgs;
 use crate::error::{Error, Result};
+use crate::rate_limit::Rate;
 
 /// Everything `serve` needs, checked.
 #[derive(Clone, Debug)]
@@ -32,6 +33,14 @@ pub struct Config {
     pub ping_interval: Duration,
     /// The longest a clean shutdown waits for connections and writes.
     pub shutdown_grace: Duration,
+    /// Whether sync connections without a token are taken (as anonymous).
+    pub allow_anonymous: bool,
+    /// The most documents one user may create.
+    pub max_documents_per_user: u64,
+    /// What one connection may send.
+    pub connection_rate: Rate,
+    /// What one user may send over all their connections.
+    pub user_rate: Rate,
 }
 
 impl Config {
@@ -58,6 +67,20 @@ impl Config {
         if args.cache_mb == 0 {
             return Err(Error::Config("--cache-mb must be at least 1".into()));
         }
+        if args.conn_frames_per_sec == 0
+            || args.user_frames_per_sec == 0
+            || args.conn_bytes_per_sec < 1024
+            || args.user_bytes_per_sec < 1024
+        {
+            return Err(Error::Config(
+                "rate limits must allow at least 1 frame and 1024 bytes per second".into(),
+            ));
+        }
+        if args.max_documents_per_user == 0 {
+            return Err(Error::Config(
+                "--max-documents-per-user must be at least 1".into(),
+            ));
+        }
         if args.data_dir.as_os_str().is_empty() {
             return Err(Error::Config("--data-dir must not be empty".into()));
         }
@@ -73,6 +96,16 @@ impl Config {
             idle_timeout: Duration::from_secs(30),
             ping_interval: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(10),
+            allow_anonymous: args.allow_anonymous,
+            max_documents_per_user: args.max_documents_per_user,
+            connection_rate: Rate {
+                frames: f64::from(args.conn_frames_per_sec),
+                bytes: args.conn_bytes_per_sec as f64,
+            },
+            user_rate: Rate {
+                frames: f64::from(args.user_frames_per_sec),
+                bytes: args.user_bytes_per_sec as f64,
+            },
         })
     }
 }

@@ -5,13 +5,52 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use coachsync_core::store::{Store, StoreWorker};
+use coachsync_core::access::{
+    ACCESS_KEY_PREFIX, Access, AccessChange, Principal, Subject, UserRole, Who,
+};
+use coachsync_core::store::{Store, StoreWorker, StoreWrite};
 use coachsync_core::sync::{ConnId, Engine, EngineConfig, Event, OpId, Output, Role};
-use coachsync_core::{PeerId, Result as CoreResult};
-use tokio::sync::mpsc;
+use coachsync_core::{DocumentId, PeerId, Result as CoreResult};
+use tokio::sync::{mpsc, oneshot};
 
+use crate::audit::{AuditLog, Record};
 use crate::config::Config;
 use crate::metrics::Metrics;
+
+/// Operations the driver numbers itself (its own store writes) carry this bit, so
+/// that they never collide with the engine's.
+const DRIVER_OP: u64 = 1 << 63;
+
+/// Who a connection authenticated as, for ending its session when its token is
+/// revoked.
+#[derive(Clone, Debug)]
+pub struct Session {
+    /// The identity.
+    pub who: Who,
+    /// The id of the token it used, if any.
+    pub token_id: Option<String>,
+    /// The peer's address, for the audit log.
+    pub from: String,
+}
+
+/// A grant or revoke asked for through the API.
+#[derive(Debug)]
+pub struct GrantRequest {
+    /// Who asks.
+    pub granter: Principal,
+    /// The document.
+    pub document: DocumentId,
+    /// Whom it is for.
+    pub subject: Subject,
+    /// The subject's role, when the subject is a user.
+    pub subject_role: Option<UserRole>,
+    /// What to give; `None` revokes.
+    pub access: Option<Access>,
+    /// Where the request came from.
+    pub from: String,
+    /// Answered once the change is durable (or refused).
+    pub reply: oneshot::Sender<CoreResult<()>>,
+}
 
 /// What a connection task gets from the driver.
 #[derive(Debug)]
@@ -36,7 +75,18 @@ pub enum DriverMsg {
         conn: ConnId,
         /// Its send queue.
         outbound: mpsc::Sender<Outbound>,
+        /// Who it authenticated as.
+        session: Session,
     },
+    /// Close the connections that used these tokens or belong to these users.
+    EndSessions {
+        /// Token ids.
+        tokens: Vec<String>,
+        /// User names.
+        users: Vec<String>,
+    },
+    /// Grant or revoke access to a document.
+    Grant(GrantRequest),
     /// A frame arrived.
     Frame {
         /// The connection.
@@ -77,6 +127,8 @@ pub enum DriverMsg {
         /// Whether it is durable.
         result: Result<(), String>,
     },
+    /// Append an entry to the audit log with the next group commit.
+    Audit(Record),
     /// Stop: close every connection, finish pending writes, return.
     Shutdown,
 }
@@ -88,6 +140,11 @@ pub type DriverHandle = mpsc::Sender<DriverMsg>;
 pub struct Driver {
     engine: Engine,
     conns: HashMap<ConnId, mpsc::Sender<Outbound>>,
+    sessions: HashMap<ConnId, Session>,
+    audit: Arc<AuditLog>,
+    /// API calls waiting for their write to be durable.
+    replies: HashMap<OpId, oneshot::Sender<CoreResult<()>>>,
+    next_op: u64,
     inbox: mpsc::Receiver<DriverMsg>,
     store: Arc<dyn Store>,
     worker: StoreWorker,
@@ -101,13 +158,23 @@ impl Driver {
         config: &Config,
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
-    ) -> (Self, DriverHandle) {
+        audit: Arc<AuditLog>,
+    ) -> crate::Result<(Self, DriverHandle)> {
         let storage_id = store.storage_id();
         let peer_id =
             PeerId::new(&format!("coachsync-{storage_id}")).expect("a short, non-empty id");
         let mut engine_config = EngineConfig::new(Role::Server, peer_id, Some(storage_id));
         engine_config.evict_after = config.evict_after;
         engine_config.max_document_bytes = config.max_document_bytes;
+        engine_config.max_documents_per_user = config.max_documents_per_user;
+        let mut engine = Engine::new(engine_config);
+        let skipped = engine.restore_access(store.meta(ACCESS_KEY_PREFIX)?);
+        if skipped > 0 {
+            tracing::error!(
+                skipped,
+                "some access records do not decode; their documents stay closed"
+            );
+        }
         // Inputs queue here; a bound keeps a flood of frames from growing memory
         // without limit (readers wait instead).
         let (handle, inbox) = mpsc::channel(1024);
@@ -128,10 +195,14 @@ impl Driver {
                 });
             })
         };
-        (
+        Ok((
             Self {
-                engine: Engine::new(engine_config),
+                engine,
                 conns: HashMap::new(),
+                sessions: HashMap::new(),
+                audit,
+                replies: HashMap::new(),
+                next_op: 0,
                 inbox,
                 store,
                 worker,
@@ -139,7 +210,17 @@ impl Driver {
                 handle: handle.clone(),
             },
             handle,
-        )
+        ))
+    }
+
+    fn driver_op(&mut self) -> OpId {
+        self.next_op += 1;
+        OpId(DRIVER_OP | self.next_op)
+    }
+
+    /// The write of an audit entry, numbered for the store worker.
+    fn audit(&mut self, record: Record) -> (OpId, StoreWrite) {
+        (self.driver_op(), self.audit.write(record))
     }
 
     /// Run until [`DriverMsg::Shutdown`] or until every handle is dropped.
@@ -185,11 +266,45 @@ impl Driver {
 
     fn handle(&mut self, msg: DriverMsg) {
         let now = Instant::now();
+        self.engine.handle_wall_clock(crate::admin::now_ms());
         match msg {
-            DriverMsg::Connected { conn, outbound } => {
+            DriverMsg::Connected {
+                conn,
+                outbound,
+                session,
+            } => {
                 self.conns.insert(conn, outbound);
                 self.metrics.connections.inc();
-                self.engine.handle_connect(now, conn);
+                self.engine
+                    .handle_connect_as(now, conn, session.who.clone());
+                self.sessions.insert(conn, session);
+            }
+            DriverMsg::EndSessions { tokens, users } => {
+                let ended: Vec<ConnId> = self
+                    .sessions
+                    .iter()
+                    .filter(|(_, s)| {
+                        s.token_id.as_ref().is_some_and(|t| tokens.contains(t))
+                            || s.who.user().is_some_and(|u| users.contains(&u.name))
+                    })
+                    .map(|(c, _)| *c)
+                    .collect();
+                for conn in ended {
+                    self.sessions.remove(&conn);
+                    if let Some(tx) = self.conns.remove(&conn) {
+                        self.metrics.connections.dec();
+                        let _ = tx.try_send(Outbound::Close {
+                            code: axum::extract::ws::close_code::POLICY,
+                            reason: "the session's token was revoked or its user changed".into(),
+                        });
+                    }
+                    self.engine.handle_disconnect(now, conn);
+                }
+            }
+            DriverMsg::Grant(request) => self.grant(now, request),
+            DriverMsg::Audit(record) => {
+                let write = self.audit(record);
+                self.worker.submit(vec![write]);
             }
             DriverMsg::Frame { conn, bytes } => {
                 self.metrics.messages_in.inc();
@@ -197,6 +312,7 @@ impl Driver {
                 self.engine.handle_frame(now, conn, &bytes);
             }
             DriverMsg::Disconnected { conn } => {
+                self.sessions.remove(&conn);
                 if self.conns.remove(&conn).is_some() {
                     self.metrics.connections.dec();
                 }
@@ -210,21 +326,95 @@ impl Driver {
             DriverMsg::Committed { ops, result } => {
                 for op in ops {
                     let result = result.clone().map_err(coachsync_core::Error::Storage);
-                    self.engine.handle_commit(now, op, result);
+                    if op.0 & DRIVER_OP == 0 {
+                        self.engine.handle_commit(now, op, result);
+                    } else if let Some(reply) = self.replies.remove(&op) {
+                        let _ = reply.send(result);
+                    } else if let Err(e) = result {
+                        tracing::error!(error = %e, "an audit entry was not stored");
+                    }
                 }
             }
             DriverMsg::Shutdown => {}
         }
     }
 
+    /// Grant or revoke; the answer waits for the record (and its audit entry) to be
+    /// durable. A refusal is audited too.
+    fn grant(&mut self, now: Instant, request: GrantRequest) {
+        let GrantRequest {
+            granter,
+            document,
+            subject,
+            subject_role,
+            access,
+            from,
+            reply,
+        } = request;
+        let result = match access {
+            Some(access) => {
+                self.engine
+                    .grant(&granter, &document, subject.clone(), subject_role, access)
+            }
+            None => self.engine.revoke(now, &granter, &document, &subject),
+        };
+        let (action, detail) = match (&result, access) {
+            (Ok(_), Some(access)) => ("grant", access.as_str().to_owned()),
+            (Ok(_), None) => ("revoke", String::new()),
+            (Err(e), _) => ("refused-grant", e.to_string()),
+        };
+        let audit = self.audit(Record {
+            who: granter.name.clone(),
+            action,
+            document: Some(document.to_string()),
+            subject: Some(subject.to_string()),
+            from: Some(from),
+            detail: (!detail.is_empty()).then_some(detail),
+        });
+        match result {
+            Ok(AccessChange { write }) => {
+                let op = self.driver_op();
+                self.replies.insert(op, reply);
+                self.worker.submit(vec![(op, write), audit]);
+            }
+            Err(e) => {
+                self.worker.submit(vec![audit]);
+                let _ = reply.send(Err(e));
+            }
+        }
+        self.flush_outputs();
+    }
+
     /// Carry out everything the engine asked for. Consecutive commits go to the
-    /// store worker as one batch.
+    /// store worker as one batch, with the audit entries of refusals among them.
     fn flush_outputs(&mut self) {
         let mut batch = Vec::new();
         while let Some(out) = self.engine.poll_output() {
             match out {
                 Output::Commit { op, write } => {
                     batch.push((op, write));
+                    continue;
+                }
+                Output::Event(Event::Refused {
+                    conn,
+                    who,
+                    document,
+                    action,
+                }) => {
+                    self.metrics.refused.inc();
+                    let from = self.sessions.get(&conn).map(|s| s.from.clone());
+                    batch.push(self.audit(Record {
+                        who,
+                        action: match action {
+                            "write" => "refused-write",
+                            "create" => "refused-create",
+                            _ => "refused-read",
+                        },
+                        document: Some(document.to_string()),
+                        subject: None,
+                        from,
+                        detail: None,
+                    }));
                     continue;
                 }
                 other => {
@@ -323,6 +513,7 @@ impl Driver {
                 tracing::debug!(%document, conn = conn.0, "sync stalled; reset");
             }
             Event::DocumentChanged { .. }
+            | Event::Refused { .. }
             | Event::DocumentStored { .. }
             | Event::PeerHeads { .. }
             | Event::CaughtUp { .. }

@@ -1,13 +1,19 @@
 //! The coachsync relay server: accepts automerge-repo WebSocket connections at
-//! `/sync`, merges and durably stores documents, and serves `/healthz` and `/metrics`;
+//! `/sync` from signed-in users, merges and durably stores the documents each may
+//! write, and serves the access API, `/healthz` and `/metrics`; the admin commands;
 //! and the terminal device of `coachsync device`.
 
+pub mod accounts;
+pub mod admin;
+pub mod admin_cli;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod device_cli;
 pub mod driver;
 pub mod error;
 pub mod metrics;
+pub mod rate_limit;
 pub mod report_cli;
 pub mod routes;
 pub mod server;

@@ -19,7 +19,7 @@ async fn main() -> std::process::ExitCode {
     // A device command's output is its answer: only warnings go to the log there.
     let default_filter = match cli.command {
         Command::Serve(_) => "info,automerge=warn",
-        Command::Device(_) | Command::Report(_) => "warn",
+        Command::Device(_) | Command::Report(_) | Command::Admin(_) => "warn",
     };
     let filter = EnvFilter::try_from_env("COACHSYNC_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
@@ -36,6 +36,12 @@ async fn main() -> std::process::ExitCode {
         Command::Device(args) => {
             let mut out = std::io::stdout().lock();
             coachsync_server::device_cli::run(args, std::io::stdin(), &mut out)
+                .await
+                .map_err(anyhow::Error::from)
+        }
+        Command::Admin(args) => {
+            let mut out = std::io::stdout().lock();
+            coachsync_server::admin_cli::run(args, &mut out)
                 .await
                 .map_err(anyhow::Error::from)
         }

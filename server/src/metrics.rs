@@ -33,6 +33,12 @@ pub struct Metrics {
     pub fsyncs: Counter,
     /// Documents quarantined because they do not load.
     pub quarantined: Counter,
+    /// Reads, writes and creations refused by access rules.
+    pub refused: Counter,
+    /// Connection attempts refused for a missing or bad token.
+    pub auth_failures: Counter,
+    /// Times a connection or user was slowed by the rate limit.
+    pub throttled: Counter,
 }
 
 impl Metrics {
@@ -52,6 +58,9 @@ impl Metrics {
             store_batch_writes: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
             fsyncs: Counter::default(),
             quarantined: Counter::default(),
+            refused: Counter::default(),
+            auth_failures: Counter::default(),
+            throttled: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -93,6 +102,21 @@ impl Metrics {
             "quarantined_documents",
             "Documents that do not load, put aside",
             m.quarantined.clone(),
+        );
+        registry.register(
+            "refused_access",
+            "Reads, writes and creations refused by access rules",
+            m.refused.clone(),
+        );
+        registry.register(
+            "auth_failures",
+            "Connection attempts refused for a missing or bad token",
+            m.auth_failures.clone(),
+        );
+        registry.register(
+            "throttled",
+            "Times a connection or user was slowed by the rate limit",
+            m.throttled.clone(),
         );
         Metrics { registry, ..m }
     }

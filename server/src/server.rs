@@ -8,10 +8,14 @@ use coachsync_core::StorageId;
 use coachsync_core::store::{SledOptions, SledStore, Store};
 use tokio::net::TcpListener;
 
+use crate::accounts::{Accounts, SharedAccounts};
+use crate::admin::Admin;
+use crate::audit::AuditLog;
 use crate::config::Config;
 use crate::driver::{Driver, DriverMsg};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use crate::rate_limit::RateLimits;
 use crate::routes::{AppState, router};
 use crate::ws::ConnLimits;
 
@@ -20,6 +24,9 @@ pub struct Server {
     config: Config,
     listener: TcpListener,
     store: Arc<dyn Store>,
+    accounts: SharedAccounts,
+    audit: Arc<AuditLog>,
+    admin_socket: Option<tokio::net::UnixListener>,
 }
 
 impl Server {
@@ -36,6 +43,19 @@ impl Server {
         })
         .await
         .map_err(|e| Error::Config(format!("opening the store panicked: {e}")))??;
+        let accounts = Accounts::load(&store)?;
+        let audit = AuditLog::open(&store)?;
+        // After the store: its lock proves no other server uses this directory, so a
+        // socket file found there is stale.
+        // A file system without sockets (some FUSE mounts) leaves the server without
+        // one: it still serves, and admin commands wait for it to stop.
+        let admin_socket = match crate::admin::bind_socket(&config.data_dir) {
+            Ok(socket) => Some(socket),
+            Err(e) => {
+                tracing::warn!(error = %e, "no admin socket; admin commands work only while the server is stopped");
+                None
+            }
+        };
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| Error::Bind {
@@ -46,6 +66,9 @@ impl Server {
             config,
             listener,
             store: Arc::new(store),
+            accounts: Arc::new(std::sync::RwLock::new(accounts)),
+            audit: Arc::new(audit),
+            admin_socket,
         })
     }
 
@@ -57,9 +80,24 @@ impl Server {
     /// Serve until `shutdown` resolves, then stop cleanly: stop accepting, close
     /// connections, finish pending writes.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        let addr = self.local_addr()?;
         let metrics = Arc::new(Metrics::new());
-        let (driver, handle) = Driver::new(&self.config, self.store.clone(), metrics.clone());
+        let (driver, handle) = Driver::new(
+            &self.config,
+            self.store.clone(),
+            metrics.clone(),
+            self.audit.clone(),
+        )?;
         let driver_task = tokio::spawn(driver.run());
+        let admin = Admin {
+            accounts: self.accounts.clone(),
+            store: self.store.clone(),
+            audit: self.audit.clone(),
+            driver: Some(handle.clone()),
+        };
+        let admin_task = self
+            .admin_socket
+            .map(|socket| tokio::spawn(crate::admin::serve_socket(socket, admin)));
         let state = AppState {
             driver: handle.clone(),
             metrics,
@@ -69,10 +107,24 @@ impl Server {
                 ping_interval: self.config.ping_interval,
             },
             max_frame_bytes: self.config.max_frame_bytes,
+            accounts: self.accounts.clone(),
+            allow_anonymous: self.config.allow_anonymous,
+            store: self.store.clone(),
+            rates: RateLimits::new(self.config.connection_rate, self.config.user_rate),
         };
-        let addr = self.local_addr()?;
         tracing::info!(data_dir = %self.config.data_dir.display(), storage_id = %self.store.storage_id(), "store open");
         tracing::info!("listening on {addr}");
+        if self.config.allow_anonymous {
+            tracing::warn!(
+                "--allow-anonymous: connections without a token are accepted; for local demos and tests only, never on a network"
+            );
+        }
+        if self.accounts.read().expect("accounts lock").is_empty() {
+            tracing::info!(
+                "no users yet; create the first admin with: coachsync admin user add --data-dir {} --name NAME --role admin",
+                self.config.data_dir.display()
+            );
+        }
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let driver_for_shutdown = handle.clone();
         let grace = self.config.shutdown_grace;
@@ -92,11 +144,16 @@ impl Server {
                 tracing::warn!(error = %e, "cannot set TCP_NODELAY");
             }
         });
-        let serve = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = stop_rx.await;
         });
         drop(handle);
         serve.await?;
+        if let Some(task) = admin_task {
+            task.abort();
+            let _ = std::fs::remove_file(crate::admin::socket_path(&self.config.data_dir));
+        }
         match tokio::time::timeout(grace, driver_task).await {
             Ok(Ok(())) => tracing::info!("stopped cleanly"),
             Ok(Err(e)) => tracing::error!(error = %e, "the driver failed"),

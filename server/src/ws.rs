@@ -1,5 +1,6 @@
 //! One WebSocket connection: frames in to the driver, frames out from it, pings.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -8,7 +9,9 @@ use coachsync_core::sync::ConnId;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::driver::{DriverHandle, DriverMsg, Outbound};
+use crate::driver::{DriverHandle, DriverMsg, Outbound, Session};
+use crate::metrics::Metrics;
+use crate::rate_limit::{Bucket, RateLimits};
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
@@ -24,16 +27,30 @@ pub struct ConnLimits {
 }
 
 /// Serve one upgraded socket until it closes.
-pub async fn serve_socket(mut socket: WebSocket, driver: DriverHandle, limits: ConnLimits) {
+pub async fn serve_socket(
+    mut socket: WebSocket,
+    driver: DriverHandle,
+    limits: ConnLimits,
+    session: Session,
+    rates: RateLimits,
+    metrics: Arc<Metrics>,
+) {
     let conn = ConnId(NEXT_CONN.fetch_add(1, Ordering::Relaxed));
     let (tx, mut rx) = mpsc::channel(limits.queue_len);
+    let user = session.who.user().map(|u| u.name.clone());
     if driver
-        .send(DriverMsg::Connected { conn, outbound: tx })
+        .send(DriverMsg::Connected {
+            conn,
+            outbound: tx,
+            session,
+        })
         .await
         .is_err()
     {
         return;
     }
+    let mut bucket = Bucket::new(rates.connection, Instant::now());
+    let mut throttled_logged = false;
     tracing::debug!(conn = conn.0, "connection opened");
     let mut ping = tokio::time::interval(limits.ping_interval);
     ping.reset();
@@ -42,6 +59,21 @@ pub async fn serve_socket(mut socket: WebSocket, driver: DriverHandle, limits: C
         tokio::select! {
             incoming = socket.recv() => {
                 last_heard = Instant::now();
+                if let Some(Ok(WsMessage::Binary(bytes))) = &incoming {
+                    let now = Instant::now();
+                    let wait = bucket.take(bytes.len(), now).max(
+                        user.as_deref().map_or(Duration::ZERO, |u| rates.take_user(u, bytes.len(), now)),
+                    );
+                    if !wait.is_zero() {
+                        metrics.throttled.inc();
+                        if !throttled_logged {
+                            throttled_logged = true;
+                            tracing::warn!(conn = conn.0, user = user.as_deref().unwrap_or("anonymous"), "over the rate limit; reading more slowly");
+                        }
+                        // Not reading is the backpressure; pings and closes wait too.
+                        tokio::time::sleep(wait).await;
+                    }
+                }
                 match incoming {
                     Some(Ok(WsMessage::Binary(bytes))) => {
                         if driver.send(DriverMsg::Frame { conn, bytes: bytes.to_vec() }).await.is_err() {

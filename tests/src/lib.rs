@@ -5,4 +5,4 @@ pub mod peer;
 pub mod server_process;
 
 pub use peer::Peer;
-pub use server_process::ServerProcess;
+pub use server_process::{ServerProcess, admin};

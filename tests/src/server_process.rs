@@ -54,8 +54,21 @@ impl ServerProcess {
     }
 
     /// Like [`start_with`](Self::start_with), on a given address: how a restarted
-    /// server comes back where its clients look for it.
+    /// server comes back where its clients look for it. Like every `start*` but
+    /// [`start_secure`](Self::start_secure), it takes anonymous peers
+    /// (`--allow-anonymous`), as the tests of syncing itself need.
     pub fn start_on(data_dir: &Path, listen: SocketAddr, extra: &[&str]) -> Result<Self> {
+        let mut args = vec!["--allow-anonymous"];
+        args.extend_from_slice(extra);
+        Self::spawn(data_dir, listen, &args)
+    }
+
+    /// Start a server as it runs for real: every connection needs a token.
+    pub fn start_secure(data_dir: &Path, extra: &[&str]) -> Result<Self> {
+        Self::spawn(data_dir, "127.0.0.1:0".parse()?, extra)
+    }
+
+    fn spawn(data_dir: &Path, listen: SocketAddr, extra: &[&str]) -> Result<Self> {
         let bin = binary();
         let mut child = Command::new(&bin)
             .arg("serve")
@@ -127,12 +140,36 @@ impl ServerProcess {
 
     /// `GET path` over plain HTTP/1.1; returns the status code and the body.
     pub async fn http_get(&self, path: &str) -> Result<(u16, String)> {
+        self.http("GET", path, None, None).await
+    }
+
+    /// A request over plain HTTP/1.1, with a bearer token and a JSON body if given;
+    /// returns the status code and the body.
+    pub async fn http(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> Result<(u16, String)> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut stream = tokio::net::TcpStream::connect(self.addr).await?;
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        let mut request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
             self.addr
         );
+        if let Some(token) = token {
+            request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        }
+        let body = body.unwrap_or("");
+        if !body.is_empty() {
+            request.push_str(&format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                body.len()
+            ));
+        }
+        request.push_str("\r\n");
+        request.push_str(body);
         stream.write_all(request.as_bytes()).await?;
         let mut response = Vec::new();
         tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response)).await??;
@@ -214,4 +251,25 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Run `coachsync admin ARGS --data-dir DIR`; returns its output's last line (the
+/// token, for `user add` and `token create`), or the error it printed.
+pub fn admin(data_dir: &Path, args: &[&str]) -> Result<String> {
+    let output = Command::new(binary())
+        .arg("admin")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdin(Stdio::null())
+        .output()?;
+    if !output.status.success() {
+        bail!(
+            "coachsync admin {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let stdout = String::from_utf8(output.stdout)?;
+    Ok(stdout.lines().last().unwrap_or_default().to_owned())
 }

@@ -499,7 +499,9 @@ async fn a_device_moves_to_a_server_set_at_run_time_and_sends_its_token() -> Res
         Some("Bearer coach-token-1")
     );
 
-    // Then to a real server: the note reaches it.
+    // Then to a real server (anonymous: that token is not one of its users'): the
+    // note reaches it.
+    device.set_token(None).await?;
     let server = ServerProcess::start(server_dir.path())?;
     device.set_server(Some(server.sync_url())).await?;
     synced(&device).await?;

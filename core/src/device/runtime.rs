@@ -890,7 +890,7 @@ impl Runtime {
             Event::Stalled { document, conn } => {
                 tracing::debug!(%document, conn = conn.0, "a sync stalled and was reset");
             }
-            Event::Ephemeral { .. } => {}
+            Event::Ephemeral { .. } | Event::Refused { .. } => {}
         }
     }
 

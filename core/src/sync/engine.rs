@@ -9,6 +9,9 @@ use automerge::{Automerge, ChangeHash};
 
 use super::document::{Content, DocState, PeerSync};
 use super::{ConnId, EngineConfig, Event, OpId, Output, Role};
+use crate::access::{
+    Access, AccessBook, AccessChange, Decision, Principal, Subject, UserRole, Who,
+};
 use crate::error::{Error, Result};
 use crate::id::{DocumentId, PeerId, StorageId};
 use crate::protocol::{
@@ -34,6 +37,10 @@ enum ConnPhase {
 
 struct Conn {
     phase: ConnPhase,
+    /// Who the transport authenticated.
+    who: Who,
+    /// Server: documents this connection was refused, each reported once.
+    refused: HashSet<(DocumentId, &'static str)>,
     documents: HashSet<DocumentId>,
     /// The peer speaks the `manifest/1` extension.
     manifest: bool,
@@ -95,6 +102,10 @@ pub struct Engine {
     /// Client: documents removed from this client; a server pushing changes to
     /// them must not bring them back.
     deleted: HashSet<DocumentId>,
+    /// Server: who may read and write what.
+    access: AccessBook,
+    /// The wall-clock time the driver last gave, for the records the engine writes.
+    wall_clock_ms: i64,
 }
 
 impl Engine {
@@ -114,7 +125,16 @@ impl Engine {
             cursors: HashMap::new(),
             subscribers: HashMap::new(),
             deleted: HashSet::new(),
+            access: AccessBook::new(),
+            wall_clock_ms: 0,
         }
+    }
+
+    /// The wall-clock time now, in milliseconds since 1970: stamped on the records
+    /// the engine writes (who created a document, when). The engine never reads a
+    /// clock itself.
+    pub fn handle_wall_clock(&mut self, unix_ms: i64) {
+        self.wall_clock_ms = unix_ms;
     }
 
     /// The engine's settings.
@@ -211,12 +231,21 @@ impl Engine {
 
     // ----- connections -------------------------------------------------------------
 
-    /// A transport connection is up. A client sends `join` on it at once.
+    /// A transport connection is up. A client sends `join` on it at once. On a
+    /// server the peer is anonymous: see [`handle_connect_as`](Self::handle_connect_as).
     pub fn handle_connect(&mut self, now: Instant, conn: ConnId) {
+        self.handle_connect_as(now, conn, Who::Anonymous);
+    }
+
+    /// Server: a transport connection is up, authenticated as `who`; everything on it
+    /// is decided by what `who` may read and write.
+    pub fn handle_connect_as(&mut self, now: Instant, conn: ConnId, who: Who) {
         self.conns.insert(
             conn,
             Conn {
                 phase: ConnPhase::Handshake { since: now },
+                who,
+                refused: HashSet::new(),
                 documents: HashSet::new(),
                 manifest: false,
                 manifest_sent: None,
@@ -388,6 +417,14 @@ impl Engine {
         if let Some(old) = self.peers.get(&peer).copied()
             && old != conn
         {
+            let same_user =
+                self.conns.get(&old).map(|c| &c.who) == self.conns.get(&conn).map(|c| &c.who);
+            if !same_user {
+                // A peer ID is bound to the user whose connection holds it: nobody
+                // knocks another user's device off by claiming its ID.
+                self.reject(conn, format!("peer ID {peer} is in use by another user"));
+                return;
+            }
             self.close(
                 old,
                 "replaced by a new connection from the same peer".into(),
@@ -588,6 +625,9 @@ impl Engine {
                 data,
             }),
             Role::Server => {
+                if !self.may_read(conn, &document) {
+                    return;
+                }
                 let Some(doc) = self.docs.get(&document) else {
                     return;
                 };
@@ -595,8 +635,12 @@ impl Engine {
                     .peers
                     .keys()
                     .filter(|c| **c != conn)
-                    .filter_map(|c| match self.conns.get(c).map(|c| &c.phase) {
-                        Some(ConnPhase::Ready { peer, .. }) => Some((*c, peer.clone())),
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .filter(|c| self.may_read(*c, &document))
+                    .filter_map(|c| match self.conns.get(&c).map(|c| &c.phase) {
+                        Some(ConnPhase::Ready { peer, .. }) => Some((c, peer.clone())),
                         _ => None,
                     })
                     .collect();
@@ -669,6 +713,19 @@ impl Engine {
             tracing::debug!(document = %env.document_id, "ignoring a sync of a document removed here");
             return;
         }
+        // A document with a record needs no load to be refused: nothing is read
+        // for a peer that may not see it.
+        if self.config.role == Role::Server
+            && self.access.record(&env.document_id).is_some()
+            && self.decide(conn, &env.document_id) == Decision::Denied
+        {
+            let document = env.document_id.clone();
+            match automerge::sync::Message::decode(&env.data) {
+                Ok(message) => self.answer_as_missing(conn, &document, message),
+                Err(e) => self.reject(conn, format!("document {document}: bad sync message: {e}")),
+            }
+            return;
+        }
         let message = if is_request {
             Message::Request(env)
         } else {
@@ -697,6 +754,40 @@ impl Engine {
             }
         };
         let incoming_bytes: usize = sync_message.changes.iter().map(|c| c.len()).sum();
+        let decision = self.decide(conn, &document);
+        let claimant = match decision {
+            Decision::Denied => {
+                self.answer_as_missing(conn, &document, sync_message);
+                return;
+            }
+            Decision::Read if incoming_bytes > 0 => {
+                // automerge's read-only sync leaves the changes out and stops asking
+                // for them; the peer keeps them as its own.
+                self.refused(conn, &document, "write");
+                None
+            }
+            Decision::Unclaimed if incoming_bytes > 0 => {
+                match self.conns.get(&conn).and_then(|c| c.who.user()).cloned() {
+                    Some(user) => {
+                        let owned = self.access.owned_by(&user.name);
+                        if owned >= self.config.max_documents_per_user {
+                            self.refused(conn, &document, "create");
+                            self.reject(
+                                conn,
+                                format!(
+                                    "{} owns {owned} documents, the most one user may own",
+                                    user.name
+                                ),
+                            );
+                            return;
+                        }
+                        Some(user)
+                    }
+                    None => None,
+                }
+            }
+            Decision::Read | Decision::Write | Decision::Unclaimed => None,
+        };
         self.attach(&document, conn);
         let max_bytes = self.config.max_document_bytes;
         let doc = self.docs.get_mut(&document).expect("loaded above");
@@ -722,6 +813,7 @@ impl Engine {
         };
         let before = automerge.get_heads();
         let their_before = ps.state.their_heads.clone();
+        ps.state.set_read_only(decision == Decision::Read);
         let result = catch_unwind(AssertUnwindSafe(|| {
             automerge.receive_sync_message(&mut ps.state, sync_message)
         }));
@@ -768,6 +860,13 @@ impl Engine {
             .then(|| ps.state.their_heads.clone())
             .flatten();
         if before != after {
+            if let Some(user) = claimant
+                && before.is_empty()
+            {
+                self.claim(&document, &user);
+            } else {
+                self.classify(&document);
+            }
             self.document_changed(now, &document);
         }
         if let Some(heads) = their_heads {
@@ -897,6 +996,9 @@ impl Engine {
             .filter(|conn| !doc.peers.contains_key(conn))
             .collect();
         for conn in conns {
+            if !self.may_read(conn, document) {
+                continue;
+            }
             self.attach(document, conn);
         }
     }
@@ -929,11 +1031,21 @@ impl Engine {
         let mut stalls = Vec::new();
         let mut conns: Vec<ConnId> = doc.peers.keys().copied().collect();
         conns.sort();
+        let exists = !our_heads.is_empty();
+        let mut detach = Vec::new();
         for conn in conns {
-            let Some(ConnPhase::Ready { peer, .. }) = self.conns.get(&conn).map(|c| &c.phase)
-            else {
+            let Some(c) = self.conns.get(&conn) else {
                 continue;
             };
+            let ConnPhase::Ready { peer, .. } = &c.phase else {
+                continue;
+            };
+            if role == Role::Server && !self.access.may_read(&c.who, document, exists) {
+                // Every send is checked: a peer that asked before the document was
+                // created by someone else, or whose grant was revoked, gets nothing.
+                detach.push(conn);
+                continue;
+            }
             let ps = doc.peers.get_mut(&conn).expect("listed above");
             if ps.stalled_at.is_some() {
                 tracing::trace!(%document, conn = conn.0, "sync held back by the round cap");
@@ -982,6 +1094,12 @@ impl Engine {
             };
             sends.push((conn, message));
         }
+        for conn in detach {
+            doc.peers.remove(&conn);
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.documents.remove(document);
+            }
+        }
         for (conn, message) in sends {
             self.send(conn, message);
         }
@@ -993,6 +1111,204 @@ impl Engine {
             });
         }
         self.arm_tick(now);
+    }
+
+    // ----- access ------------------------------------------------------------------
+
+    /// What the peer on `conn` may do with `document`, as far as the engine knows
+    /// whether it exists. A client decides nothing: its server does.
+    fn decide(&self, conn: ConnId, document: &DocumentId) -> Decision {
+        let exists = self
+            .docs
+            .get(document)
+            .is_some_and(|d| !d.saved_heads.is_empty());
+        self.decide_with(conn, document, exists)
+    }
+
+    fn decide_with(&self, conn: ConnId, document: &DocumentId, exists: bool) -> Decision {
+        if self.config.role == Role::Client {
+            return Decision::Write;
+        }
+        match self.conns.get(&conn) {
+            Some(c) => self.access.decide(&c.who, document, exists),
+            None => Decision::Denied,
+        }
+    }
+
+    fn may_read(&self, conn: ConnId, document: &DocumentId) -> bool {
+        self.decide(conn, document) != Decision::Denied
+    }
+
+    /// [`may_read`](Self::may_read) for a document known to be stored.
+    fn may_read_stored(&self, conn: ConnId, document: &DocumentId) -> bool {
+        self.decide_with(conn, document, true) != Decision::Denied
+    }
+
+    /// Report a refusal once per connection, document and action.
+    fn refused(&mut self, conn: ConnId, document: &DocumentId, action: &'static str) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if !c.refused.insert((document.clone(), action)) {
+            return;
+        }
+        let who = c.who.label().to_owned();
+        tracing::info!(conn = conn.0, %who, %document, action, "refused access");
+        self.event(Event::Refused {
+            conn,
+            who,
+            document: document.clone(),
+            action,
+        });
+    }
+
+    /// Answer a peer that may not read a document exactly as a missing document is
+    /// answered: the sync message of an empty document (once), then
+    /// `doc-unavailable`. Nothing the peer sent is kept.
+    fn answer_as_missing(
+        &mut self,
+        conn: ConnId,
+        document: &DocumentId,
+        mut message: automerge::sync::Message,
+    ) {
+        let Some(ConnPhase::Ready { peer, .. }) = self.conns.get(&conn).map(|c| &c.phase) else {
+            return;
+        };
+        let peer = peer.clone();
+        let first = !self
+            .conns
+            .get(&conn)
+            .is_some_and(|c| c.refused.contains(&(document.clone(), "read")));
+        self.refused(conn, document, "read");
+        if first {
+            message.changes = Vec::<Vec<u8>>::new().into();
+            let mut empty = Automerge::new();
+            let mut state = automerge::sync::State::new();
+            let reply = catch_unwind(AssertUnwindSafe(|| {
+                empty
+                    .receive_sync_message(&mut state, message)
+                    .ok()
+                    .and_then(|()| empty.generate_sync_message(&mut state))
+            }));
+            if let Ok(Some(reply)) = reply {
+                self.send(
+                    conn,
+                    Message::Sync(SyncEnvelope {
+                        sender_id: self.config.peer_id.clone(),
+                        target_id: peer.clone(),
+                        document_id: document.clone(),
+                        data: reply.encode(),
+                    }),
+                );
+            }
+        }
+        self.send(
+            conn,
+            Message::DocUnavailable {
+                sender_id: self.config.peer_id.clone(),
+                target_id: peer,
+                document_id: document.clone(),
+            },
+        );
+    }
+
+    /// `user` created `document`: record them as its owner, in the same store batch
+    /// as (and before) its first change.
+    fn claim(&mut self, document: &DocumentId, user: &Principal) {
+        let (kind, visibility) = self
+            .document(document)
+            .map(document_kind)
+            .unwrap_or_default();
+        let AccessChange { write } =
+            self.access
+                .claim(document, user, kind, visibility, self.wall_clock_ms);
+        let op = self.op(PendingOp::Other);
+        self.outputs.push_back(Output::Commit { op, write });
+    }
+
+    /// A document stored without a known `schema` takes the class of the first one it
+    /// gets.
+    fn classify(&mut self, document: &DocumentId) {
+        if self
+            .access
+            .record(document)
+            .is_none_or(|r| r.visibility.is_some())
+        {
+            return;
+        }
+        let Some((Some(kind), Some(visibility))) = self.document(document).map(document_kind)
+        else {
+            return;
+        };
+        if let Some(AccessChange { write }) = self.access.classify(document, kind, visibility) {
+            let op = self.op(PendingOp::Other);
+            self.outputs.push_back(Output::Commit { op, write });
+        }
+    }
+
+    /// Server: take back the access records stored earlier (`Store::meta` under
+    /// [`ACCESS_KEY_PREFIX`](crate::access::ACCESS_KEY_PREFIX)). Returns how many
+    /// did not decode (their documents stay closed).
+    pub fn restore_access(
+        &mut self,
+        records: impl IntoIterator<Item = (String, Vec<u8>)>,
+    ) -> usize {
+        self.access.restore(records)
+    }
+
+    /// Server: who may read and write what.
+    pub fn access(&self) -> &AccessBook {
+        &self.access
+    }
+
+    /// Server: `granter` gives `subject` `access` to `document` (see
+    /// [`AccessBook::grant`]). Applied at once; the caller persists the returned
+    /// write before telling anyone it is done.
+    pub fn grant(
+        &mut self,
+        granter: &Principal,
+        document: &DocumentId,
+        subject: Subject,
+        subject_role: Option<UserRole>,
+        access: Access,
+    ) -> Result<AccessChange> {
+        self.access
+            .grant(granter, document, subject, subject_role, access)
+    }
+
+    /// Server: `granter` takes back `subject`'s grant on `document`. Connections that
+    /// may no longer read it stop receiving it at once; the caller persists the
+    /// returned write.
+    pub fn revoke(
+        &mut self,
+        now: Instant,
+        granter: &Principal,
+        document: &DocumentId,
+        subject: &Subject,
+    ) -> Result<AccessChange> {
+        let change = self.access.revoke(granter, document, subject)?;
+        self.handle_access_changed(now, document);
+        Ok(change)
+    }
+
+    /// Server: access to `document` changed (here or elsewhere): detach every
+    /// connection that may no longer read it, and sync the rest.
+    pub fn handle_access_changed(&mut self, now: Instant, document: &DocumentId) {
+        let Some(doc) = self.docs.get(document) else {
+            return;
+        };
+        let conns: Vec<ConnId> = doc.peers.keys().copied().collect();
+        for conn in conns {
+            if !self.may_read(conn, document) {
+                if let Some(doc) = self.docs.get_mut(document) {
+                    doc.peers.remove(&conn);
+                }
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.documents.remove(document);
+                }
+            }
+        }
+        self.sync_document(now, document);
     }
 
     fn unload_after_failure(&mut self, document: &DocumentId) {
@@ -1141,13 +1457,19 @@ impl Engine {
         if let Some(ChangeRead::Done(changed)) = manifest.changed {
             cursor = Some(changed.cursor);
             for document in changed.documents {
-                if !listed.contains(&document) {
+                if !listed.contains(&document) && self.may_read_stored(conn, &document) {
                     self.attach(&document, conn);
                     differ.push(document);
                 }
             }
         }
         for (document, digest) in manifest.entries {
+            if self.config.role == Role::Server && !self.may_read(conn, &document) {
+                // Named as differing, so the client does not count it as stored; its
+                // sync then gets what a missing document gets.
+                differ.push(document);
+                continue;
+            }
             self.attach(&document, conn);
             let Some(doc) = self.docs.get_mut(&document) else {
                 differ.push(document);
@@ -1859,6 +2181,24 @@ impl Engine {
             );
         }
     }
+}
+
+/// The kind a document's root `schema` names, and its class when it is a known kind.
+fn document_kind(doc: &Automerge) -> (Option<String>, Option<crate::domain::Visibility>) {
+    use automerge::ReadDoc as _;
+    let schema = match doc.get(automerge::ROOT, "schema") {
+        Ok(Some((automerge::Value::Scalar(s), _))) => match s.as_ref() {
+            automerge::ScalarValue::Str(s) => Some(s.to_string()),
+            _ => None,
+        },
+        Ok(Some((automerge::Value::Object(automerge::ObjType::Text), id))) => doc.text(&id).ok(),
+        _ => None,
+    };
+    let visibility = schema
+        .as_deref()
+        .and_then(crate::domain::kind)
+        .map(|k| k.visibility);
+    (schema, visibility)
 }
 
 fn commit_options(unix_ms: Option<i64>) -> automerge::transaction::CommitOptions {

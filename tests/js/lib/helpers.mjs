@@ -77,10 +77,14 @@ const stripAnsi = s => s.replace(/\x1b\[[0-9;]*m/g, "");
 
 export class ServerProcess {
   /** @param {{dataDir: string, listen?: string, args?: string[]}} opts */
-  constructor({ dataDir, listen = "127.0.0.1:0", args = [] }) {
+  /**
+   * `secure`: every connection needs a token; otherwise anonymous peers are taken
+   * (`--allow-anonymous`), as the tests of syncing itself need.
+   */
+  constructor({ dataDir, listen = "127.0.0.1:0", args = [], secure = false }) {
     this.dataDir = dataDir;
     this.listen = listen;
-    this.args = args;
+    this.args = secure ? args : ["--allow-anonymous", ...args];
     this.proc = undefined;
     this.port = undefined;
     this.logs = [];

@@ -205,6 +205,8 @@ impl Server {
             ServerKind::Coachsync => {
                 cmd = Command::new(&o.coachsync);
                 cmd.arg("serve")
+                    // The load clients are anonymous, as the reference server's are.
+                    .arg("--allow-anonymous")
                     .arg("--listen")
                     .arg("127.0.0.1:0")
                     .arg("--data-dir")

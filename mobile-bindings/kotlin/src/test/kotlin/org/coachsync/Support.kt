@@ -66,7 +66,8 @@ class ServerProcess private constructor(
 
         private fun startOnce(dataDir: Path, port: Int): ServerProcess {
             val builder = ProcessBuilder(
-                coachsyncBin, "serve", "--listen", "127.0.0.1:$port", "--data-dir", dataDir.toString(),
+                coachsyncBin, "serve", "--allow-anonymous", "--listen", "127.0.0.1:$port",
+                "--data-dir", dataDir.toString(),
             )
             builder.environment()["COACHSYNC_LOG"] = "info"
             builder.redirectInput(ProcessBuilder.Redirect.from(File("/dev/null")))

@@ -1,0 +1,258 @@
+//! Who may read or write a document: owners, grants, visibility classes and the
+//! rules between them (docs/SECURITY.md). Pure data and decisions, no IO: the sync
+//! engine asks it before it sends or accepts anything, and persists its records
+//! through ordinary store writes.
+
+mod doc_access;
+mod principal;
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::Visibility;
+use crate::error::{Error, Result};
+use crate::id::DocumentId;
+use crate::store::StoreWrite;
+
+pub use doc_access::{DocAccess, Grant, Subject};
+pub use principal::{Principal, UserRole, Who};
+
+/// The store meta key prefix of the per-document access records.
+pub const ACCESS_KEY_PREFIX: &str = "access/doc/";
+
+/// What a user may do with a document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    /// Sync it and receive its changes; changes sent are refused.
+    Read,
+    /// Read it and change it.
+    Write,
+}
+
+impl Access {
+    /// The word used in the API: `read` or `write`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Read => "read",
+            Access::Write => "write",
+        }
+    }
+
+    /// Parse `read` or `write`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "read" => Ok(Access::Read),
+            "write" => Ok(Access::Write),
+            other => Err(Error::Access(format!(
+                "access must be \"read\" or \"write\", not {other:?}"
+            ))),
+        }
+    }
+}
+
+/// The decision for one connection and one document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// May neither read nor learn that the document exists.
+    Denied,
+    /// May read.
+    Read,
+    /// May read and write.
+    Write,
+    /// Nobody owns it: if it does not exist yet, whoever stores its first change
+    /// creates and owns it.
+    Unclaimed,
+}
+
+/// A change of access to persist: the record to write, already applied in memory.
+#[derive(Debug)]
+pub struct AccessChange {
+    /// The write that makes it durable.
+    pub write: StoreWrite,
+}
+
+/// Every document's access record, kept in memory (each is a few dozen bytes).
+#[derive(Debug, Default)]
+pub struct AccessBook {
+    docs: HashMap<DocumentId, DocAccess>,
+    /// Documents owned per user, for the per-user limit.
+    owned: HashMap<String, u64>,
+}
+
+impl AccessBook {
+    /// An empty book: every document unclaimed.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Read back the records written earlier (`Store::meta(ACCESS_KEY_PREFIX)`).
+    /// A record that does not decode is skipped and reported: its document stays
+    /// closed to every user (only an owner opens a document), so nothing leaks.
+    pub fn restore(&mut self, records: impl IntoIterator<Item = (String, Vec<u8>)>) -> usize {
+        let mut skipped = 0;
+        for (key, value) in records {
+            let Some(id) = key.strip_prefix(ACCESS_KEY_PREFIX) else {
+                continue;
+            };
+            let (Ok(document), Ok(record)) = (
+                id.parse::<DocumentId>(),
+                serde_json::from_slice::<DocAccess>(&value),
+            ) else {
+                tracing::error!(%key, "an access record does not decode; its document stays closed");
+                skipped += 1;
+                continue;
+            };
+            self.insert(document, record);
+        }
+        skipped
+    }
+
+    fn insert(&mut self, document: DocumentId, record: DocAccess) {
+        if let Some(owner) = &record.owner {
+            *self.owned.entry(owner.clone()).or_default() += 1;
+        }
+        if let Some(old) = self.docs.insert(document, record)
+            && let Some(owner) = old.owner
+            && let Some(n) = self.owned.get_mut(&owner)
+        {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    /// A document's record, if it has one.
+    pub fn record(&self, document: &DocumentId) -> Option<&DocAccess> {
+        self.docs.get(document)
+    }
+
+    /// How many documents a user owns.
+    pub fn owned_by(&self, user: &str) -> u64 {
+        self.owned.get(user).copied().unwrap_or(0)
+    }
+
+    /// What `who` may do with `document`. `exists` says whether the document has
+    /// content: an existing document nobody owns (stored before access control, or
+    /// by an anonymous peer) is open to anonymous peers only.
+    pub fn decide(&self, who: &Who, document: &DocumentId, exists: bool) -> Decision {
+        let Some(record) = self.docs.get(document) else {
+            return match (who, exists) {
+                (_, false) => Decision::Unclaimed,
+                (Who::Anonymous, true) => Decision::Write,
+                (Who::User(_), true) => Decision::Denied,
+            };
+        };
+        let Who::User(user) = who else {
+            return Decision::Denied;
+        };
+        match record.access_of(user) {
+            Some(Access::Write) => Decision::Write,
+            Some(Access::Read) => Decision::Read,
+            None => Decision::Denied,
+        }
+    }
+
+    /// Whether `who` may receive `document`'s content.
+    pub fn may_read(&self, who: &Who, document: &DocumentId, exists: bool) -> bool {
+        !matches!(self.decide(who, document, exists), Decision::Denied)
+    }
+
+    /// `user` stored the first change of an unclaimed document: they own it. The
+    /// class comes from the document's `schema` then and never changes.
+    pub fn claim(
+        &mut self,
+        document: &DocumentId,
+        user: &Principal,
+        kind: Option<String>,
+        visibility: Option<Visibility>,
+        unix_ms: i64,
+    ) -> AccessChange {
+        let record = DocAccess::new(user, kind, visibility, unix_ms);
+        let write = record.store_write(document);
+        self.insert(document.clone(), record);
+        AccessChange { write }
+    }
+
+    /// A document without a class took its first `schema`: fix its class now.
+    /// Returns the write to persist, or `None` when nothing changed.
+    pub fn classify(
+        &mut self,
+        document: &DocumentId,
+        kind: String,
+        visibility: Visibility,
+    ) -> Option<AccessChange> {
+        let record = self.docs.get_mut(document)?;
+        if record.visibility.is_some() {
+            return None;
+        }
+        record.kind = Some(kind);
+        record.visibility = Some(visibility);
+        Some(AccessChange {
+            write: record.store_write(document),
+        })
+    }
+
+    /// `granter` gives `subject` `access` to `document`. `subject_role` is the
+    /// grantee's role when the subject is a user. Refused with
+    /// [`Error::NotFound`]-like [`Error::Access`] wording when the granter may not
+    /// read the document, so that a grant attempt tells nothing about documents
+    /// the granter cannot see.
+    pub fn grant(
+        &mut self,
+        granter: &Principal,
+        document: &DocumentId,
+        subject: Subject,
+        subject_role: Option<UserRole>,
+        access: Access,
+    ) -> Result<AccessChange> {
+        let record = self.editable(granter, document)?;
+        record.check_grant(granter, &subject, subject_role)?;
+        let mut record = record.clone();
+        record.grants.insert(
+            subject,
+            Grant {
+                access,
+                by: granter.name.clone(),
+                by_role: granter.role,
+            },
+        );
+        let write = record.store_write(document);
+        self.docs.insert(document.clone(), record);
+        Ok(AccessChange { write })
+    }
+
+    /// `granter` takes back whatever `subject` was granted on `document`.
+    pub fn revoke(
+        &mut self,
+        granter: &Principal,
+        document: &DocumentId,
+        subject: &Subject,
+    ) -> Result<AccessChange> {
+        let record = self.editable(granter, document)?;
+        // Whoever may grant may revoke, except that an evaluator's grant on coaching
+        // content is the client's to take back as well as to give.
+        let mut record = record.clone();
+        if record.grants.remove(subject).is_none() {
+            return Err(Error::Access(format!(
+                "{subject} has no grant on this document"
+            )));
+        }
+        let write = record.store_write(document);
+        self.docs.insert(document.clone(), record);
+        Ok(AccessChange { write })
+    }
+
+    /// The record of a document `user` may grant on, or the error to show.
+    fn editable(&self, user: &Principal, document: &DocumentId) -> Result<&DocAccess> {
+        let not_found = || Error::NotFound(format!("no document {document}"));
+        let record = self.docs.get(document).ok_or_else(not_found)?;
+        match record.access_of(user) {
+            None => Err(not_found()),
+            Some(_) if record.may_grant(user) => Ok(record),
+            Some(_) => Err(Error::Forbidden(
+                "only the document's owner (or, for coaching content, its client) can change who reads it"
+                    .into(),
+            )),
+        }
+    }
+}

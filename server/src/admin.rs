@@ -1,0 +1,340 @@
+//! Administration: users, tokens, groups and the audit log.
+//!
+//! sled lets one process hold a data directory, so a running server listens on a
+//! Unix socket inside it (`admin.sock`, mode 0600: only the account that owns the
+//! data may use it) and `coachsync admin` sends its request there; with no server
+//! running, the command opens the store itself. Both run [`Admin::execute`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use coachsync_core::access::UserRole;
+use coachsync_core::store::{Store, StoreWrite};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+
+use crate::accounts::{SharedAccounts, User};
+use crate::audit::{AuditLog, Record};
+use crate::driver::{DriverHandle, DriverMsg};
+use crate::error::{Error, Result};
+
+/// The socket's file name in the data directory.
+pub const SOCKET_NAME: &str = "admin.sock";
+/// The longest request line read from the socket.
+const MAX_REQUEST_BYTES: u64 = 64 * 1024;
+
+/// One administrative request, as sent over the socket (one JSON line).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum AdminRequest {
+    /// Add a user and issue their first token.
+    UserAdd {
+        /// Name.
+        name: String,
+        /// Role.
+        role: UserRole,
+        /// Organisation.
+        org: String,
+        /// Groups.
+        groups: Vec<String>,
+        /// The token stops working after this many days.
+        expires_days: Option<u64>,
+    },
+    /// List users and their tokens' ids.
+    UserList,
+    /// Issue another token for a user.
+    TokenIssue {
+        /// The user.
+        name: String,
+        /// The token stops working after this many days.
+        expires_days: Option<u64>,
+    },
+    /// Revoke one token (by the token or its id) or every token of a user.
+    TokenRevoke {
+        /// The token or its id.
+        token: Option<String>,
+        /// The user.
+        user: Option<String>,
+    },
+    /// Put a user in a group, or take them out.
+    Group {
+        /// The user.
+        user: String,
+        /// The group.
+        group: String,
+        /// In or out.
+        member: bool,
+    },
+    /// Read the audit log.
+    Audit {
+        /// Entries after this sequence number.
+        after: u64,
+        /// At most this many.
+        limit: usize,
+    },
+}
+
+/// What carries out requests: the accounts, the store, the audit log and, in a
+/// running server, the driver (to end the sessions of revoked tokens).
+#[derive(Clone)]
+pub struct Admin {
+    /// Users and tokens.
+    pub accounts: SharedAccounts,
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The audit log.
+    pub audit: Arc<AuditLog>,
+    /// The running server's driver, if any.
+    pub driver: Option<DriverHandle>,
+}
+
+/// Milliseconds since 1970, now.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn expiry(now: i64, days: Option<u64>) -> Option<i64> {
+    days.map(|d| now.saturating_add((d as i64).saturating_mul(86_400_000)))
+}
+
+impl Admin {
+    /// Carry out a request; `from` says where it came from, for the audit log.
+    /// Blocking (store writes): call from a blocking thread in async code.
+    pub fn execute(&self, request: AdminRequest, from: &str) -> Result<Value> {
+        let now = now_ms();
+        let record =
+            |action: &'static str, subject: Option<String>, detail: Option<String>| Record {
+                who: "operator".into(),
+                action,
+                subject,
+                from: Some(from.to_owned()),
+                detail,
+                document: None,
+            };
+        match request {
+            AdminRequest::UserAdd {
+                name,
+                role,
+                org,
+                groups,
+                expires_days,
+            } => {
+                let (token, writes) = self.change(|a| {
+                    let user = User {
+                        name: name.clone(),
+                        role,
+                        org,
+                        groups: groups.into_iter().collect(),
+                        created_ms: now,
+                    };
+                    let w1 = a.add_user(user)?;
+                    let (token, w2) = a.issue_token(&name, now, expiry(now, expires_days))?;
+                    Ok((token, vec![w1, w2]))
+                })?;
+                self.commit(
+                    writes,
+                    vec![record(
+                        "user-add",
+                        Some(name.clone()),
+                        Some(role.to_string()),
+                    )],
+                )?;
+                Ok(json!({ "user": name, "role": role, "token": token }))
+            }
+            AdminRequest::UserList => {
+                let accounts = self.accounts.read().expect("accounts lock");
+                let users: Vec<Value> = accounts
+                    .users()
+                    .into_iter()
+                    .map(|u| {
+                        json!({
+                            "name": u.name, "role": u.role, "org": u.org, "groups": u.groups,
+                            "tokens": accounts.tokens_of(&u.name),
+                        })
+                    })
+                    .collect();
+                Ok(Value::Array(users))
+            }
+            AdminRequest::TokenIssue { name, expires_days } => {
+                let (token, writes) = self.change(|a| {
+                    let (token, w) = a.issue_token(&name, now, expiry(now, expires_days))?;
+                    Ok((token, vec![w]))
+                })?;
+                self.commit(
+                    writes,
+                    vec![record("token-issue", Some(name.clone()), None)],
+                )?;
+                Ok(json!({ "user": name, "token": token }))
+            }
+            AdminRequest::TokenRevoke { token, user } => {
+                let (ids, writes) = self.change(|a| a.revoke(token.as_deref(), user.as_deref()))?;
+                self.commit(
+                    writes,
+                    vec![record("token-revoke", user.clone(), Some(ids.join(",")))],
+                )?;
+                self.end_sessions(ids.clone(), Vec::new());
+                Ok(json!({ "revoked": ids }))
+            }
+            AdminRequest::Group {
+                user,
+                group,
+                member,
+            } => {
+                let ((), writes) =
+                    self.change(|a| Ok(((), vec![a.set_group(&user, &group, member)?])))?;
+                let action = if member { "group-add" } else { "group-remove" };
+                self.commit(
+                    writes,
+                    vec![record(action, Some(user.clone()), Some(group.clone()))],
+                )?;
+                // Connections carry the groups they started with: end them, and the
+                // devices reconnect with the new ones.
+                self.end_sessions(Vec::new(), vec![user.clone()]);
+                Ok(json!({ "user": user, "group": group, "member": member }))
+            }
+            AdminRequest::Audit { after, limit } => {
+                let entries = AuditLog::read(&*self.store, after, limit)?;
+                Ok(serde_json::to_value(entries).expect("entries serialize"))
+            }
+        }
+    }
+
+    /// Apply a change to the accounts in memory; the caller commits its writes.
+    fn change<T>(
+        &self,
+        f: impl FnOnce(&mut crate::accounts::Accounts) -> Result<(T, Vec<StoreWrite>)>,
+    ) -> Result<(T, Vec<StoreWrite>)> {
+        let mut accounts = self.accounts.write().expect("accounts lock");
+        f(&mut accounts)
+    }
+
+    /// Store account writes with their audit entries, in one batch. If the store
+    /// fails, the accounts are read back so that memory matches the disk.
+    fn commit(&self, mut writes: Vec<StoreWrite>, audit: Vec<Record>) -> Result<()> {
+        writes.extend(audit.into_iter().map(|r| self.audit.write(r)));
+        if let Err(e) = self.store.commit(&writes) {
+            if let Ok(reloaded) = crate::accounts::Accounts::load(&*self.store) {
+                *self.accounts.write().expect("accounts lock") = reloaded;
+            }
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    fn end_sessions(&self, tokens: Vec<String>, users: Vec<String>) {
+        if let Some(driver) = &self.driver
+            && let Err(e) = driver.try_send(DriverMsg::EndSessions { tokens, users })
+        {
+            tracing::warn!(error = %e, "could not end the sessions of a revoked token");
+        }
+    }
+}
+
+/// The socket's path for a data directory.
+pub fn socket_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(SOCKET_NAME)
+}
+
+/// Serve the admin socket until the task is dropped.
+pub async fn serve_socket(listener: tokio::net::UnixListener, admin: Admin) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "admin socket accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let admin = admin.clone();
+        tokio::spawn(async move {
+            let (read, mut write) = stream.into_split();
+            let mut line = String::new();
+            let mut reader = BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST_BYTES));
+            if reader.read_line(&mut line).await.is_err() {
+                return;
+            }
+            let reply = match serde_json::from_str::<AdminRequest>(&line) {
+                Ok(request) => {
+                    let admin = admin.clone();
+                    match tokio::task::spawn_blocking(move || {
+                        admin.execute(request, "admin socket")
+                    })
+                    .await
+                    {
+                        Ok(Ok(value)) => json!({ "ok": value }),
+                        Ok(Err(e)) => json!({ "error": e.to_string() }),
+                        Err(e) => json!({ "error": format!("the request failed: {e}") }),
+                    }
+                }
+                Err(e) => json!({ "error": format!("bad request: {e}") }),
+            };
+            let mut out = reply.to_string();
+            out.push('\n');
+            let _ = write.write_all(out.as_bytes()).await;
+        });
+    }
+}
+
+/// Bind the admin socket in the data directory, readable by its owner only. A
+/// socket file left by a server that stopped without cleaning up is replaced (the
+/// store's lock already proved no other server holds this directory).
+pub fn bind_socket(data_dir: &Path) -> Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = socket_path(data_dir);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(Error::Config(format!(
+                "cannot replace {}: {e}",
+                path.display()
+            )));
+        }
+    }
+    let listener = tokio::net::UnixListener::bind(&path)
+        .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", path.display())))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Send a request to a running server's socket. `Ok(None)` when no server listens
+/// there (no socket, or nobody accepting).
+pub async fn send(data_dir: &Path, request: &AdminRequest) -> Result<Option<Value>> {
+    let path = socket_path(data_dir);
+    let mut stream = match tokio::net::UnixStream::connect(&path).await {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => {
+            return Err(Error::Usage(format!(
+                "cannot reach the server at {}: {e}",
+                path.display()
+            )));
+        }
+    };
+    let mut line = serde_json::to_string(request).expect("a request serializes");
+    line.push('\n');
+    stream.write_all(line.as_bytes()).await?;
+    let mut reply = String::new();
+    BufReader::new(stream).read_line(&mut reply).await?;
+    let reply: Value = serde_json::from_str(&reply)
+        .map_err(|e| Error::Usage(format!("the server's answer is not JSON: {e}")))?;
+    match (reply.get("ok"), reply.get("error")) {
+        (Some(ok), _) => Ok(Some(ok.clone())),
+        (None, Some(Value::String(e))) => Err(Error::Usage(e.clone())),
+        _ => Err(Error::Usage(
+            "the server's answer has neither ok nor error".into(),
+        )),
+    }
+}

@@ -1,0 +1,157 @@
+//! `coachsync admin`: through the running server's admin socket, or on the store
+//! directly when no server holds the data directory.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use coachsync_core::StorageId;
+use coachsync_core::access::UserRole;
+use coachsync_core::store::{SledOptions, SledStore};
+use serde_json::Value;
+
+use crate::accounts::Accounts;
+use crate::admin::{Admin, AdminRequest};
+use crate::audit::AuditLog;
+use crate::cli::{AdminArgs, AdminCommand, GroupCommand, TokenCommand, UserCommand};
+use crate::error::{Error, Result};
+
+/// Run one admin command, writing its answer to `out`.
+pub async fn run(args: AdminArgs, out: &mut impl Write) -> Result<()> {
+    let request = request(&args.command)?;
+    let answer = match crate::admin::send(&args.data_dir, &request).await? {
+        Some(answer) => answer,
+        None => {
+            let dir = args.data_dir.clone();
+            tokio::task::spawn_blocking(move || execute_offline(&dir, request))
+                .await
+                .map_err(|e| Error::Usage(format!("the command failed: {e}")))??
+        }
+    };
+    print(&args.command, &answer, out)
+}
+
+fn request(command: &AdminCommand) -> Result<AdminRequest> {
+    Ok(match command.clone() {
+        AdminCommand::User(UserCommand::Add {
+            name,
+            role,
+            org,
+            groups,
+            expires_days,
+        }) => AdminRequest::UserAdd {
+            name,
+            role: UserRole::parse(&role).map_err(|e| Error::Usage(e.to_string()))?,
+            org,
+            groups,
+            expires_days,
+        },
+        AdminCommand::User(UserCommand::List) => AdminRequest::UserList,
+        AdminCommand::Token(TokenCommand::Create { name, expires_days }) => {
+            AdminRequest::TokenIssue { name, expires_days }
+        }
+        AdminCommand::Token(TokenCommand::Revoke { token, user }) => {
+            AdminRequest::TokenRevoke { token, user }
+        }
+        AdminCommand::Group(GroupCommand::Add { group, user }) => AdminRequest::Group {
+            user,
+            group,
+            member: true,
+        },
+        AdminCommand::Group(GroupCommand::Remove { group, user }) => AdminRequest::Group {
+            user,
+            group,
+            member: false,
+        },
+        AdminCommand::Audit { after, limit } => AdminRequest::Audit { after, limit },
+    })
+}
+
+/// No server runs: open the store, carry out the request, close it.
+fn execute_offline(dir: &std::path::Path, request: AdminRequest) -> Result<Value> {
+    // A store is created only by commands that create something.
+    let creates = matches!(
+        request,
+        AdminRequest::UserAdd { .. } | AdminRequest::TokenIssue { .. }
+    );
+    if !creates && !dir.join("db").exists() && !dir.exists() {
+        return Err(Error::Usage(format!(
+            "no data directory at {}",
+            dir.display()
+        )));
+    }
+    let store = SledStore::open(dir, &SledOptions::default(), || {
+        StorageId::new(&uuid::Uuid::new_v4().to_string()).expect("a uuid is a valid id")
+    })?;
+    let accounts = Accounts::load(&store)?;
+    let audit = AuditLog::open(&store)?;
+    let admin = Admin {
+        accounts: Arc::new(std::sync::RwLock::new(accounts)),
+        store: Arc::new(store),
+        audit: Arc::new(audit),
+        driver: None,
+    };
+    admin.execute(request, "admin command")
+}
+
+fn print(command: &AdminCommand, answer: &Value, out: &mut impl Write) -> Result<()> {
+    let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    match command {
+        AdminCommand::User(UserCommand::Add { .. }) => {
+            writeln!(
+                out,
+                "user {} ({}) added; their bearer token (shown once, keep it secret):",
+                text(answer, "user"),
+                text(answer, "role")
+            )?;
+            writeln!(out, "{}", text(answer, "token"))?;
+        }
+        AdminCommand::Token(TokenCommand::Create { .. }) => {
+            writeln!(
+                out,
+                "a new token for {} (shown once):",
+                text(answer, "user")
+            )?;
+            writeln!(out, "{}", text(answer, "token"))?;
+        }
+        AdminCommand::Token(TokenCommand::Revoke { .. }) => {
+            let ids: Vec<&str> = answer["revoked"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            writeln!(out, "revoked {} token(s): {}", ids.len(), ids.join(" "))?;
+        }
+        AdminCommand::User(UserCommand::List) => {
+            for user in answer.as_array().into_iter().flatten() {
+                let groups: Vec<&str> = user["groups"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                let tokens: Vec<&str> = user["tokens"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|t| t["id"].as_str()).collect())
+                    .unwrap_or_default();
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\tgroups: {}\ttokens: {}",
+                    text(user, "name"),
+                    text(user, "role"),
+                    text(user, "org"),
+                    groups.join(","),
+                    tokens.join(",")
+                )?;
+            }
+        }
+        AdminCommand::Group(GroupCommand::Add { group, user }) => {
+            writeln!(out, "{user} is in group {group}")?;
+        }
+        AdminCommand::Group(GroupCommand::Remove { group, user }) => {
+            writeln!(out, "{user} is no longer in group {group}")?;
+        }
+        AdminCommand::Audit { .. } => {
+            for entry in answer.as_array().into_iter().flatten() {
+                writeln!(out, "{entry}")?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,529 @@
+//! Access control against the real `coachsync` binary run as for real (tokens
+//! required): who may connect, who may read and write which document, grants and
+//! revokes through the API, the audit log, and hostile peers.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use automerge::sync::SyncDoc as _;
+use coachsync_core::device::Backoff;
+use coachsync_core::{Device, DeviceConfig, DocumentId, Message, PeerId, SyncEnvelope};
+use coachsync_tests::{ServerProcess, admin};
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A server that requires tokens, and the tokens of the users it knows.
+struct Site {
+    server: ServerProcess,
+    _dir: tempfile::TempDir,
+    tokens: std::collections::HashMap<String, String>,
+}
+
+impl Site {
+    /// Users added before the server starts (the store is opened directly), and
+    /// then one more through the running server's admin socket.
+    fn start(users: &[(&str, &str)], extra: &[&str]) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let mut tokens = std::collections::HashMap::new();
+        let (late, early) = users.split_last().context("at least one user")?;
+        for (name, role) in early {
+            let token = admin(dir.path(), &["user", "add", "--name", name, "--role", role])?;
+            tokens.insert(name.to_string(), token);
+        }
+        let server = ServerProcess::start_secure(dir.path(), extra)?;
+        let token = admin(
+            dir.path(),
+            &["user", "add", "--name", late.0, "--role", late.1],
+        )?;
+        tokens.insert(late.0.to_string(), token);
+        Ok(Self {
+            server,
+            _dir: dir,
+            tokens,
+        })
+    }
+
+    fn token(&self, user: &str) -> &str {
+        &self.tokens[user]
+    }
+
+    async fn device(&self, dir: &Path, user: &str) -> Result<Device> {
+        let mut config = DeviceConfig::new(dir).with_server(self.server.sync_url());
+        config.token = Some(self.token(user).to_owned());
+        config.backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(500), 0.5);
+        config.connect_timeout = Duration::from_secs(2);
+        Ok(Device::open(config).await?)
+    }
+
+    /// `POST` (or `DELETE`) `/api/docs/{id}/grants` as `user`.
+    async fn grants(
+        &self,
+        method: &str,
+        user: &str,
+        document: &DocumentId,
+        body: Value,
+    ) -> Result<(u16, Value)> {
+        let (status, body) = self
+            .server
+            .http(
+                method,
+                &format!("/api/docs/{document}/grants"),
+                Some(self.token(user)),
+                Some(&body.to_string()),
+            )
+            .await?;
+        Ok((status, serde_json::from_str(&body).unwrap_or(Value::Null)))
+    }
+
+    /// The audit log once `done` holds of it (entries are written with the next
+    /// group commit, a moment after what they record).
+    async fn audit_until(
+        &self,
+        admin_user: &str,
+        done: impl Fn(&[Value]) -> bool,
+    ) -> Result<Vec<Value>> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let audit = self.audit(admin_user).await?;
+            if done(&audit) {
+                return Ok(audit);
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("the audit log never showed what was expected: {audit:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The audit log, read as an admin.
+    async fn audit(&self, admin_user: &str) -> Result<Vec<Value>> {
+        let (status, body) = self
+            .server
+            .http("GET", "/api/audit", Some(self.token(admin_user)), None)
+            .await?;
+        if status != 200 {
+            bail!("GET /api/audit: {status} {body}");
+        }
+        Ok(serde_json::from_str(&body)?)
+    }
+}
+
+async fn synced(device: &Device) -> Result<()> {
+    tokio::time::timeout(WAIT, device.wait_synced())
+        .await
+        .context("the device did not sync in time")??;
+    Ok(())
+}
+
+/// A raw WebSocket to `/sync` with `?token=`, joined as `peer`.
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn joined(site: &Site, user: &str, peer: &str) -> Result<Socket> {
+    let url = format!("{}?token={}", site.server.sync_url(), site.token(user));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+    let join = Message::Join {
+        sender_id: PeerId::new(peer)?,
+        supported_protocol_versions: vec!["1".into()],
+        peer_metadata: None,
+    };
+    ws.send(WsMessage::Binary(join.encode().into())).await?;
+    match next_message(&mut ws).await? {
+        Message::Peer { .. } => Ok(ws),
+        other => bail!("expected peer, got {}", other.kind()),
+    }
+}
+
+async fn next_message(ws: &mut Socket) -> Result<Message> {
+    loop {
+        let frame = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .context("no answer")?
+            .context("closed")??;
+        if let WsMessage::Binary(bytes) = frame {
+            return Ok(Message::decode(&bytes)?);
+        }
+    }
+}
+
+/// Ask for a document as a peer that holds nothing; every message until
+/// `doc-unavailable` or a sync with content, as (kind, sync data).
+async fn ask(ws: &mut Socket, peer: &str, document: &DocumentId) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut state = automerge::sync::State::new();
+    let request = automerge::Automerge::new()
+        .generate_sync_message(&mut state)
+        .context("a first sync message")?;
+    let message = Message::Request(SyncEnvelope {
+        sender_id: PeerId::new(peer)?,
+        target_id: PeerId::new("server")?,
+        document_id: document.clone(),
+        data: request.encode(),
+    });
+    ws.send(WsMessage::Binary(message.encode().into())).await?;
+    let mut seen = Vec::new();
+    loop {
+        match next_message(ws).await? {
+            Message::DocUnavailable { document_id, .. } if &document_id == document => {
+                seen.push(("doc-unavailable".to_owned(), Vec::new()));
+                return Ok(seen);
+            }
+            Message::Sync(env) if &env.document_id == document => {
+                let decoded = automerge::sync::Message::decode(&env.data)?;
+                let has_content = !decoded.heads.is_empty();
+                seen.push(("sync".to_owned(), env.data));
+                if has_content {
+                    return Ok(seen);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn actions(audit: &[Value], action: &str) -> Vec<String> {
+    audit
+        .iter()
+        .filter(|e| e["action"] == action)
+        .map(|e| e["who"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn no_token_or_a_wrong_token_is_refused_before_any_message() -> Result<()> {
+    let site = Site::start(&[("root", "admin"), ("ana", "coach")], &[])?;
+    let url = site.server.sync_url();
+    for attempt in [url.clone(), format!("{url}?token=cs_not-a-token")] {
+        match tokio_tungstenite::connect_async(&attempt).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 401, "{attempt}");
+            }
+            other => bail!("{attempt} was not refused: {:?}", other.map(|_| ())),
+        }
+    }
+    // A bearer header works as well as `?token=`.
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(&url)?;
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", site.token("ana")).parse()?,
+    );
+    let (ws, response) = tokio_tungstenite::connect_async(request).await?;
+    assert_eq!(response.status(), 101);
+    drop(ws);
+    // A revoked token stops working.
+    admin(
+        site.server.data_dir(),
+        &["token", "revoke", "--user", "ana"],
+    )?;
+    let revoked = format!("{url}?token={}", site.token("ana"));
+    assert!(tokio_tungstenite::connect_async(&revoked).await.is_err());
+    let audit = site
+        .audit_until("root", |a| actions(a, "login-refused").len() >= 3)
+        .await?;
+    assert_eq!(actions(&audit, "login"), ["ana"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_private_document_is_unavailable_to_other_coaches_evaluators_and_admins_as_if_missing()
+-> Result<()> {
+    let site = Site::start(
+        &[
+            ("coach-a", "coach"),
+            ("coach-b", "coach"),
+            ("supervisor", "evaluator"),
+            ("root", "admin"),
+        ],
+        &[],
+    )?;
+    let dir = tempfile::tempdir()?;
+    let coach = site.device(dir.path(), "coach-a").await?;
+    let doc = coach
+        .create(json!({"note": "the principal seemed stretched thin"}))
+        .await?;
+    synced(&coach).await?;
+    let missing = DocumentId::from_random([9; 16]);
+    for user in ["coach-b", "supervisor", "root"] {
+        let peer = format!("peer-of-{user}");
+        let mut ws = joined(&site, user, &peer).await?;
+        let private = ask(&mut ws, &peer, &doc).await?;
+        let absent = ask(&mut ws, &peer, &missing).await?;
+        assert_eq!(
+            private, absent,
+            "{user}: the same answer as for a missing document"
+        );
+        assert_eq!(
+            private.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            ["sync", "doc-unavailable"]
+        );
+        // Through a device, too: the document is simply not there.
+        let other_dir = tempfile::tempdir()?;
+        let device = site.device(other_dir.path(), user).await?;
+        let fetched = tokio::time::timeout(WAIT, device.fetch(&doc)).await?;
+        assert!(fetched.is_err(), "{user} fetched a private document");
+        device.close().await?;
+    }
+    let refused = |audit: &[Value]| {
+        let mut refused = actions(audit, "refused-read");
+        refused.sort();
+        refused.dedup();
+        refused
+    };
+    let audit = site
+        .audit_until("root", |a| refused(a) == ["coach-b", "root", "supervisor"])
+        .await?;
+    assert!(
+        audit.iter().all(|e| !e.to_string().contains("stretched")),
+        "the audit log never holds content"
+    );
+    coach.close().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_read_grant_syncs_to_the_client_its_edits_stay_local_and_a_revoke_stops_updates()
+-> Result<()> {
+    let site = Site::start(
+        &[
+            ("coach", "coach"),
+            ("principal", "client"),
+            ("root", "admin"),
+        ],
+        &[],
+    )?;
+    let dirs = [
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+    ];
+    let coach = site.device(dirs[0].path(), "coach").await?;
+    let client = site.device(dirs[1].path(), "principal").await?;
+    let doc = coach.create(json!({"goal": "weekly walkthroughs"})).await?;
+    synced(&coach).await?;
+    let (status, body) = site
+        .grants(
+            "POST",
+            "coach",
+            &doc,
+            json!({"user": "principal", "access": "read"}),
+        )
+        .await?;
+    assert_eq!((status, &body["access"]), (200, &json!("read")), "{body}");
+    tokio::time::timeout(WAIT, client.fetch(&doc)).await??;
+    assert_eq!(client.value(&doc).await?["goal"], "weekly walkthroughs");
+
+    // The reader's edit is kept on its device and reaches nobody.
+    client
+        .set(&doc, &"byClient".parse()?, json!("not allowed"))
+        .await?;
+    client.sync_now();
+    coach
+        .set(&doc, &"goal".parse()?, json!("walkthroughs twice a week"))
+        .await?;
+    synced(&coach).await?;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while client.value(&doc).await?["goal"] != "walkthroughs twice a week" {
+        if tokio::time::Instant::now() > deadline {
+            bail!("the reader never got the coach's edit");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let fresh_dir = tempfile::tempdir()?;
+    let fresh = site.device(fresh_dir.path(), "coach").await?;
+    tokio::time::timeout(WAIT, fresh.fetch(&doc)).await??;
+    assert_eq!(fresh.value(&doc).await?.get("byClient"), None);
+    assert_eq!(coach.value(&doc).await?.get("byClient"), None);
+    fresh.close().await?;
+
+    // Revoked: the coach's next edit never reaches the client.
+    let (status, _) = site
+        .grants("DELETE", "coach", &doc, json!({"user": "principal"}))
+        .await?;
+    assert_eq!(status, 200);
+    coach.set(&doc, &"after".parse()?, json!("revoke")).await?;
+    synced(&coach).await?;
+    client.sync_now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(client.value(&doc).await?.get("after"), None);
+    site.audit_until("root", |a| {
+        actions(a, "grant") == ["coach"] && actions(a, "revoke") == ["coach"]
+    })
+    .await?;
+    coach.close().await?;
+    client.close().await?;
+    let _ = &dirs[2];
+    Ok(())
+}
+
+#[tokio::test]
+async fn coaching_content_reaches_an_evaluator_only_when_its_client_shares_it() -> Result<()> {
+    let site = Site::start(
+        &[
+            ("coach", "coach"),
+            ("principal", "client"),
+            ("supervisor", "evaluator"),
+            ("root", "admin"),
+        ],
+        &[],
+    )?;
+    let dir = tempfile::tempdir()?;
+    let coach = site.device(dir.path(), "coach").await?;
+    let plan = coachsync_core::domain::example("work-plan").context("an example work plan")?;
+    let doc = coach.create(plan).await?;
+    synced(&coach).await?;
+    let evaluator = json!({"user": "supervisor", "access": "read"});
+    let (status, body) = site
+        .grants("POST", "coach", &doc, evaluator.clone())
+        .await?;
+    assert_eq!(
+        status, 403,
+        "the coach alone cannot share with an evaluator: {body}"
+    );
+    // An admin cannot grant themselves coaching content, nor learn it exists.
+    let (status, _) = site
+        .grants(
+            "POST",
+            "root",
+            &doc,
+            json!({"user": "root", "access": "read"}),
+        )
+        .await?;
+    assert_eq!(status, 404);
+    let (status, _) = site
+        .grants(
+            "POST",
+            "coach",
+            &doc,
+            json!({"user": "principal", "access": "write"}),
+        )
+        .await?;
+    assert_eq!(status, 200);
+    let (status, body) = site.grants("POST", "principal", &doc, evaluator).await?;
+    assert_eq!(status, 200, "{body}");
+    let eval_dir = tempfile::tempdir()?;
+    let supervisor = site.device(eval_dir.path(), "supervisor").await?;
+    tokio::time::timeout(WAIT, supervisor.fetch(&doc)).await??;
+    assert_eq!(supervisor.value(&doc).await?["schema"], "work-plan");
+    // Bad requests get clear errors.
+    let (status, body) = site
+        .grants(
+            "POST",
+            "principal",
+            &doc,
+            json!({"user": "nobody", "access": "read"}),
+        )
+        .await?;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = site
+        .grants(
+            "POST",
+            "principal",
+            &doc,
+            json!({"user": "supervisor", "access": "all"}),
+        )
+        .await?;
+    assert_eq!(status, 400, "{body}");
+    site.audit_until("root", |a| {
+        let refused = actions(a, "refused-grant");
+        refused.contains(&"coach".to_owned()) && refused.contains(&"root".to_owned())
+    })
+    .await?;
+    coach.close().await?;
+    supervisor.close().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_flood_of_garbage_from_one_user_does_not_stop_another_users_sync() -> Result<()> {
+    let site = Site::start(
+        &[("flooder", "coach"), ("coach", "coach"), ("root", "admin")],
+        &[],
+    )?;
+    let dir = tempfile::tempdir()?;
+    let coach = site.device(dir.path(), "coach").await?;
+    let before = coach.create(json!({"kept": "safe"})).await?;
+    synced(&coach).await?;
+
+    let url = format!("{}?token={}", site.server.sync_url(), site.token("flooder"));
+    let flood = tokio::spawn(async move {
+        let mut closed_with_error = 0;
+        // Bounded: 40 connections of up to 200 frames each.
+        for round in 0..40u32 {
+            let Ok((mut ws, _)) = tokio_tungstenite::connect_async(&url).await else {
+                continue;
+            };
+            let garbage: Vec<u8> = match round % 4 {
+                // A CBOR map claiming 2^64-1 entries.
+                0 => vec![0xbb, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+                // Truncated CBOR.
+                1 => vec![0xa2, 0x64, 0x74, 0x79],
+                // A byte string claiming 4 GiB.
+                2 => vec![0x5a, 0xff, 0xff, 0xff, 0xff],
+                _ => (0..1024).map(|i| (i * 31 + round) as u8).collect(),
+            };
+            for _ in 0..200 {
+                if ws
+                    .send(WsMessage::Binary(garbage.clone().into()))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            while let Some(Ok(frame)) = ws.next().await {
+                if let WsMessage::Binary(bytes) = frame
+                    && let Ok(Message::Error { .. }) = Message::decode(&bytes)
+                {
+                    closed_with_error += 1;
+                }
+            }
+        }
+        closed_with_error
+    });
+    // Meanwhile the coach keeps working.
+    let during = coach.create(json!({"written": "during the flood"})).await?;
+    synced(&coach).await?;
+    let errors = flood.await?;
+    assert!(
+        errors >= 30,
+        "each garbage connection is told why it is closed: {errors}"
+    );
+    let (status, _) = site.server.http_get("/healthz").await?;
+    assert_eq!(status, 200);
+    let check_dir = tempfile::tempdir()?;
+    let check = site.device(check_dir.path(), "coach").await?;
+    for (doc, key, value) in [
+        (&before, "kept", "safe"),
+        (&during, "written", "during the flood"),
+    ] {
+        tokio::time::timeout(WAIT, check.fetch(doc)).await??;
+        assert_eq!(check.value(doc).await?[key], value);
+    }
+    check.close().await?;
+    coach.close().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_user_over_the_document_limit_is_refused_and_audited() -> Result<()> {
+    let site = Site::start(
+        &[("coach", "coach"), ("root", "admin")],
+        &["--max-documents-per-user", "2"],
+    )?;
+    let dir = tempfile::tempdir()?;
+    let coach = site.device(dir.path(), "coach").await?;
+    for i in 0..2 {
+        coach.create(json!({"n": i})).await?;
+    }
+    synced(&coach).await?;
+    coach.create(json!({"n": 3})).await?;
+    coach.sync_now();
+    site.audit_until("root", |a| actions(a, "refused-create") == ["coach"])
+        .await?;
+    coach.close().await?;
+    Ok(())
+}
