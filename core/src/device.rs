@@ -13,6 +13,7 @@
 //! The runtime is a tokio task around the sans-IO [`Engine`](crate::sync::Engine); a
 //! [`Device`] is a cheap handle that sends it commands.
 
+mod api;
 mod backoff;
 mod connection;
 mod runtime;
@@ -368,6 +369,47 @@ impl Device {
     /// takes effect); `None` sends none.
     pub async fn set_token(&self, token: Option<String>) -> Result<()> {
         self.ask(|reply| Command::SetToken { token, reply }).await
+    }
+
+    /// Give `subject` `access` to a document on the server (`None` takes back what
+    /// they were given), through `POST` or `DELETE /api/docs/{id}/grants` with
+    /// this device's token. The server decides: only an owner (or, for coaching
+    /// content, its client) may, and it answers a document the user cannot see as
+    /// missing ([`Error::NotFound`]).
+    pub async fn grant(
+        &self,
+        document: &DocumentId,
+        subject: &crate::access::Subject,
+        access: Option<crate::access::Access>,
+    ) -> Result<()> {
+        use crate::access::Subject;
+        let target = self.ask(|reply| Command::ApiTarget { reply }).await?;
+        let mut body = match subject {
+            Subject::User(name) => serde_json::json!({ "user": name }),
+            Subject::Group(name) => serde_json::json!({ "group": name }),
+        };
+        let method = match access {
+            Some(access) => {
+                body["access"] = access.as_str().into();
+                tokio_tungstenite::tungstenite::http::Method::POST
+            }
+            None => tokio_tungstenite::tungstenite::http::Method::DELETE,
+        };
+        let path = format!("/api/docs/{document}/grants");
+        let answer = api::call(&target, method, &path, Some(body)).await?;
+        let message = answer.body["error"]
+            .as_str()
+            .unwrap_or("no reason given")
+            .to_owned();
+        match answer.status {
+            200 => Ok(()),
+            404 => Err(Error::NotFound(message)),
+            401 | 403 => Err(Error::Forbidden(message)),
+            400 => Err(Error::Access(message)),
+            status => Err(Error::Protocol(format!(
+                "the server answered {status}: {message}"
+            ))),
+        }
     }
 
     /// Connect now instead of waiting out the backoff.

@@ -174,9 +174,13 @@ pub struct DeviceArgs {
     )]
     pub data_dir: PathBuf,
 
-    /// The server's WebSocket URL, for `sync` and `fetch`.
+    /// The server's WebSocket URL, for `sync`, `fetch`, `grant` and `revoke`.
     #[arg(long, global = true, env = "COACHSYNC_SERVER")]
     pub server: Option<String>,
+
+    /// The bearer token the server's admin gave you (never printed or logged).
+    #[arg(long, global = true, env = "COACHSYNC_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 
     /// What to do.
     #[command(subcommand)]
@@ -246,6 +250,31 @@ pub enum DeviceCommand {
     },
     /// Print one line per document: URL, status, last sync time.
     Status,
+    /// Let a user or group read or write a document you own (on the server).
+    Grant {
+        /// The document's `automerge:` URL.
+        url: String,
+        /// The user.
+        #[arg(long, conflicts_with = "group", required_unless_present = "group")]
+        user: Option<String>,
+        /// The group.
+        #[arg(long)]
+        group: Option<String>,
+        /// `read` or `write`.
+        #[arg(long)]
+        access: String,
+    },
+    /// Take back what a user or group was granted on a document.
+    Revoke {
+        /// The document's `automerge:` URL.
+        url: String,
+        /// The user.
+        #[arg(long, conflicts_with = "group", required_unless_present = "group")]
+        user: Option<String>,
+        /// The group.
+        #[arg(long)]
+        group: Option<String>,
+    },
     /// Send every local change to the server and get the server's; exit 0 once
     /// every document is safe on the server.
     Sync {

@@ -4,6 +4,7 @@
 use std::io::{Read, Write};
 use std::time::Duration;
 
+use coachsync_core::access::{Access, Subject};
 use coachsync_core::device::{Backoff, Connection};
 use coachsync_core::domain;
 use coachsync_core::json::JsonPath;
@@ -102,6 +103,30 @@ pub async fn run(args: DeviceArgs, stdin: impl Read, out: &mut impl Write) -> Re
             device.close().await?;
             result?;
         }
+        DeviceCommand::Grant {
+            url,
+            user,
+            group,
+            access,
+        } => {
+            let document = parse_url(url)?;
+            let subject = subject(user, group)?;
+            let access = Access::parse(access)?;
+            let device = open(&args, true).await?;
+            let result = device.grant(&document, &subject, Some(access)).await;
+            device.close().await?;
+            result?;
+            writeln!(out, "{subject} may {} {}", access.as_str(), document.url())?;
+        }
+        DeviceCommand::Revoke { url, user, group } => {
+            let document = parse_url(url)?;
+            let subject = subject(user, group)?;
+            let device = open(&args, true).await?;
+            let result = device.grant(&document, &subject, None).await;
+            device.close().await?;
+            result?;
+            writeln!(out, "{subject} no longer has a grant on {}", document.url())?;
+        }
         DeviceCommand::Sync { timeout } => {
             let device = open(&args, true).await?;
             let result = within(&device, &args, *timeout, device.wait_synced()).await;
@@ -119,8 +144,17 @@ pub async fn run(args: DeviceArgs, stdin: impl Read, out: &mut impl Write) -> Re
     Ok(())
 }
 
+fn subject(user: &Option<String>, group: &Option<String>) -> Result<Subject> {
+    match (user, group) {
+        (Some(user), None) => Ok(Subject::User(user.clone())),
+        (None, Some(group)) => Ok(Subject::Group(group.clone())),
+        _ => Err(Error::Usage("give --user or --group".into())),
+    }
+}
+
 async fn open(args: &DeviceArgs, with_server: bool) -> Result<Device> {
     let mut config = DeviceConfig::new(&args.data_dir);
+    config.token = args.token.clone();
     if with_server {
         let Some(server) = &args.server else {
             return Err(Error::Usage(

@@ -83,6 +83,10 @@ pub(super) enum Command {
         token: Option<String>,
         reply: oneshot::Sender<Result<()>>,
     },
+    /// Where and how to reach the server's HTTP API.
+    ApiTarget {
+        reply: oneshot::Sender<Result<super::api::ApiTarget>>,
+    },
     Subscribe {
         id: u64,
         document: DocumentId,
@@ -486,6 +490,18 @@ impl Runtime {
                 self.config.token = token;
                 self.restart_link(now);
                 let _ = reply.send(Ok(()));
+            }
+            Command::ApiTarget { reply } => {
+                let target = match &self.config.server {
+                    Some(server) => Ok(super::api::ApiTarget {
+                        server: server.clone(),
+                        token: self.config.token.clone(),
+                        tls: self.tls.clone(),
+                        timeout: self.config.connect_timeout,
+                    }),
+                    None => Err(Error::NoServer),
+                };
+                let _ = reply.send(target);
             }
             Command::SubscribeStatus {
                 id,

@@ -209,10 +209,10 @@ export async function cleanup() {
  * Starts a server on a fresh temporary data dir (the caller awaits it in a
  * `before()` hook); `cleanup()` stops it and removes the dir.
  */
-export async function startServer({ args = [] } = {}) {
+export async function startServer({ args = [], secure = false } = {}) {
   const dataDir = await makeDataDir();
   dataDirs.add(dataDir);
-  const server = new ServerProcess({ dataDir, args });
+  const server = new ServerProcess({ dataDir, args, secure });
   servers.add(server);
   await server.start();
   return server;
@@ -563,3 +563,19 @@ export function runDevice(dataDir, args, { input, server, timeout = CLI_TIMEOUT 
 /** How a CLI run ended, for assertion messages. */
 export const outcome = r =>
   `exit ${r.code} (signal ${r.signal}) after ${r.ms.toFixed(0)} ms\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
+
+/**
+ * Runs `coachsync admin ...args --data-dir DIR` (through the running server's
+ * admin socket when one holds DIR); resolves its last output line (the token of
+ * `user add`), rejects with its error.
+ */
+export async function runAdmin(dataDir, args) {
+  const child = spawn(SERVER_BIN, ["admin", ...args, "--data-dir", dataDir], { stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", c => (stdout += c));
+  child.stderr.setEncoding("utf8").on("data", c => (stderr += c));
+  const code = await withTimeout(new Promise(resolve => child.once("close", resolve)), CLI_TIMEOUT, `coachsync admin ${args.join(" ")}`);
+  if (code !== 0) throw new Error(`coachsync admin ${args.join(" ")}: exit ${code}: ${stderr}`);
+  return stdout.trim().split("\n").at(-1);
+}
