@@ -88,6 +88,34 @@ impl RateLimits {
     }
 }
 
+/// How many refused logins from one address are written to the audit log per
+/// minute; the rest are only counted, so that a stream of bad tokens cannot fill
+/// the disk.
+pub const AUDITED_REFUSALS_PER_MINUTE: u32 = 10;
+
+/// Counts refused logins per address, minute by minute.
+#[derive(Clone, Debug, Default)]
+pub struct LoginRefusals {
+    by_address: Arc<Mutex<HashMap<std::net::IpAddr, (Instant, u32)>>>,
+}
+
+impl LoginRefusals {
+    /// Count a refusal from `address`; whether it should be audited.
+    pub fn audit(&self, address: std::net::IpAddr, now: Instant) -> bool {
+        let mut map = self.by_address.lock().expect("refusals lock");
+        if map.len() > 10_000 {
+            map.retain(|_, (since, _)| now.saturating_duration_since(*since) < Duration::from_secs(60));
+        }
+        let (since, count) = map.entry(address).or_insert((now, 0));
+        if now.saturating_duration_since(*since) >= Duration::from_secs(60) {
+            *since = now;
+            *count = 0;
+        }
+        *count += 1;
+        *count <= AUDITED_REFUSALS_PER_MINUTE
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +139,17 @@ mod tests {
         let later = now + Duration::from_secs(5);
         assert_eq!(b.take(1000, later), Duration::ZERO);
         assert!(b.take(500, later) >= Duration::from_millis(499));
+    }
+
+    #[test]
+    fn refused_logins_are_audited_up_to_a_limit_per_address_and_minute() {
+        let refusals = LoginRefusals::default();
+        let now = Instant::now();
+        let a: std::net::IpAddr = "10.0.0.1".parse().unwrap();
+        let b: std::net::IpAddr = "10.0.0.2".parse().unwrap();
+        let audited = (0..50).filter(|_| refusals.audit(a, now)).count();
+        assert_eq!(audited, AUDITED_REFUSALS_PER_MINUTE as usize);
+        assert!(refusals.audit(b, now), "another address has its own count");
+        assert!(refusals.audit(a, now + Duration::from_secs(61)), "a new minute");
     }
 }

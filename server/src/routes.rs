@@ -21,7 +21,7 @@ use crate::accounts::SharedAccounts;
 use crate::audit::{AuditLog, Record};
 use crate::driver::{DriverHandle, DriverMsg, GrantRequest, Session};
 use crate::metrics::Metrics;
-use crate::rate_limit::RateLimits;
+use crate::rate_limit::{LoginRefusals, RateLimits};
 use crate::ws::{ConnLimits, serve_socket};
 
 /// What the handlers share.
@@ -43,6 +43,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Rate limits per connection and per user.
     pub rates: RateLimits,
+    /// Refused logins per address, to bound their audit entries.
+    pub login_refusals: LoginRefusals,
 }
 
 /// Build the router.
@@ -125,6 +127,13 @@ impl AppState {
 
     fn refuse_login(&self, from: SocketAddr, why: &str) {
         self.metrics.auth_failures.inc();
+        if !self
+            .login_refusals
+            .audit(from.ip(), tokio::time::Instant::now())
+        {
+            tracing::debug!(%from, why, "refused login (not audited: over the per-minute count)");
+            return;
+        }
         self.audit(Record {
             who: "unknown".into(),
             action: "login-refused",

@@ -111,6 +111,7 @@ impl Server {
             allow_anonymous: self.config.allow_anonymous,
             store: self.store.clone(),
             rates: RateLimits::new(self.config.connection_rate, self.config.user_rate),
+            login_refusals: Default::default(),
         };
         tracing::info!(data_dir = %self.config.data_dir.display(), storage_id = %self.store.storage_id(), "store open");
         tracing::info!("listening on {addr}");
