@@ -348,4 +348,17 @@ pub struct ServeArgs {
     /// Bytes per second one user may send over all their connections.
     #[arg(long, env = "COACHSYNC_USER_BYTES_PER_SEC", default_value_t = 64 * 1024 * 1024)]
     pub user_bytes_per_sec: u64,
+
+    /// Also accept JWTs from this identity provider (its `iss`); needs
+    /// --jwt-audience and --jwt-jwks. A token's `sub` names a coachsync user.
+    #[arg(long, env = "COACHSYNC_JWT_ISSUER", requires_all = ["jwt_audience", "jwt_jwks"])]
+    pub jwt_issuer: Option<String>,
+
+    /// The `aud` the provider's tokens must carry for this server.
+    #[arg(long, env = "COACHSYNC_JWT_AUDIENCE", requires = "jwt_issuer")]
+    pub jwt_audience: Option<String>,
+
+    /// The provider's signing keys, a JWKS file (`{"keys": [...]}`).
+    #[arg(long, env = "COACHSYNC_JWT_JWKS", requires = "jwt_issuer")]
+    pub jwt_jwks: Option<PathBuf>,
 }

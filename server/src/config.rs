@@ -41,6 +41,8 @@ pub struct Config {
     pub connection_rate: Rate,
     /// What one user may send over all their connections.
     pub user_rate: Rate,
+    /// JWTs from an external identity provider, if configured.
+    pub jwt: Option<crate::jwt::JwtVerifier>,
 }
 
 impl Config {
@@ -84,7 +86,19 @@ impl Config {
         if args.data_dir.as_os_str().is_empty() {
             return Err(Error::Config("--data-dir must not be empty".into()));
         }
+        let jwt = match (&args.jwt_issuer, &args.jwt_audience, &args.jwt_jwks) {
+            (Some(issuer), Some(audience), Some(jwks)) => {
+                Some(crate::jwt::JwtVerifier::load(issuer, audience, jwks)?)
+            }
+            (None, None, None) => None,
+            _ => {
+                return Err(Error::Config(
+                    "--jwt-issuer, --jwt-audience and --jwt-jwks go together".into(),
+                ));
+            }
+        };
         Ok(Self {
+            jwt,
             listen: args.listen,
             data_dir: args.data_dir.clone(),
             max_frame_bytes: args.max_frame_bytes,

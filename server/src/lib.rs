@@ -12,6 +12,7 @@ pub mod config;
 pub mod device_cli;
 pub mod driver;
 pub mod error;
+pub mod jwt;
 pub mod metrics;
 pub mod rate_limit;
 pub mod report_cli;

@@ -104,7 +104,9 @@ impl LoginRefusals {
     pub fn audit(&self, address: std::net::IpAddr, now: Instant) -> bool {
         let mut map = self.by_address.lock().expect("refusals lock");
         if map.len() > 10_000 {
-            map.retain(|_, (since, _)| now.saturating_duration_since(*since) < Duration::from_secs(60));
+            map.retain(|_, (since, _)| {
+                now.saturating_duration_since(*since) < Duration::from_secs(60)
+            });
         }
         let (since, count) = map.entry(address).or_insert((now, 0));
         if now.saturating_duration_since(*since) >= Duration::from_secs(60) {
@@ -150,6 +152,9 @@ mod tests {
         let audited = (0..50).filter(|_| refusals.audit(a, now)).count();
         assert_eq!(audited, AUDITED_REFUSALS_PER_MINUTE as usize);
         assert!(refusals.audit(b, now), "another address has its own count");
-        assert!(refusals.audit(a, now + Duration::from_secs(61)), "a new minute");
+        assert!(
+            refusals.audit(a, now + Duration::from_secs(61)),
+            "a new minute"
+        );
     }
 }

@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 use crate::accounts::SharedAccounts;
 use crate::audit::{AuditLog, Record};
 use crate::driver::{DriverHandle, DriverMsg, GrantRequest, Session};
+use crate::jwt::JwtVerifier;
 use crate::metrics::Metrics;
 use crate::rate_limit::{LoginRefusals, RateLimits};
 use crate::ws::{ConnLimits, serve_socket};
@@ -45,6 +46,8 @@ pub struct AppState {
     pub rates: RateLimits,
     /// Refused logins per address, to bound their audit entries.
     pub login_refusals: LoginRefusals,
+    /// JWTs from an external identity provider, if configured.
+    pub jwt: Option<Arc<JwtVerifier>>,
 }
 
 /// Build the router.
@@ -111,18 +114,28 @@ impl AppState {
                 "a bearer token is required",
             ));
         };
-        let found = self
-            .accounts
-            .read()
-            .expect("accounts lock")
-            .authenticate(token, crate::admin::now_ms());
-        found.ok_or_else(|| {
-            self.refuse_login(from, "unknown, revoked or expired token");
-            error(
-                StatusCode::UNAUTHORIZED,
-                "the token is unknown, revoked or expired",
-            )
-        })
+        let accounts = self.accounts.read().expect("accounts lock");
+        if let Some(found) = accounts.authenticate(token, crate::admin::now_ms()) {
+            return Ok(found);
+        }
+        // Not one of ours: perhaps the identity provider's.
+        let why = match self.jwt.as_deref().map(|jwt| jwt.verify(token)) {
+            Some(Ok(verified)) => match accounts.user(&verified.user) {
+                Some(user) => return Ok((user.principal(), verified.id)),
+                None => format!(
+                    "the identity provider's user {:?} is not a coachsync user",
+                    verified.user
+                ),
+            },
+            Some(Err(why)) => why,
+            None => "unknown, revoked or expired token".to_owned(),
+        };
+        drop(accounts);
+        self.refuse_login(from, &why);
+        Err(error(
+            StatusCode::UNAUTHORIZED,
+            "the token is unknown, revoked or expired",
+        ))
     }
 
     fn refuse_login(&self, from: SocketAddr, why: &str) {

@@ -112,6 +112,7 @@ impl Server {
             store: self.store.clone(),
             rates: RateLimits::new(self.config.connection_rate, self.config.user_rate),
             login_refusals: Default::default(),
+            jwt: self.config.jwt.clone().map(Arc::new),
         };
         tracing::info!(data_dir = %self.config.data_dir.display(), storage_id = %self.store.storage_id(), "store open");
         tracing::info!("listening on {addr}");

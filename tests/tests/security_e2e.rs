@@ -527,3 +527,70 @@ async fn a_user_over_the_document_limit_is_refused_and_audited() -> Result<()> {
     coach.close().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_jwt_from_the_configured_identity_provider_signs_in_an_existing_user() -> Result<()> {
+    use base64::Engine as _;
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let point = pair.public_key_raw();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let keys_dir = tempfile::tempdir()?;
+    let jwks = keys_dir.path().join("jwks.json");
+    std::fs::write(
+        &jwks,
+        json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "district-1", "alg": "ES256",
+            "x": b64(&point[1..33]), "y": b64(&point[33..65])}]})
+        .to_string(),
+    )?;
+    let jwks = jwks.to_str().context("a UTF-8 path")?;
+    let site = Site::start(
+        &[("ana", "coach"), ("root", "admin")],
+        &[
+            "--jwt-issuer",
+            "https://sso.district.example",
+            "--jwt-audience",
+            "coachsync",
+            "--jwt-jwks",
+            jwks,
+        ],
+    )?;
+    let signer = jsonwebtoken::EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes())?;
+    let jwt = |sub: &str| -> Result<String> {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some("district-1".into());
+        let exp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs()
+            + 600;
+        Ok(jsonwebtoken::encode(
+            &header,
+            &json!({"iss": "https://sso.district.example", "aud": "coachsync", "sub": sub, "exp": exp}),
+            &signer,
+        )?)
+    };
+    let dir = tempfile::tempdir()?;
+    let mut config = DeviceConfig::new(dir.path()).with_server(site.server.sync_url());
+    config.token = Some(jwt("ana")?);
+    let device = Device::open(config).await?;
+    let doc = device
+        .create(json!({"signed in": "through the district"}))
+        .await?;
+    synced(&device).await?;
+    // It is ana's, as with her coachsync token.
+    let other_dir = tempfile::tempdir()?;
+    let with_token = site.device(other_dir.path(), "ana").await?;
+    tokio::time::timeout(WAIT, with_token.fetch(&doc)).await??;
+    // Someone the district knows but coachsync does not is refused.
+    let url = format!("{}?token={}", site.server.sync_url(), jwt("stranger")?);
+    assert!(tokio_tungstenite::connect_async(&url).await.is_err());
+    site.audit_until("root", |a| {
+        a.iter().any(|e| {
+            e["action"] == "login-refused"
+                && e["detail"].as_str().is_some_and(|d| d.contains("stranger"))
+        })
+    })
+    .await?;
+    device.close().await?;
+    with_token.close().await?;
+    Ok(())
+}
