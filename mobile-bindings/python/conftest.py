@@ -152,7 +152,7 @@ def drain_callbacks():
 class Server:
     """A `coachsync serve` process on loopback with its own data directory."""
 
-    def __init__(self, data_dir: Path, listen: str = "127.0.0.1:0"):
+    def __init__(self, data_dir: Path, listen: str = "127.0.0.1:0", secure: bool = False):
         if not SERVER_BIN.is_file():
             raise AssertionError(
                 f"no server binary at {SERVER_BIN}: build it with "
@@ -163,15 +163,9 @@ class Server:
         env = dict(os.environ)
         env["COACHSYNC_LOG"] = os.environ.get("COACHSYNC_TEST_SERVER_LOG", "info")
         self.process = subprocess.Popen(
-            [
-                str(SERVER_BIN),
-                "serve",
-                "--allow-anonymous",
-                "--listen",
-                listen,
-                "--data-dir",
-                str(data_dir),
-            ],
+            [str(SERVER_BIN), "serve", "--listen", listen, "--data-dir", str(data_dir)]
+            # Tokens required as for real, or anonymous peers as the sync tests use.
+            + ([] if secure else ["--allow-anonymous"]),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -202,6 +196,18 @@ class Server:
     def url(self) -> str:
         return f"ws://{self.addr}/sync"
 
+    def add_user(self, name: str, role: str) -> str:
+        """`coachsync admin user add` through the running server; returns the token."""
+        done = subprocess.run(
+            [str(SERVER_BIN), "admin", "user", "add", "--name", name, "--role", role,
+             "--data-dir", str(self.data_dir)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip().splitlines()[-1]
+
     def kill(self):
         """SIGKILL: no chance to flush anything."""
         if self.process.poll() is None:
@@ -215,8 +221,8 @@ def start_server(tmp_path):
     teardown. The same name reuses the data directory (a restart)."""
     started = []
 
-    def start(name="server", listen="127.0.0.1:0"):
-        server = Server(tmp_path / name, listen)
+    def start(name="server", listen="127.0.0.1:0", secure=False):
+        server = Server(tmp_path / name, listen, secure)
         started.append(server)
         return server
 

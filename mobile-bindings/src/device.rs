@@ -171,6 +171,30 @@ pub struct Device {
     inner: coachsync_core::Device,
 }
 
+impl Device {
+    async fn change_grant(
+        &self,
+        document: coachsync_core::DocumentId,
+        user: String,
+        access: Option<coachsync_core::access::Access>,
+    ) -> Result<()> {
+        let device = self.inner.clone();
+        let task = runtime().spawn(async move {
+            let subject = coachsync_core::access::Subject::User(user);
+            device
+                .grant(&document, &subject, access)
+                .await
+                .map_err(|e| match e {
+                    // Reaching the server, not the request, failed.
+                    coachsync_core::Error::Protocol(m) => CoachsyncError::Network(m),
+                    other => other.into(),
+                })
+        });
+        task.await
+            .map_err(|e| CoachsyncError::Internal(format!("the grant task failed: {e}")))?
+    }
+}
+
 #[uniffi::export]
 impl Device {
     /// Open (or create) the store in `data_dir`; sync with `server_url`
@@ -326,6 +350,22 @@ impl Device {
         });
         task.await
             .map_err(|e| CoachsyncError::Internal(format!("the fetch task failed: {e}")))?
+    }
+
+    /// Let a user read (`access` "read") or write ("write") a document this device's
+    /// user owns, on the server. `InvalidInput` for a bad access word or a grant the
+    /// rules refuse (docs/SECURITY.md), `NotFound` when the server knows no document
+    /// this user may see under that URL, `Network` when it cannot be reached.
+    pub async fn grant(&self, url: String, user: String, access: String) -> Result<()> {
+        let document = parse_url(&url)?;
+        let access = coachsync_core::access::Access::parse(&access)?;
+        self.change_grant(document, user, Some(access)).await
+    }
+
+    /// Take back what a user was granted on a document.
+    pub async fn revoke(&self, url: String, user: String) -> Result<()> {
+        let document = parse_url(&url)?;
+        self.change_grant(document, user, None).await
     }
 
     /// Observe a document: `listener` gets its JSON now and after every change,

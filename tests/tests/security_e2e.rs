@@ -304,6 +304,9 @@ async fn a_read_grant_syncs_to_the_client_its_edits_stay_local_and_a_revoke_stop
     let client = site.device(dirs[1].path(), "principal").await?;
     let doc = coach.create(json!({"goal": "weekly walkthroughs"})).await?;
     synced(&coach).await?;
+    // Not there for the client until it is shared; then the same device gets it.
+    let before = tokio::time::timeout(WAIT, client.fetch(&doc)).await?;
+    assert!(before.is_err(), "fetched before the grant");
     let (status, body) = site
         .grants(
             "POST",

@@ -2131,6 +2131,15 @@ impl Engine {
         };
         doc.wanted = true;
         doc.last_used = now;
+        if doc.saved_heads.is_empty() {
+            // Asked again for a document we still lack (the server said it was
+            // unavailable, and may since have been given it or granted it to us):
+            // start the exchange afresh, or automerge thinks both sides are in step
+            // at nothing and sends no request.
+            for ps in doc.peers.values_mut() {
+                ps.reset();
+            }
+        }
         match doc.content {
             Content::Ready(_) => self.after_client_load(now, document),
             Content::Loading { .. } => {}

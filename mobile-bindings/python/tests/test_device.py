@@ -571,3 +571,30 @@ def test_closed_device_fails_with_internal_and_its_directory_reopens(tmp_path, o
     again = open_device("a")
     assert script_texts(json.loads(again.get(url))) == ["Written before close."]
     assert again.status(url).state == State.LOCAL_ONLY
+
+
+def test_an_owner_grants_and_revokes_read_access(start_server, open_device):
+    server = start_server(secure=True)
+    coach_token = server.add_user("coach", "coach")
+    client_token = server.add_user("principal", "client")
+    coach = open_device("coach", server.url)
+    coach.set_token(coach_token)
+    client = open_device("principal", server.url)
+    client.set_token(client_token)
+    url = coach.create(None, json.dumps({"goal": "weekly walkthroughs"}))
+    sync(coach)
+    # Before a grant the document is not there for the client, as if it did not exist.
+    with pytest.raises(coachsync.CoachsyncError.NotFound):
+        asyncio.run(client.fetch(url, SYNC_TIMEOUT_MS))
+    # Granted: the same device, on the same connection, now gets it.
+    asyncio.run(coach.grant(url, "principal", "read"))
+    asyncio.run(client.fetch(url, SYNC_TIMEOUT_MS))
+    assert json.loads(client.get(url))["goal"] == "weekly walkthroughs"
+    # The client cannot pass it on; a bad access word is named.
+    with pytest.raises(coachsync.CoachsyncError.InvalidInput):
+        asyncio.run(client.grant(url, "coach", "write"))
+    with pytest.raises(coachsync.CoachsyncError.InvalidInput, match="read"):
+        asyncio.run(coach.grant(url, "principal", "everything"))
+    asyncio.run(coach.revoke(url, "principal"))
+    with pytest.raises(coachsync.CoachsyncError.InvalidInput):
+        asyncio.run(coach.revoke(url, "principal"))  # nothing left to revoke
