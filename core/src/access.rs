@@ -79,6 +79,9 @@ pub struct AccessBook {
     docs: HashMap<DocumentId, DocAccess>,
     /// Documents owned per user, for the per-user limit.
     owned: HashMap<String, u64>,
+    /// Stored bytes per document, and their sum per owner, for the per-user limit.
+    sizes: HashMap<DocumentId, u64>,
+    owner_bytes: HashMap<String, u64>,
 }
 
 impl AccessBook {
@@ -110,15 +113,42 @@ impl AccessBook {
     }
 
     fn insert(&mut self, document: DocumentId, record: DocAccess) {
+        let size = self.sizes.get(&document).copied().unwrap_or(0);
         if let Some(owner) = &record.owner {
             *self.owned.entry(owner.clone()).or_default() += 1;
+            *self.owner_bytes.entry(owner.clone()).or_default() += size;
         }
         if let Some(old) = self.docs.insert(document, record)
             && let Some(owner) = old.owner
-            && let Some(n) = self.owned.get_mut(&owner)
         {
-            *n = n.saturating_sub(1);
+            if let Some(n) = self.owned.get_mut(&owner) {
+                *n = n.saturating_sub(1);
+            }
+            if let Some(b) = self.owner_bytes.get_mut(&owner) {
+                *b = b.saturating_sub(size);
+            }
         }
+    }
+
+    /// The stored size of every document (`Store::document_sizes`), read at start.
+    pub fn restore_sizes(&mut self, sizes: impl IntoIterator<Item = (DocumentId, u64)>) {
+        for (document, bytes) in sizes {
+            self.record_size(&document, bytes);
+        }
+    }
+
+    /// A document now takes `bytes` in the store; its owner is charged for them.
+    pub fn record_size(&mut self, document: &DocumentId, bytes: u64) {
+        let old = self.sizes.insert(document.clone(), bytes).unwrap_or(0);
+        if let Some(owner) = self.docs.get(document).and_then(|r| r.owner.as_ref()) {
+            let total = self.owner_bytes.entry(owner.clone()).or_default();
+            *total = total.saturating_sub(old).saturating_add(bytes);
+        }
+    }
+
+    /// The bytes stored in the documents a user owns.
+    pub fn bytes_of(&self, user: &str) -> u64 {
+        self.owner_bytes.get(user).copied().unwrap_or(0)
     }
 
     /// A document's record, if it has one.

@@ -140,6 +140,10 @@ pub trait Store: Send + Sync + 'static {
     /// the per-document records alone: what a device registers when it starts.
     fn stored_heads(&self) -> Result<Vec<(DocumentId, Vec<ChangeHash>)>>;
 
+    /// Every stored document with the bytes its chunks hold, read from the
+    /// per-document records alone: what a server counts against each owner's limit.
+    fn document_sizes(&self) -> Result<Vec<(DocumentId, u64)>>;
+
     /// This store's own storage ID, created once and kept.
     fn storage_id(&self) -> StorageId;
 

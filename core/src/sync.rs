@@ -66,6 +66,9 @@ pub struct EngineConfig {
     /// Server: the most documents one user may own (create); the next creation is
     /// refused with an error.
     pub max_documents_per_user: u64,
+    /// Server: the most bytes the documents one user owns may hold in the store; a
+    /// sync that would go past it is refused with an error.
+    pub max_bytes_per_user: u64,
     /// A server closes connections that have not sent `join` within this time.
     pub join_timeout: Duration,
     /// How often timers are checked.
@@ -88,6 +91,7 @@ impl EngineConfig {
             compact_after_chunks: 64,
             max_document_bytes: 64 * 1024 * 1024,
             max_documents_per_user: 100_000,
+            max_bytes_per_user: 1024 * 1024 * 1024,
             join_timeout: Duration::from_secs(10),
             tick: Duration::from_millis(500),
             manifest: true,

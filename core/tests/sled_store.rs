@@ -102,7 +102,11 @@ fn appended_chunks_load_back_in_order_as_one_document() {
     assert_eq!(loaded_heads(&stored), sorted(doc.get_heads()));
     assert_eq!(stored.quarantined, None);
     assert!(stored.sync_states.is_empty());
-    assert_eq!(store.document_ids().unwrap(), vec![id]);
+    assert_eq!(store.document_ids().unwrap(), vec![id.clone()]);
+    // The size an owner is charged for, from the record alone, as after a restart.
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(store.document_sizes().unwrap(), vec![(id, written as u64)]);
     // An empty batch is a no-op.
     store.commit(&[]).unwrap();
 }

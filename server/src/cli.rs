@@ -333,6 +333,10 @@ pub struct ServeArgs {
     )]
     pub max_documents_per_user: u64,
 
+    /// The most bytes the documents one user owns may hold in the store.
+    #[arg(long, env = "COACHSYNC_MAX_BYTES_PER_USER", default_value_t = 1024 * 1024 * 1024)]
+    pub max_bytes_per_user: u64,
+
     /// Frames per second one connection may send before it is slowed down.
     #[arg(long, env = "COACHSYNC_CONN_FRAMES_PER_SEC", default_value_t = 2_000)]
     pub conn_frames_per_sec: u32,

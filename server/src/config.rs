@@ -37,6 +37,8 @@ pub struct Config {
     pub allow_anonymous: bool,
     /// The most documents one user may create.
     pub max_documents_per_user: u64,
+    /// The most bytes one user's documents may hold.
+    pub max_bytes_per_user: u64,
     /// What one connection may send.
     pub connection_rate: Rate,
     /// What one user may send over all their connections.
@@ -78,6 +80,11 @@ impl Config {
                 "rate limits must allow at least 1 frame and 1024 bytes per second".into(),
             ));
         }
+        if args.max_bytes_per_user < 1024 {
+            return Err(Error::Config(
+                "--max-bytes-per-user must be at least 1024".into(),
+            ));
+        }
         if args.max_documents_per_user == 0 {
             return Err(Error::Config(
                 "--max-documents-per-user must be at least 1".into(),
@@ -112,6 +119,7 @@ impl Config {
             shutdown_grace: Duration::from_secs(10),
             allow_anonymous: args.allow_anonymous,
             max_documents_per_user: args.max_documents_per_user,
+            max_bytes_per_user: args.max_bytes_per_user,
             connection_rate: Rate {
                 frames: f64::from(args.conn_frames_per_sec),
                 bytes: args.conn_bytes_per_sec as f64,

@@ -167,8 +167,10 @@ impl Driver {
         engine_config.evict_after = config.evict_after;
         engine_config.max_document_bytes = config.max_document_bytes;
         engine_config.max_documents_per_user = config.max_documents_per_user;
+        engine_config.max_bytes_per_user = config.max_bytes_per_user;
         let mut engine = Engine::new(engine_config);
         let skipped = engine.restore_access(store.meta(ACCESS_KEY_PREFIX)?);
+        engine.restore_sizes(store.document_sizes()?);
         if skipped > 0 {
             tracing::error!(
                 skipped,

@@ -597,3 +597,35 @@ async fn a_jwt_from_the_configured_identity_provider_signs_in_an_existing_user()
     with_token.close().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_user_whose_documents_hold_too_many_bytes_is_refused_more() -> Result<()> {
+    let site = Site::start(
+        &[("coach", "coach"), ("root", "admin")],
+        &["--max-bytes-per-user", "20000"],
+    )?;
+    let dir = tempfile::tempdir()?;
+    let coach = site.device(dir.path(), "coach").await?;
+    let small = coach.create(json!({"note": "short"})).await?;
+    synced(&coach).await?;
+    // 80 KB of notes (random, so that automerge's compression leaves 40 KB) is more
+    // than this user may store.
+    let big: String = (0..40_000)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect();
+    coach.set(&small, &"notes".parse()?, json!(big)).await?;
+    coach.sync_now();
+    // Refused on every reconnect the device makes, each time audited.
+    site.audit_until("root", |a| {
+        actions(a, "refused-write").contains(&"coach".to_owned())
+    })
+    .await?;
+    // The server kept what it had.
+    let check_dir = tempfile::tempdir()?;
+    let check = site.device(check_dir.path(), "coach").await?;
+    tokio::time::timeout(WAIT, check.fetch(&small)).await??;
+    assert_eq!(check.value(&small).await?, json!({"note": "short"}));
+    check.close().await?;
+    coach.close().await?;
+    Ok(())
+}

@@ -398,6 +398,11 @@ pub(crate) fn heads_of(meta: &[u8]) -> Result<Vec<ChangeHash>> {
     })
 }
 
+/// The bytes a document's chunks hold, from its metadata record alone.
+pub(crate) fn size_of(meta: &[u8]) -> Result<u64> {
+    Ok(DocMeta::decode(meta)?.chunks.iter().map(|c| c.len).sum())
+}
+
 /// A document's heads from its metadata record alone.
 pub(crate) fn load_heads(
     t: &impl Tables,

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use super::layout::{
     CHANGE_COUNTER_KEY, Table, Tables, apply_write, change_key, changed_for_peer, doc_key,
-    document_from_key, heads_of, load_document, load_heads, read_u64,
+    document_from_key, heads_of, load_document, load_heads, read_u64, size_of,
 };
 use super::{ChangedSince, Store, StoreWrite, StoredDocument, verify_snapshot};
 use crate::error::Result;
@@ -187,6 +187,14 @@ impl Store for MemoryStore {
             .iter()
             .filter(|((t, _), _)| *t == Table::Docs)
             .map(|((_, k), v)| Ok((document_from_key(k)?, heads_of(v)?)))
+            .collect()
+    }
+
+    fn document_sizes(&self) -> Result<Vec<(DocumentId, u64)>> {
+        self.lock()
+            .iter()
+            .filter(|((t, _), _)| *t == Table::Docs)
+            .map(|((_, k), v)| Ok((document_from_key(k)?, size_of(v)?)))
             .collect()
     }
 

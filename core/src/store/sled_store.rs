@@ -20,7 +20,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 
 use super::layout::{
     CHANGE_COUNTER_KEY, Table, Tables, apply_write, change_key, changed_for_peer, doc_key,
-    document_from_key, heads_of, load_document, load_heads, read_u64,
+    document_from_key, heads_of, load_document, load_heads, read_u64, size_of,
 };
 use super::{ChangedSince, Store, StoreWrite, StoredDocument, verify_snapshot};
 use crate::error::{Error, Result};
@@ -339,6 +339,16 @@ impl Store for SledStore {
             .map(|kv| {
                 let (k, v) = kv?;
                 Ok((document_from_key(&k)?, heads_of(&v)?))
+            })
+            .collect()
+    }
+
+    fn document_sizes(&self) -> Result<Vec<(DocumentId, u64)>> {
+        self.docs
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok((document_from_key(&k)?, size_of(&v)?))
             })
             .collect()
     }

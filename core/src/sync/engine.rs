@@ -788,6 +788,29 @@ impl Engine {
             }
             Decision::Read | Decision::Write | Decision::Unclaimed => None,
         };
+        // The owner (or the creator to be) is charged for what the document stores.
+        let payer = self
+            .access
+            .record(&document)
+            .and_then(|r| r.owner.clone())
+            .or_else(|| claimant.as_ref().map(|u| u.name.clone()));
+        if let Some(payer) = payer
+            && decision != Decision::Read
+            && incoming_bytes > 0
+        {
+            let held = self.access.bytes_of(&payer);
+            let limit = self.config.max_bytes_per_user;
+            if held.saturating_add(incoming_bytes as u64) > limit {
+                self.refused(conn, &document, "write");
+                self.reject(
+                    conn,
+                    format!(
+                        "the documents {payer} owns hold {held} bytes; {incoming_bytes} more is over the limit of {limit} bytes per user"
+                    ),
+                );
+                return;
+            }
+        }
         self.attach(&document, conn);
         let max_bytes = self.config.max_document_bytes;
         let doc = self.docs.get_mut(&document).expect("loaded above");
@@ -957,6 +980,10 @@ impl Engine {
         doc.saved_heads = heads.clone();
         let stored_heads = heads.clone();
         doc.stored_bytes += data.len();
+        let stored_bytes = doc.stored_bytes as u64;
+        if self.config.role == Role::Server {
+            self.access.record_size(document, stored_bytes);
+        }
         let op = self.op(PendingOp::Append {
             document: document.clone(),
             heads: heads.clone(),
@@ -1254,6 +1281,13 @@ impl Engine {
         records: impl IntoIterator<Item = (String, Vec<u8>)>,
     ) -> usize {
         self.access.restore(records)
+    }
+
+    /// Server: the stored size of every document
+    /// ([`Store::document_sizes`](crate::store::Store::document_sizes)), so that
+    /// each owner's limit counts what was stored before a restart.
+    pub fn restore_sizes(&mut self, sizes: impl IntoIterator<Item = (DocumentId, u64)>) {
+        self.access.restore_sizes(sizes);
     }
 
     /// Server: who may read and write what.
@@ -1849,6 +1883,9 @@ impl Engine {
         doc.compacting = Some((op, replaced));
         doc.pending_writes.insert(op);
         doc.stored_bytes = size;
+        if self.config.role == Role::Server {
+            self.access.record_size(document, size as u64);
+        }
         self.outputs.push_back(Output::Commit {
             op,
             write: StoreWrite::Compact {
