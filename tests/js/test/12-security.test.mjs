@@ -19,6 +19,7 @@ import {
   shutdownRepo,
   startServer,
   useCleanup,
+  waitFor,
   waitServerHas,
 } from "../lib/helpers.mjs";
 
@@ -77,6 +78,18 @@ test("a document created with ?token= is its creator's until shared, and a revok
   const found = await findDoc(principal, handle.url);
   assert.deepEqual(docJson(found), { schema: "note", text: "visited grade 3 math" });
 
+  // A reader's own edit stays in its client (automerge's read-only sync), and the
+  // owner's edits keep reaching it.
+  found.change(d => {
+    d.byReader = "not allowed";
+  });
+  handle.change(d => {
+    d.minutes = 25;
+  });
+  await waitFor(() => found.doc().minutes === 25, { label: "the owner's edit at the reader" });
+  await new Promise(r => setTimeout(r, 500));
+  assert.equal(handle.doc().byReader, undefined, "the reader's edit reached the owner");
+
   // Someone who does not own it cannot share it; a bad access word is named.
   const refused = await runDevice(dir, ["grant", handle.url, "--user", "other", "--access", "read", "--token", tokens.principal], { server: server.wsUrl });
   assert.equal(refused.code, 1, outcome(refused));
@@ -93,6 +106,7 @@ test("a document created with ?token= is its creator's until shared, and a revok
   await waitServerHas(coach, handle);
   await new Promise(r => setTimeout(r, 1000));
   assert.equal(found.doc().text, "visited grade 3 math", "no update after the revoke");
+  assert.equal(handle.doc().byReader, undefined);
   await shutdownRepo(principal);
   await shutdownRepo(coach);
 });
