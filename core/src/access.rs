@@ -223,10 +223,11 @@ impl AccessBook {
     }
 
     /// `granter` gives `subject` `access` to `document`. `subject_role` is the
-    /// grantee's role when the subject is a user. Refused with
-    /// [`Error::NotFound`]-like [`Error::Access`] wording when the granter may not
-    /// read the document, so that a grant attempt tells nothing about documents
-    /// the granter cannot see.
+    /// grantee's role when the subject is a user. Refused with [`Error::NotFound`]
+    /// when the granter may not read the document (exactly as for one that does not
+    /// exist, so a grant attempt tells nothing about documents the granter cannot
+    /// see), and with [`Error::Forbidden`] when they may read it but not grant, or
+    /// the rules forbid this grant.
     pub fn grant(
         &mut self,
         granter: &Principal,
