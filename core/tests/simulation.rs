@@ -1507,3 +1507,53 @@ fn a_user_cannot_take_over_another_users_peer_id() {
         "the impostor was closed"
     );
 }
+
+#[test]
+fn a_connection_that_left_while_its_document_loaded_hears_nothing_when_the_load_fails() {
+    let mut server = Node::new(Role::Server, "server");
+    let now = Instant::now();
+    let conn = ConnId(1);
+    let peer = PeerId::new("gone").unwrap();
+    server.engine.handle_connect(now, conn);
+    let join = Message::Join {
+        sender_id: peer.clone(),
+        supported_protocol_versions: vec!["1".into()],
+        peer_metadata: None,
+    };
+    server.engine.handle_frame(now, conn, &join.encode());
+    let mut empty = automerge::Automerge::new();
+    let mut state = automerge::sync::State::new();
+    let request = automerge::sync::SyncDoc::generate_sync_message(&mut empty, &mut state).unwrap();
+    let document = DocumentId::from_random([5; 16]);
+    let sync = Message::Request(coachsync_core::SyncEnvelope {
+        sender_id: peer,
+        target_id: PeerId::new("server").unwrap(),
+        document_id: document.clone(),
+        data: request.encode(),
+    });
+    server.engine.handle_frame(now, conn, &sync.encode());
+    let mut load = None;
+    while let Some(out) = server.engine.poll_output() {
+        if let Output::Load { op, .. } = out {
+            load = Some(op);
+        }
+    }
+    let load = load.expect("the engine asks for the document");
+    server.engine.handle_disconnect(now, conn);
+    server.engine.handle_load(
+        now,
+        load,
+        Err(coachsync_core::Error::Storage("disk gone".into())),
+    );
+    // A frame after the close is ignored too.
+    server.engine.handle_frame(now, conn, b"garbage");
+    while let Some(out) = server.engine.poll_output() {
+        assert!(
+            !matches!(
+                out,
+                Output::Send { .. } | Output::Close { .. } | Output::Event(Event::Rejected { .. })
+            ),
+            "the engine acted on a closed connection: {out:?}"
+        );
+    }
+}

@@ -283,8 +283,13 @@ impl Engine {
         self.forget_conn(conn);
     }
 
-    /// Refuse a peer's input: say why, close, report.
+    /// Refuse a peer's input: say why, close, report. A connection that is already
+    /// gone (it left while its input waited for the store) hears nothing.
     fn reject(&mut self, conn: ConnId, reason: String) {
+        if !self.conns.contains_key(&conn) {
+            tracing::debug!(conn = conn.0, %reason, "input of a closed connection refused");
+            return;
+        }
         tracing::warn!(conn = conn.0, %reason, "closing connection after bad input");
         let sender_id = Some(self.config.peer_id.clone());
         let target_id = match self.conns.get(&conn).map(|c| &c.phase) {
@@ -327,6 +332,9 @@ impl Engine {
 
     /// A frame arrived. Frames that do not decode are refused (error, then close).
     pub fn handle_frame(&mut self, now: Instant, conn: ConnId, frame: &[u8]) {
+        if !self.conns.contains_key(&conn) {
+            return;
+        }
         match Message::decode(frame) {
             Ok(message) => self.handle_message(now, conn, message),
             Err(e) => self.reject(conn, e.to_string()),
