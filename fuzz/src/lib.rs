@@ -18,14 +18,18 @@
 //! | 6 | drop the slot's connection first and open a new one |
 //! | 7 | a new connection sends no automatic `join`: the frame is its first message |
 //!
-//! Every slot starts connected and joined, each as a different kind of peer, so the
-//! fuzzer starts out where sync messages are handled rather than in the handshake.
+//! Every slot starts connected and joined, each as a different kind of peer (the
+//! first two as one user's devices, the third as another user: see [`slot_who`]),
+//! so the fuzzer
+//! starts out where sync messages and access decisions are handled rather than in
+//! the handshake.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use automerge::ReadDoc;
 
+use coachsync_core::access::{Principal, UserRole, Who};
 use coachsync_core::protocol::{MANIFEST_EXTENSION, PROTOCOL_VERSION};
 use coachsync_core::store::{MemoryStore, Store, StoreWrite};
 use coachsync_core::sync::{ConnId, Engine, EngineConfig, OpId, Output, Role};
@@ -111,6 +115,22 @@ impl<'a> Record<'a> {
 /// The peer ID of a slot.
 pub fn slot_peer(slot: usize) -> PeerId {
     PeerId::new(&format!("peer-{slot}")).expect("a valid peer id")
+}
+
+/// Who a slot's connections are signed in as: slots 0 and 1 are one coach's two
+/// devices (so documents sync between them), slot 2 another user, who is refused
+/// the coach's documents (and the coach theirs).
+pub fn slot_who(slot: usize) -> Who {
+    let (name, role) = match slot {
+        0 | 1 => ("coach", UserRole::Coach),
+        _ => ("client", UserRole::Client),
+    };
+    Who::User(std::sync::Arc::new(Principal {
+        name: name.to_owned(),
+        role,
+        org: "district".to_owned(),
+        groups: Default::default(),
+    }))
 }
 
 /// The `join` a slot's connection opens with. The slots are the three kinds of
@@ -284,7 +304,8 @@ impl Harness {
         self.slots[slot] = Some(conn);
         self.live.insert(conn);
         self.slot_of.insert(conn, slot);
-        self.engine.handle_connect(self.now, conn);
+        self.engine
+            .handle_connect_as(self.now, conn, slot_who(slot));
         if join {
             self.engine.handle_frame(self.now, conn, &join_frame(slot));
         }
