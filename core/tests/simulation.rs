@@ -1521,9 +1521,9 @@ fn a_connection_that_left_while_its_document_loaded_hears_nothing_when_the_load_
         peer_metadata: None,
     };
     server.engine.handle_frame(now, conn, &join.encode());
-    let mut empty = automerge::Automerge::new();
+    let empty = automerge::Automerge::new();
     let mut state = automerge::sync::State::new();
-    let request = automerge::sync::SyncDoc::generate_sync_message(&mut empty, &mut state).unwrap();
+    let request = automerge::sync::SyncDoc::generate_sync_message(&empty, &mut state).unwrap();
     let document = DocumentId::from_random([5; 16]);
     let sync = Message::Request(coachsync_core::SyncEnvelope {
         sender_id: peer,
