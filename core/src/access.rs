@@ -5,6 +5,7 @@
 
 mod doc_access;
 mod principal;
+mod relationship;
 
 use std::collections::HashMap;
 
@@ -17,6 +18,7 @@ use crate::store::StoreWrite;
 
 pub use doc_access::{DocAccess, Grant, Subject};
 pub use principal::{Principal, UserRole, Who};
+pub use relationship::{RELATIONSHIP_KEY_PREFIX, Relationship};
 
 /// The store meta key prefix of the per-document access records.
 pub const ACCESS_KEY_PREFIX: &str = "access/doc/";
@@ -82,6 +84,11 @@ pub struct AccessBook {
     /// Stored bytes per document, and their sum per owner, for the per-user limit.
     sizes: HashMap<DocumentId, u64>,
     owner_bytes: HashMap<String, u64>,
+    /// Coaching relationships, by ID.
+    relationships: HashMap<String, Relationship>,
+    /// The wall-clock time decisions are made at (a relationship's read access ends
+    /// after its grace period), ms since 1970.
+    now_ms: i64,
 }
 
 impl AccessBook {
@@ -151,6 +158,64 @@ impl AccessBook {
         self.owner_bytes.get(user).copied().unwrap_or(0)
     }
 
+    /// The wall-clock time from now on, ms since 1970.
+    pub fn set_now(&mut self, now_ms: i64) {
+        self.now_ms = now_ms;
+    }
+
+    /// Read back the relationship records (`Store::meta(RELATIONSHIP_KEY_PREFIX)`);
+    /// returns how many did not decode (their documents stay with owner and grants).
+    pub fn restore_relationships(
+        &mut self,
+        records: impl IntoIterator<Item = (String, Vec<u8>)>,
+    ) -> usize {
+        let mut skipped = 0;
+        for (key, value) in records {
+            match serde_json::from_slice::<Relationship>(&value) {
+                Ok(r) => {
+                    self.relationships.insert(r.id.clone(), r);
+                }
+                Err(e) => {
+                    tracing::error!(%key, error = %e, "a relationship record does not decode");
+                    skipped += 1;
+                }
+            }
+        }
+        skipped
+    }
+
+    /// Add or replace a relationship (as the admins changed it).
+    pub fn set_relationship(&mut self, relationship: Relationship) {
+        self.relationships
+            .insert(relationship.id.clone(), relationship);
+    }
+
+    /// A relationship by ID.
+    pub fn relationship(&self, id: &str) -> Option<&Relationship> {
+        self.relationships.get(id)
+    }
+
+    /// The documents tied to a relationship.
+    pub fn documents_of(&self, relationship: &str) -> Vec<DocumentId> {
+        self.docs
+            .iter()
+            .filter(|(_, r)| r.relationship.as_deref() == Some(relationship))
+            .map(|(d, _)| d.clone())
+            .collect()
+    }
+
+    fn relationship_of(&self, record: &DocAccess) -> Option<&Relationship> {
+        record
+            .relationship
+            .as_deref()
+            .and_then(|id| self.relationships.get(id))
+    }
+
+    /// What `user` may do with a document that has a record.
+    fn access_of(&self, record: &DocAccess, user: &Principal) -> Option<Access> {
+        record.access_of(user, self.relationship_of(record), self.now_ms)
+    }
+
     /// A document's record, if it has one.
     pub fn record(&self, document: &DocumentId) -> Option<&DocAccess> {
         self.docs.get(document)
@@ -175,7 +240,7 @@ impl AccessBook {
         let Who::User(user) = who else {
             return Decision::Denied;
         };
-        match record.access_of(user) {
+        match self.access_of(record, user) {
             Some(Access::Write) => Decision::Write,
             Some(Access::Read) => Decision::Read,
             None => Decision::Denied,
@@ -195,29 +260,53 @@ impl AccessBook {
         user: &Principal,
         kind: Option<String>,
         visibility: Option<Visibility>,
+        relationship: Option<&str>,
         unix_ms: i64,
     ) -> AccessChange {
-        let record = DocAccess::new(user, kind, visibility, unix_ms);
+        let mut record = DocAccess::new(user, kind, visibility, unix_ms);
+        record.relationship = self.joinable(relationship, &user.name);
         let write = record.store_write(document);
         self.insert(document.clone(), record);
         AccessChange { write }
     }
 
-    /// A document without a class took its first `schema`: fix its class now.
-    /// Returns the write to persist, or `None` when nothing changed.
+    /// The relationship a document names, if its owner belongs to it (a document
+    /// cannot join a relationship its owner is not in).
+    fn joinable(&self, relationship: Option<&str>, owner: &str) -> Option<String> {
+        let id = relationship?;
+        let r = self.relationships.get(id)?;
+        r.is_member(owner).then(|| id.to_owned())
+    }
+
+    /// A document took its first `schema` (fixing its class) or its first
+    /// `relationship` (tying it to one its owner belongs to): fix what was not fixed
+    /// yet. Returns the write to persist, or `None` when nothing changed.
     pub fn classify(
         &mut self,
         document: &DocumentId,
-        kind: String,
-        visibility: Visibility,
+        kind: Option<String>,
+        visibility: Option<Visibility>,
+        relationship: Option<&str>,
     ) -> Option<AccessChange> {
+        let record = self.docs.get(document)?;
+        let joined = match (&record.relationship, &record.owner) {
+            (None, Some(owner)) => self.joinable(relationship, owner),
+            _ => None,
+        };
         let record = self.docs.get_mut(document)?;
-        if record.visibility.is_some() {
-            return None;
+        let mut changed = false;
+        if record.visibility.is_none()
+            && let (Some(kind), Some(visibility)) = (kind, visibility)
+        {
+            record.kind = Some(kind);
+            record.visibility = Some(visibility);
+            changed = true;
         }
-        record.kind = Some(kind);
-        record.visibility = Some(visibility);
-        Some(AccessChange {
+        if joined.is_some() {
+            record.relationship = joined;
+            changed = true;
+        }
+        changed.then(|| AccessChange {
             write: record.store_write(document),
         })
     }
@@ -237,7 +326,9 @@ impl AccessBook {
         access: Access,
     ) -> Result<AccessChange> {
         let record = self.editable(granter, document)?;
-        record.check_grant(granter, &subject, subject_role)?;
+        let relationship = self.relationship_of(record);
+        record.check_grant(granter, relationship, &subject, subject_role)?;
+        let by_document_client = record.is_client(granter, relationship);
         let mut record = record.clone();
         record.grants.insert(
             subject,
@@ -245,6 +336,7 @@ impl AccessBook {
                 access,
                 by: granter.name.clone(),
                 by_role: granter.role,
+                by_document_client,
             },
         );
         let write = record.store_write(document);
@@ -277,9 +369,10 @@ impl AccessBook {
     fn editable(&self, user: &Principal, document: &DocumentId) -> Result<&DocAccess> {
         let not_found = || Error::NotFound(format!("no document {document}"));
         let record = self.docs.get(document).ok_or_else(not_found)?;
-        match record.access_of(user) {
+        let relationship = self.relationship_of(record);
+        match self.access_of(record, user) {
             None => Err(not_found()),
-            Some(_) if record.may_grant(user) => Ok(record),
+            Some(_) if record.may_grant(user, relationship, self.now_ms) => Ok(record),
             Some(_) => Err(Error::Forbidden(
                 "only the document's owner (or, for coaching content, its client) can change who reads it"
                     .into(),

@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use automerge::{ChangeHash, ObjType, ReadDoc, ScalarValue, transaction::Transactable};
-use coachsync_core::access::{Access, Principal, Subject, UserRole, Who};
+use coachsync_core::access::{Access, Principal, Relationship, Subject, UserRole, Who};
 use coachsync_core::store::{MemoryStore, Store, StoreWrite};
 use coachsync_core::sync::{
     CURSOR_KEY_PREFIX, ConnId, Engine, EngineConfig, Event, OpId, Output, Role,
@@ -1554,6 +1554,197 @@ fn a_connection_that_left_while_its_document_loaded_hears_nothing_when_the_load_
                 Output::Send { .. } | Output::Close { .. } | Output::Event(Event::Rejected { .. })
             ),
             "the engine acted on a closed connection: {out:?}"
+        );
+    }
+}
+
+// ----- coaching relationships --------------------------------------------------------
+
+fn relationship(id: &str, coaches: &[&str], clients: &[&str]) -> Relationship {
+    Relationship {
+        id: id.into(),
+        org: "district".into(),
+        coaches: coaches.iter().map(|s| s.to_string()).collect(),
+        clients: clients.iter().map(|s| s.to_string()).collect(),
+        school: "north".into(),
+        focus: None,
+        start: "2026-09-01".into(),
+        ended_ms: None,
+        read_after_end_days: 0,
+        created_ms: 0,
+    }
+}
+
+/// Client 0 creates a document of `kind` naming `relationship` in its first change.
+fn tied_document(sim: &mut Sim, kind: &str, relationship: &str) -> DocumentId {
+    let now = sim.now;
+    let doc = sim.clients[0].engine.create_document(now, sim.rng.random());
+    sim.clients[0]
+        .engine
+        .change(now, &doc, |tx| {
+            tx.put(automerge::ROOT, "schema", kind)?;
+            tx.put(automerge::ROOT, "relationship", relationship)?;
+            tx.put(automerge::ROOT, "created", 1)?;
+            Ok(())
+        })
+        .unwrap();
+    sim.run();
+    doc
+}
+
+fn find_all(sim: &mut Sim, doc: &DocumentId) {
+    for i in 1..sim.clients.len() {
+        let now = sim.now;
+        sim.clients[i].engine.find(now, doc);
+    }
+    sim.run();
+}
+
+#[test]
+fn a_relationships_members_share_its_coaching_documents_without_grants() {
+    for seed in seeds() {
+        let users = [
+            user("coach", UserRole::Coach),
+            user("principal", UserRole::Client),
+            user("supervisor", UserRole::Evaluator),
+            user("other-coach", UserRole::Coach),
+        ];
+        let mut sim = Sim::new(seed, users.len());
+        sim.server
+            .engine
+            .handle_relationship(sim.now, relationship("rel-1", &["coach"], &["principal"]));
+        for (i, u) in users.iter().enumerate() {
+            sim.connect_as(i, Faults::default(), Who::User(u.clone().into()));
+        }
+        sim.run();
+        let doc = tied_document(&mut sim, "work-plan", "rel-1");
+        find_all(&mut sim, &doc);
+        assert_eq!(
+            value(&sim, 1, &doc, "created"),
+            Some(1),
+            "seed {seed}: the client reads"
+        );
+        assert_eq!(
+            value(&sim, 2, &doc, "created"),
+            None,
+            "seed {seed}: the supervisor"
+        );
+        assert_eq!(
+            value(&sim, 3, &doc, "created"),
+            None,
+            "seed {seed}: another coach"
+        );
+        // The client writes, and the coach sees it.
+        put(&mut sim, 1, &doc, "by-client", 7);
+        sim.run();
+        assert_eq!(value(&sim, 0, &doc, "by-client"), Some(7), "seed {seed}");
+        // The coach cannot take it out of the relationship; the client can.
+        let supervisor = Subject::User("supervisor".into());
+        let engine = &mut sim.server.engine;
+        let err = engine
+            .grant(
+                &users[0],
+                &doc,
+                supervisor.clone(),
+                Some(UserRole::Evaluator),
+                Access::Read,
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("client"), "{err}");
+        engine
+            .grant(
+                &users[1],
+                &doc,
+                supervisor,
+                Some(UserRole::Evaluator),
+                Access::Read,
+            )
+            .unwrap();
+        let now = sim.now;
+        sim.clients[2].engine.find(now, &doc);
+        sim.run();
+        assert_eq!(
+            value(&sim, 2, &doc, "by-client"),
+            Some(7),
+            "seed {seed}: shared by the client"
+        );
+    }
+}
+
+#[test]
+fn a_document_cannot_join_a_relationship_its_creator_is_not_in() {
+    let users = [
+        user("other-coach", UserRole::Coach),
+        user("principal", UserRole::Client),
+    ];
+    let mut sim = Sim::new(1, 2);
+    sim.server
+        .engine
+        .handle_relationship(sim.now, relationship("rel-1", &["coach"], &["principal"]));
+    for (i, u) in users.iter().enumerate() {
+        sim.connect_as(i, Faults::default(), Who::User(u.clone().into()));
+    }
+    sim.run();
+    let doc = tied_document(&mut sim, "work-plan", "rel-1");
+    find_all(&mut sim, &doc);
+    assert_eq!(
+        value(&sim, 1, &doc, "created"),
+        None,
+        "not shared by naming a relationship"
+    );
+    assert_eq!(
+        sim.server
+            .engine
+            .access()
+            .record(&doc)
+            .unwrap()
+            .relationship,
+        None
+    );
+}
+
+#[test]
+fn ending_a_relationship_or_removing_a_member_stops_their_updates() {
+    for seed in seeds() {
+        let users = [
+            user("coach", UserRole::Coach),
+            user("principal", UserRole::Client),
+            user("teacher-leader", UserRole::Client),
+        ];
+        let mut sim = Sim::new(seed, users.len());
+        let mut rel = relationship("rel-1", &["coach"], &["principal", "teacher-leader"]);
+        sim.server.engine.handle_relationship(sim.now, rel.clone());
+        for (i, u) in users.iter().enumerate() {
+            sim.connect_as(i, Faults::default(), Who::User(u.clone().into()));
+        }
+        sim.run();
+        let doc = tied_document(&mut sim, "coaching-log", "rel-1");
+        find_all(&mut sim, &doc);
+        assert_eq!(value(&sim, 2, &doc, "created"), Some(1), "seed {seed}");
+        // The teacher leader leaves the relationship.
+        rel.clients.remove("teacher-leader");
+        sim.server.engine.handle_relationship(sim.now, rel.clone());
+        put(&mut sim, 0, &doc, "after-removal", 1);
+        sim.run();
+        assert_eq!(
+            value(&sim, 1, &doc, "after-removal"),
+            Some(1),
+            "seed {seed}"
+        );
+        assert_eq!(
+            value(&sim, 2, &doc, "after-removal"),
+            None,
+            "seed {seed}: removed"
+        );
+        // It ends, with no read period: the principal stops hearing too.
+        rel.ended_ms = Some(0);
+        sim.server.engine.handle_relationship(sim.now, rel);
+        put(&mut sim, 0, &doc, "after-end", 1);
+        sim.run();
+        assert_eq!(
+            value(&sim, 1, &doc, "after-end"),
+            None,
+            "seed {seed}: ended"
         );
     }
 }

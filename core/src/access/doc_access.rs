@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ACCESS_KEY_PREFIX, Access, Principal, UserRole};
+use super::{ACCESS_KEY_PREFIX, Access, Principal, Relationship, UserRole};
 use crate::domain::Visibility;
 use crate::error::{Error, Result};
 use crate::id::DocumentId;
@@ -40,6 +40,18 @@ pub struct Grant {
     pub by: String,
     /// Their role then.
     pub by_role: UserRole,
+    /// Whether they were a client of the document then (of its relationship, or by
+    /// role): only a client's grants carry coaching content out of a relationship
+    /// or to an evaluator.
+    #[serde(default)]
+    pub by_document_client: bool,
+}
+
+impl Grant {
+    /// Whether a client of the document made it.
+    pub fn by_client(&self) -> bool {
+        self.by_document_client || self.by_role == UserRole::Client
+    }
 }
 
 /// Who owns a document, its class, and who else was granted what.
@@ -58,6 +70,10 @@ pub struct DocAccess {
     /// plain document, read by its owner and whoever they grant.
     #[serde(with = "visibility_name")]
     pub visibility: Option<Visibility>,
+    /// The coaching relationship it belongs to, fixed by the first `relationship`
+    /// field it was stored with that names a relationship its owner belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relationship: Option<String>,
     /// Grants, by subject.
     #[serde(with = "grant_list")]
     pub grants: BTreeMap<Subject, Grant>,
@@ -78,6 +94,7 @@ impl DocAccess {
             org: Some(owner.org.clone()),
             kind,
             visibility,
+            relationship: None,
             grants: BTreeMap::new(),
             created_ms: unix_ms,
         }
@@ -91,24 +108,36 @@ impl DocAccess {
         }
     }
 
-    /// What `user` may do: the owner writes; grants to the user or their groups
-    /// give what they say; everyone in the organisation reads org documents. A
-    /// private document is its owner's alone, whatever was granted before it was
-    /// classified; coaching content reaches an evaluator only through a grant to
-    /// them by name that a client made.
-    pub fn access_of(&self, user: &Principal) -> Option<Access> {
+    /// What `user` may do at `now_ms`, given the document's relationship (looked up
+    /// by the caller): the owner writes; the relationship's members write while it
+    /// lasts and read for a while after; grants to the user or their groups give
+    /// what they say; everyone in the organisation reads org documents. A private
+    /// document is its owner's alone, whatever was granted before it was
+    /// classified. Coaching content reaches anyone outside its relationship only
+    /// through a grant a client of it made, and an evaluator only through a grant
+    /// to them by name that a client made.
+    pub fn access_of(
+        &self,
+        user: &Principal,
+        relationship: Option<&Relationship>,
+        now_ms: i64,
+    ) -> Option<Access> {
         if self.owner.as_deref() == Some(user.name.as_str()) {
             return Some(Access::Write);
         }
         if self.visibility == Some(Visibility::Private) {
             return None;
         }
-        let evaluator_of_coaching =
-            self.visibility == Some(Visibility::Coaching) && user.role == UserRole::Evaluator;
+        let by_relationship = relationship.and_then(|r| r.access_of(&user.name, now_ms));
+        let coaching = self.visibility == Some(Visibility::Coaching);
+        let evaluator_of_coaching = coaching && user.role == UserRole::Evaluator;
+        // In a relationship the client decides what leaves it: only their grants
+        // count for coaching content.
+        let client_only = coaching && relationship.is_some();
         let named = self
             .grants
             .get(&Subject::User(user.name.clone()))
-            .filter(|g| !evaluator_of_coaching || g.by_role == UserRole::Client)
+            .filter(|g| !(evaluator_of_coaching || client_only) || g.by_client())
             .map(|g| g.access);
         let by_group = if evaluator_of_coaching {
             None
@@ -116,28 +145,47 @@ impl DocAccess {
             user.groups
                 .iter()
                 .filter_map(|g| self.grants.get(&Subject::Group(g.clone())))
+                .filter(|g| !client_only || g.by_client())
                 .map(|g| g.access)
                 .max()
         };
         let by_org = (self.visibility == Some(Visibility::Org)
             && self.org.as_deref() == Some(user.org.as_str()))
         .then_some(Access::Read);
-        [named, by_group, by_org].into_iter().flatten().max()
+        [by_relationship, named, by_group, by_org]
+            .into_iter()
+            .flatten()
+            .max()
+    }
+
+    /// Whether `user` is a client of this document: of its relationship when it has
+    /// one, else by role.
+    pub fn is_client(&self, user: &Principal, relationship: Option<&Relationship>) -> bool {
+        match relationship {
+            Some(r) => r.is_client(&user.name),
+            None => user.role == UserRole::Client,
+        }
     }
 
     /// Whether `user` may change grants at all: the owner, and the client of
-    /// coaching content they were given.
-    pub fn may_grant(&self, user: &Principal) -> bool {
+    /// coaching content they may read.
+    pub fn may_grant(
+        &self,
+        user: &Principal,
+        relationship: Option<&Relationship>,
+        now_ms: i64,
+    ) -> bool {
         self.owner.as_deref() == Some(user.name.as_str())
             || (self.visibility == Some(Visibility::Coaching)
-                && user.role == UserRole::Client
-                && self.access_of(user).is_some())
+                && self.is_client(user, relationship)
+                && self.access_of(user, relationship, now_ms).is_some())
     }
 
     /// The rules of who may be granted what by whom (docs/SECURITY.md).
     pub fn check_grant(
         &self,
         granter: &Principal,
+        relationship: Option<&Relationship>,
         subject: &Subject,
         subject_role: Option<UserRole>,
     ) -> Result<()> {
@@ -152,13 +200,20 @@ impl DocAccess {
             ));
         }
         let is_owner = self.owner.as_deref() == Some(granter.name.as_str());
+        let is_client = self.is_client(granter, relationship);
         if self.visibility == Some(Visibility::Coaching) {
-            if subject_role == Some(UserRole::Evaluator) && granter.role != UserRole::Client {
+            if relationship.is_some() && !is_client {
+                return Err(Error::Forbidden(
+                    "only a client of the coaching relationship decides who outside it reads its documents"
+                        .into(),
+                ));
+            }
+            if subject_role == Some(UserRole::Evaluator) && !is_client {
                 return Err(Error::Forbidden(
                     "only the coaching document's client can share it with an evaluator".into(),
                 ));
             }
-            if !is_owner && subject_role != Some(UserRole::Evaluator) {
+            if !is_owner && relationship.is_none() && subject_role != Some(UserRole::Evaluator) {
                 return Err(Error::Forbidden(
                     "a client shares coaching content they did not create only with evaluators"
                         .into(),

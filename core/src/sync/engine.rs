@@ -10,7 +10,7 @@ use automerge::{Automerge, ChangeHash};
 use super::document::{Content, DocState, PeerSync};
 use super::{ConnId, EngineConfig, Event, OpId, Output, Role};
 use crate::access::{
-    Access, AccessBook, AccessChange, Decision, Principal, Subject, UserRole, Who,
+    Access, AccessBook, AccessChange, Decision, Principal, Relationship, Subject, UserRole, Who,
 };
 use crate::error::{Error, Result};
 use crate::id::{DocumentId, PeerId, StorageId};
@@ -135,6 +135,7 @@ impl Engine {
     /// clock itself.
     pub fn handle_wall_clock(&mut self, unix_ms: i64) {
         self.wall_clock_ms = unix_ms;
+        self.access.set_now(unix_ms);
     }
 
     /// The engine's settings.
@@ -1250,32 +1251,41 @@ impl Engine {
     /// `user` created `document`: record them as its owner, in the same store batch
     /// as (and before) its first change.
     fn claim(&mut self, document: &DocumentId, user: &Principal) {
-        let (kind, visibility) = self
+        let fields = self
             .document(document)
-            .map(document_kind)
+            .map(access_fields)
             .unwrap_or_default();
-        let AccessChange { write } =
-            self.access
-                .claim(document, user, kind, visibility, self.wall_clock_ms);
+        let AccessChange { write } = self.access.claim(
+            document,
+            user,
+            fields.kind,
+            fields.visibility,
+            fields.relationship.as_deref(),
+            self.wall_clock_ms,
+        );
         let op = self.op(PendingOp::Other);
         self.outputs.push_back(Output::Commit { op, write });
     }
 
     /// A document stored without a known `schema` takes the class of the first one it
-    /// gets.
+    /// gets, and one without a relationship the first it names that its owner is in.
     fn classify(&mut self, document: &DocumentId) {
         if self
             .access
             .record(document)
-            .is_none_or(|r| r.visibility.is_some())
+            .is_none_or(|r| r.visibility.is_some() && r.relationship.is_some())
         {
             return;
         }
-        let Some((Some(kind), Some(visibility))) = self.document(document).map(document_kind)
-        else {
+        let Some(fields) = self.document(document).map(access_fields) else {
             return;
         };
-        if let Some(AccessChange { write }) = self.access.classify(document, kind, visibility) {
+        if let Some(AccessChange { write }) = self.access.classify(
+            document,
+            fields.kind,
+            fields.visibility,
+            fields.relationship.as_deref(),
+        ) {
             let op = self.op(PendingOp::Other);
             self.outputs.push_back(Output::Commit { op, write });
         }
@@ -1296,6 +1306,26 @@ impl Engine {
     /// each owner's limit counts what was stored before a restart.
     pub fn restore_sizes(&mut self, sizes: impl IntoIterator<Item = (DocumentId, u64)>) {
         self.access.restore_sizes(sizes);
+    }
+
+    /// Server: the coaching relationships stored earlier (`Store::meta` under
+    /// [`RELATIONSHIP_KEY_PREFIX`](crate::access::RELATIONSHIP_KEY_PREFIX)).
+    pub fn restore_relationships(
+        &mut self,
+        records: impl IntoIterator<Item = (String, Vec<u8>)>,
+    ) -> usize {
+        self.access.restore_relationships(records)
+    }
+
+    /// Server: a relationship was added or changed (a member removed, the
+    /// relationship ended): connections of users who may no longer read its
+    /// documents stop receiving them at once.
+    pub fn handle_relationship(&mut self, now: Instant, relationship: Relationship) {
+        let id = relationship.id.clone();
+        self.access.set_relationship(relationship);
+        for document in self.access.documents_of(&id) {
+            self.handle_access_changed(now, &document);
+        }
     }
 
     /// Server: who may read and write what.
@@ -2237,22 +2267,42 @@ impl Engine {
     }
 }
 
-/// The kind a document's root `schema` names, and its class when it is a known kind.
-fn document_kind(doc: &Automerge) -> (Option<String>, Option<crate::domain::Visibility>) {
+/// What the server reads of a document to decide its audience.
+#[derive(Default)]
+struct AccessFields {
+    /// The kind its root `schema` names.
+    kind: Option<String>,
+    /// Its class, when that is a known kind.
+    visibility: Option<crate::domain::Visibility>,
+    /// The relationship its root `relationship` names.
+    relationship: Option<String>,
+}
+
+fn access_fields(doc: &Automerge) -> AccessFields {
+    let kind = root_string(doc, "schema");
+    let visibility = kind
+        .as_deref()
+        .and_then(crate::domain::kind)
+        .map(|k| k.visibility);
+    AccessFields {
+        kind,
+        visibility,
+        relationship: root_string(doc, "relationship"),
+    }
+}
+
+/// A root field that is a string (scalar or text), as automerge-repo clients write
+/// either.
+fn root_string(doc: &Automerge, key: &str) -> Option<String> {
     use automerge::ReadDoc as _;
-    let schema = match doc.get(automerge::ROOT, "schema") {
+    match doc.get(automerge::ROOT, key) {
         Ok(Some((automerge::Value::Scalar(s), _))) => match s.as_ref() {
             automerge::ScalarValue::Str(s) => Some(s.to_string()),
             _ => None,
         },
         Ok(Some((automerge::Value::Object(automerge::ObjType::Text), id))) => doc.text(&id).ok(),
         _ => None,
-    };
-    let visibility = schema
-        .as_deref()
-        .and_then(crate::domain::kind)
-        .map(|k| k.visibility);
-    (schema, visibility)
+    }
 }
 
 fn commit_options(unix_ms: Option<i64>) -> automerge::transaction::CommitOptions {
