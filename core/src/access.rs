@@ -216,6 +216,17 @@ impl AccessBook {
         record.access_of(user, self.relationship_of(record), self.now_ms)
     }
 
+    /// Whether `user` may read a document's access log: its owner and the members of
+    /// its relationship.
+    pub fn may_see_log(&self, user: &Principal, document: &DocumentId) -> bool {
+        self.docs.get(document).is_some_and(|record| {
+            record.owner.as_deref() == Some(user.name.as_str())
+                || self
+                    .relationship_of(record)
+                    .is_some_and(|r| r.is_member(&user.name))
+        })
+    }
+
     /// A document's record, if it has one.
     pub fn record(&self, document: &DocumentId) -> Option<&DocAccess> {
         self.docs.get(document)

@@ -245,6 +245,16 @@ pub enum Event {
         /// What was refused: `read`, `write` or `create`.
         action: &'static str,
     },
+    /// Server: a signed-in user's connection synced a document for the first time
+    /// (once per connection and document), for the document's access log.
+    Opened {
+        /// The connection.
+        conn: ConnId,
+        /// The user's name.
+        who: String,
+        /// The document.
+        document: DocumentId,
+    },
     /// A store operation failed.
     StoreFailed {
         /// The document.

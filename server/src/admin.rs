@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use coachsync_core::access::UserRole;
+use coachsync_core::access::{RELATIONSHIP_KEY_PREFIX, Relationship, UserRole};
 use coachsync_core::store::{Store, StoreWrite};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -73,6 +73,41 @@ pub enum AdminRequest {
         after: u64,
         /// At most this many.
         limit: usize,
+    },
+    /// Record a coaching relationship.
+    RelationshipAdd {
+        /// Its coaches.
+        coaches: Vec<String>,
+        /// Its clients.
+        clients: Vec<String>,
+        /// The school.
+        school: String,
+        /// What the coaching is about.
+        focus: Option<String>,
+        /// When it starts, `YYYY-MM-DD` (default today).
+        start: Option<String>,
+        /// Days its members keep read access after it ends.
+        read_after_end_days: u32,
+    },
+    /// List the relationships.
+    RelationshipList,
+    /// End a relationship: members keep read access for its read period.
+    RelationshipEnd {
+        /// The relationship.
+        id: String,
+        /// Change the read period (days) first.
+        read_after_end_days: Option<u32>,
+    },
+    /// Add a member to a relationship, or remove one.
+    RelationshipMember {
+        /// The relationship.
+        id: String,
+        /// The user.
+        user: String,
+        /// As a client (else as a coach) when adding.
+        client: bool,
+        /// Add, or remove.
+        add: bool,
     },
 }
 
@@ -200,6 +235,118 @@ impl Admin {
                 let entries = AuditLog::read(&*self.store, after, limit)?;
                 Ok(serde_json::to_value(entries).expect("entries serialize"))
             }
+            AdminRequest::RelationshipList => {
+                Ok(serde_json::to_value(self.relationships()?).expect("relationships serialize"))
+            }
+            AdminRequest::RelationshipAdd {
+                coaches,
+                clients,
+                school,
+                focus,
+                start,
+                read_after_end_days,
+            } => {
+                if coaches.is_empty() || clients.is_empty() {
+                    return Err(Error::Usage(
+                        "a relationship needs at least one --coach and one --client".into(),
+                    ));
+                }
+                let org = {
+                    let accounts = self.accounts.read().expect("accounts lock");
+                    for name in coaches.iter().chain(&clients) {
+                        if accounts.user(name).is_none() {
+                            return Err(Error::Usage(format!("no user named {name:?}")));
+                        }
+                    }
+                    accounts
+                        .user(&coaches[0])
+                        .map(|u| u.org.clone())
+                        .unwrap_or_default()
+                };
+                let start = match start {
+                    Some(date) => check_date(&date)?,
+                    None => coachsync_core::utc::rfc3339(SystemTime::now())[..10].to_owned(),
+                };
+                let mut random = [0u8; 6];
+                rand::RngCore::fill_bytes(&mut rand::rng(), &mut random);
+                let id = format!(
+                    "rel-{}",
+                    random
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<String>()
+                );
+                let relationship = Relationship {
+                    id: id.clone(),
+                    org,
+                    coaches: coaches.into_iter().collect(),
+                    clients: clients.into_iter().collect(),
+                    school,
+                    focus,
+                    start,
+                    ended_ms: None,
+                    read_after_end_days,
+                    created_ms: now,
+                };
+                self.save_relationship(
+                    &relationship,
+                    record("relationship-add", None, Some(id.clone())),
+                )?;
+                Ok(serde_json::to_value(&relationship).expect("a relationship serializes"))
+            }
+            AdminRequest::RelationshipEnd {
+                id,
+                read_after_end_days,
+            } => {
+                let mut relationship = self.relationship(&id)?;
+                if relationship.ended_ms.is_some() {
+                    return Err(Error::Usage(format!("relationship {id} has already ended")));
+                }
+                relationship.ended_ms = Some(now);
+                if let Some(days) = read_after_end_days {
+                    relationship.read_after_end_days = days;
+                }
+                let detail = format!("{id}; read for {} days", relationship.read_after_end_days);
+                self.save_relationship(
+                    &relationship,
+                    record("relationship-end", None, Some(detail)),
+                )?;
+                Ok(serde_json::to_value(&relationship).expect("a relationship serializes"))
+            }
+            AdminRequest::RelationshipMember {
+                id,
+                user,
+                client,
+                add,
+            } => {
+                let mut relationship = self.relationship(&id)?;
+                if add {
+                    if self
+                        .accounts
+                        .read()
+                        .expect("accounts lock")
+                        .user(&user)
+                        .is_none()
+                    {
+                        return Err(Error::Usage(format!("no user named {user:?}")));
+                    }
+                    if client {
+                        relationship.clients.insert(user.clone());
+                    } else {
+                        relationship.coaches.insert(user.clone());
+                    }
+                } else if !relationship.coaches.remove(&user) & !relationship.clients.remove(&user)
+                {
+                    return Err(Error::Usage(format!("{user} is not a member of {id}")));
+                }
+                let action = if add {
+                    "relationship-member-add"
+                } else {
+                    "relationship-member-remove"
+                };
+                self.save_relationship(&relationship, record(action, Some(user), Some(id)))?;
+                Ok(serde_json::to_value(&relationship).expect("a relationship serializes"))
+            }
         }
     }
 
@@ -225,12 +372,65 @@ impl Admin {
         Ok(())
     }
 
+    /// Every relationship, as stored.
+    fn relationships(&self) -> Result<Vec<Relationship>> {
+        Ok(self
+            .store
+            .meta(RELATIONSHIP_KEY_PREFIX)?
+            .into_iter()
+            .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
+            .collect())
+    }
+
+    fn relationship(&self, id: &str) -> Result<Relationship> {
+        let key = format!("{RELATIONSHIP_KEY_PREFIX}{id}");
+        self.store
+            .meta(&key)?
+            .into_iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, v)| serde_json::from_slice(&v).ok())
+            .ok_or_else(|| Error::Usage(format!("no relationship {id:?}")))
+    }
+
+    /// Store a relationship with its audit entry, then let the running server's
+    /// engine apply it (connections that lost access stop receiving at once).
+    fn save_relationship(&self, relationship: &Relationship, audit: Record) -> Result<()> {
+        self.commit(vec![relationship.store_write()], vec![audit])?;
+        if let Some(driver) = &self.driver
+            && let Err(e) = driver.try_send(DriverMsg::Relationship(relationship.clone()))
+        {
+            tracing::error!(error = %e, "the running server did not take a relationship change; it applies at restart");
+        }
+        Ok(())
+    }
+
     fn end_sessions(&self, tokens: Vec<String>, users: Vec<String>) {
         if let Some(driver) = &self.driver
             && let Err(e) = driver.try_send(DriverMsg::EndSessions { tokens, users })
         {
             tracing::warn!(error = %e, "could not end the sessions of a revoked token");
         }
+    }
+}
+
+/// A date as `YYYY-MM-DD`.
+fn check_date(date: &str) -> Result<String> {
+    let b = date.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    let ok = b.len() == 10
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && (1..=12).contains(&date[5..7].parse::<u8>().unwrap_or(0))
+        && (1..=31).contains(&date[8..10].parse::<u8>().unwrap_or(0));
+    if ok {
+        Ok(date.to_owned())
+    } else {
+        Err(Error::Usage(format!(
+            "{date:?} is not a date like 2026-09-01"
+        )))
     }
 }
 

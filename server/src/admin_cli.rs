@@ -12,7 +12,9 @@ use serde_json::Value;
 use crate::accounts::Accounts;
 use crate::admin::{Admin, AdminRequest};
 use crate::audit::AuditLog;
-use crate::cli::{AdminArgs, AdminCommand, GroupCommand, TokenCommand, UserCommand};
+use crate::cli::{
+    AdminArgs, AdminCommand, GroupCommand, RelationshipCommand, TokenCommand, UserCommand,
+};
 use crate::error::{Error, Result};
 
 /// Run one admin command, writing its answer to `out`.
@@ -63,6 +65,44 @@ fn request(command: &AdminCommand) -> Result<AdminRequest> {
             member: false,
         },
         AdminCommand::Audit { after, limit } => AdminRequest::Audit { after, limit },
+        AdminCommand::Relationship(RelationshipCommand::Add {
+            coaches,
+            clients,
+            school,
+            focus,
+            start,
+            read_days,
+        }) => AdminRequest::RelationshipAdd {
+            coaches,
+            clients,
+            school,
+            focus,
+            start,
+            read_after_end_days: read_days,
+        },
+        AdminCommand::Relationship(RelationshipCommand::List) => AdminRequest::RelationshipList,
+        AdminCommand::Relationship(RelationshipCommand::End { id, read_days }) => {
+            AdminRequest::RelationshipEnd {
+                id,
+                read_after_end_days: read_days,
+            }
+        }
+        AdminCommand::Relationship(RelationshipCommand::AddMember { id, user, role }) => {
+            AdminRequest::RelationshipMember {
+                id,
+                user,
+                client: role == "client",
+                add: true,
+            }
+        }
+        AdminCommand::Relationship(RelationshipCommand::RemoveMember { id, user }) => {
+            AdminRequest::RelationshipMember {
+                id,
+                user,
+                client: false,
+                add: false,
+            }
+        }
     })
 }
 
@@ -91,6 +131,38 @@ fn execute_offline(dir: &std::path::Path, request: AdminRequest) -> Result<Value
         driver: None,
     };
     admin.execute(request, "admin command")
+}
+
+/// `id <TAB> school <TAB> coaches: … <TAB> clients: … <TAB> start <TAB> active|ended …`.
+fn relationship_line(r: &Value) -> String {
+    let names = |k: &str| -> String {
+        r[k].as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default()
+    };
+    let state = match r["endedMs"].as_i64() {
+        Some(ms) => format!(
+            "ended {} (read for {} days)",
+            coachsync_core::utc::rfc3339(
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64)
+            ),
+            r["readAfterEndDays"]
+        ),
+        None => "active".to_owned(),
+    };
+    format!(
+        "{}\t{}\tcoaches: {}\tclients: {}\tfrom {}\t{state}",
+        r["id"].as_str().unwrap_or_default(),
+        r["school"].as_str().unwrap_or_default(),
+        names("coaches"),
+        names("clients"),
+        r["start"].as_str().unwrap_or_default(),
+    )
 }
 
 fn print(command: &AdminCommand, answer: &Value, out: &mut impl Write) -> Result<()> {
@@ -151,6 +223,18 @@ fn print(command: &AdminCommand, answer: &Value, out: &mut impl Write) -> Result
             for entry in answer.as_array().into_iter().flatten() {
                 writeln!(out, "{entry}")?;
             }
+        }
+        AdminCommand::Relationship(RelationshipCommand::List) => {
+            for r in answer.as_array().into_iter().flatten() {
+                writeln!(out, "{}", relationship_line(r))?;
+            }
+        }
+        AdminCommand::Relationship(RelationshipCommand::Add { .. }) => {
+            writeln!(out, "relationship recorded: {}", relationship_line(answer))?;
+            writeln!(out, "{}", text(answer, "id"))?;
+        }
+        AdminCommand::Relationship(_) => {
+            writeln!(out, "{}", relationship_line(answer))?;
         }
     }
     Ok(())

@@ -23,8 +23,10 @@ pub struct AuditEntry {
     /// Who: a user name, `anonymous`, or `unknown` for a token that did not work.
     pub who: String,
     /// What: `login`, `login-refused`, `grant`, `revoke`, `refused-read`,
-    /// `refused-write`, `refused-create`, `refused-grant`, `user-add`, `token-issue`,
-    /// `token-revoke`, `group-add`, `group-remove`, `audit-read`.
+    /// `refused-write`, `refused-create`, `refused-grant`, `open` (a user's first sync
+    /// of a document on a connection), `user-add`, `token-issue`, `token-revoke`,
+    /// `group-add`, `group-remove`, `relationship-add`, `relationship-end`,
+    /// `relationship-member-add`, `relationship-member-remove`.
     pub action: String,
     /// The document, as its ID.
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -105,6 +107,16 @@ impl AuditLog {
             key: format!("{AUDIT_PREFIX}{seq:020}"),
             value: serde_json::to_vec(&entry).expect("an audit entry serializes"),
         }
+    }
+
+    /// Every entry about one document, oldest first.
+    pub fn read_document(store: &dyn Store, document: &str) -> Result<Vec<AuditEntry>> {
+        Ok(store
+            .meta(AUDIT_PREFIX)?
+            .into_iter()
+            .filter_map(|(_, v)| serde_json::from_slice::<AuditEntry>(&v).ok())
+            .filter(|e| e.document.as_deref() == Some(document))
+            .collect())
     }
 
     /// Entries after `after`, oldest first, at most `limit`.

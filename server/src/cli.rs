@@ -58,6 +58,9 @@ pub enum AdminCommand {
     /// Group membership.
     #[command(subcommand)]
     Group(GroupCommand),
+    /// Coaching relationships: who coaches whom, the unit of confidentiality.
+    #[command(subcommand)]
+    Relationship(RelationshipCommand),
     /// Print the audit log, one JSON object per line.
     Audit {
         /// Only entries after this sequence number.
@@ -66,6 +69,61 @@ pub enum AdminCommand {
         /// At most this many entries.
         #[arg(long, default_value_t = 1000)]
         limit: usize,
+    },
+}
+
+/// `coachsync admin relationship …`
+#[derive(Debug, Subcommand, Clone)]
+pub enum RelationshipCommand {
+    /// Record a relationship; prints its id as the last line.
+    Add {
+        /// A coach (repeatable).
+        #[arg(long = "coach", required = true)]
+        coaches: Vec<String>,
+        /// A client (repeatable).
+        #[arg(long = "client", required = true)]
+        clients: Vec<String>,
+        /// The school.
+        #[arg(long)]
+        school: String,
+        /// What the coaching is about.
+        #[arg(long)]
+        focus: Option<String>,
+        /// When it starts, YYYY-MM-DD (default today).
+        #[arg(long)]
+        start: Option<String>,
+        /// Days its members keep read access after it ends.
+        #[arg(long, default_value_t = 30)]
+        read_days: u32,
+    },
+    /// List relationships: id, school, coaches, clients, start, ended.
+    List,
+    /// End a relationship; its members keep read access for its read period.
+    End {
+        /// The relationship's id.
+        id: String,
+        /// Change the read period (days) first.
+        #[arg(long)]
+        read_days: Option<u32>,
+    },
+    /// Add a member.
+    AddMember {
+        /// The relationship's id.
+        id: String,
+        /// The user.
+        #[arg(long)]
+        user: String,
+        /// `coach` or `client`.
+        #[arg(long = "as", value_parser = ["coach", "client"])]
+        role: String,
+    },
+    /// Remove a member: their devices stop receiving its documents.
+    RemoveMember {
+        /// The relationship's id.
+        id: String,
+        /// The user.
+        #[arg(long)]
+        user: String,
     },
 }
 

@@ -87,6 +87,15 @@ pub enum DriverMsg {
     },
     /// Grant or revoke access to a document.
     Grant(GrantRequest),
+    /// Whether a user may read a document's access log.
+    MaySeeLog {
+        /// The user.
+        user: Principal,
+        /// The document.
+        document: DocumentId,
+        /// The answer.
+        reply: oneshot::Sender<bool>,
+    },
     /// A frame arrived.
     Frame {
         /// The connection.
@@ -129,6 +138,8 @@ pub enum DriverMsg {
     },
     /// Append an entry to the audit log with the next group commit.
     Audit(Record),
+    /// A coaching relationship was added or changed (already stored).
+    Relationship(coachsync_core::access::Relationship),
     /// Stop: close every connection, finish pending writes, return.
     Shutdown,
 }
@@ -171,6 +182,14 @@ impl Driver {
         let mut engine = Engine::new(engine_config);
         let skipped = engine.restore_access(store.meta(ACCESS_KEY_PREFIX)?);
         engine.restore_sizes(store.document_sizes()?);
+        let skipped_relationships = engine
+            .restore_relationships(store.meta(coachsync_core::access::RELATIONSHIP_KEY_PREFIX)?);
+        if skipped_relationships > 0 {
+            tracing::error!(
+                skipped_relationships,
+                "some relationship records do not decode; their documents keep owner and grants only"
+            );
+        }
         if skipped > 0 {
             tracing::error!(
                 skipped,
@@ -304,6 +323,16 @@ impl Driver {
                 }
             }
             DriverMsg::Grant(request) => self.grant(now, request),
+            DriverMsg::MaySeeLog {
+                user,
+                document,
+                reply,
+            } => {
+                let _ = reply.send(self.engine.access().may_see_log(&user, &document));
+            }
+            DriverMsg::Relationship(relationship) => {
+                self.engine.handle_relationship(now, relationship);
+            }
             DriverMsg::Audit(record) => {
                 let write = self.audit(record);
                 self.worker.submit(vec![write]);
@@ -395,6 +424,21 @@ impl Driver {
             match out {
                 Output::Commit { op, write } => {
                     batch.push((op, write));
+                    continue;
+                }
+                Output::Event(Event::Opened {
+                    conn,
+                    who,
+                    document,
+                }) => {
+                    let from = self.sessions.get(&conn).map(|s| s.from.clone());
+                    batch.push(self.audit(Record {
+                        who,
+                        action: "open",
+                        document: Some(document.to_string()),
+                        from,
+                        ..Record::default()
+                    }));
                     continue;
                 }
                 Output::Event(Event::Refused {
@@ -516,6 +560,7 @@ impl Driver {
             }
             Event::DocumentChanged { .. }
             | Event::Refused { .. }
+            | Event::Opened { .. }
             | Event::DocumentStored { .. }
             | Event::PeerHeads { .. }
             | Event::CaughtUp { .. }

@@ -55,6 +55,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/sync", get(sync))
         .route("/api/docs/{document}/grants", post(grant).delete(revoke))
+        .route("/api/docs/{document}/access-log", get(access_log))
         .route("/api/audit", get(audit))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -339,6 +340,48 @@ async fn change_access(
             Err(error(status, e.to_string()))
         }
     }
+}
+
+/// Who opened, synced, shared or was refused a document, and when: for its owner and
+/// its relationship's members. Anyone else gets 404, as for a missing document.
+async fn access_log(
+    State(state): State<AppState>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    Path(document): Path<String>,
+) -> Result<Response, ApiError> {
+    let (user, _) = state.authenticate(&headers, &query, from)?;
+    let document = document_of(&document)?;
+    let (reply, answer) = oneshot::channel();
+    let stopping = || error(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping");
+    state
+        .driver
+        .send(DriverMsg::MaySeeLog {
+            user,
+            document: document.clone(),
+            reply,
+        })
+        .await
+        .map_err(|_| stopping())?;
+    if !answer.await.map_err(|_| stopping())? {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            format!("no document {document}"),
+        ));
+    }
+    let store = state.store.clone();
+    let id = document.to_string();
+    let internal = |e: String| error(StatusCode::INTERNAL_SERVER_ERROR, e);
+    let entries = tokio::task::spawn_blocking(move || AuditLog::read_document(&*store, &id))
+        .await
+        .map_err(|e| internal(e.to_string()))?
+        .map_err(|e| internal(e.to_string()))?;
+    let entries: Vec<Value> = entries
+        .into_iter()
+        .map(|e| json!({ "time": e.time, "who": e.who, "action": e.action, "subject": e.subject, "detail": e.detail }))
+        .collect();
+    Ok(axum::Json(entries).into_response())
 }
 
 async fn audit(

@@ -629,3 +629,179 @@ async fn a_user_whose_documents_hold_too_many_bytes_is_refused_more() -> Result<
     coach.close().await?;
     Ok(())
 }
+
+/// `coachsync admin relationship add` through the running server; its id.
+fn relationship(site: &Site, coaches: &[&str], clients: &[&str]) -> Result<String> {
+    let mut args = vec!["relationship", "add", "--school", "north-elementary"];
+    for c in coaches {
+        args.extend(["--coach", c]);
+    }
+    for c in clients {
+        args.extend(["--client", c]);
+    }
+    admin(site.server.data_dir(), &args)
+}
+
+/// A valid work plan tied to a relationship.
+fn work_plan(relationship: &str) -> Result<Value> {
+    let mut plan = coachsync_core::domain::example("work-plan").context("an example work plan")?;
+    plan["relationship"] = json!(relationship);
+    Ok(plan)
+}
+
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> Result<bool>) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check().await? {
+        if tokio::time::Instant::now() > deadline {
+            bail!("{what} did not happen in time");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_relationships_client_reads_and_edits_its_work_plan_without_a_grant_and_sees_who_opened_it()
+-> Result<()> {
+    let site = Site::start(
+        &[
+            ("coach", "coach"),
+            ("principal", "client"),
+            ("supervisor", "evaluator"),
+            ("root", "admin"),
+        ],
+        &[],
+    )?;
+    let rel = relationship(&site, &["coach"], &["principal"])?;
+    assert!(rel.starts_with("rel-"), "{rel}");
+    let dirs = [
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+    ];
+    let coach = site.device(dirs[0].path(), "coach").await?;
+    let principal = site.device(dirs[1].path(), "principal").await?;
+    let supervisor = site.device(dirs[2].path(), "supervisor").await?;
+    let doc = coach.create(work_plan(&rel)?).await?;
+    synced(&coach).await?;
+
+    tokio::time::timeout(WAIT, principal.fetch(&doc)).await??;
+    principal
+        .set(
+            &doc,
+            &"theoryOfAction".parse()?,
+            json!("If we observe weekly, then…"),
+        )
+        .await?;
+    synced(&principal).await?;
+    eventually("the client's edit at the coach", async || {
+        Ok(coach.value(&doc).await?["theoryOfAction"] == "If we observe weekly, then…")
+    })
+    .await?;
+    let refused = tokio::time::timeout(WAIT, supervisor.fetch(&doc)).await?;
+    assert!(refused.is_err(), "the supervisor fetched coaching content");
+
+    // The access log, for the relationship's members only.
+    let path = format!("/api/docs/{doc}/access-log");
+    let (status, _) = site
+        .server
+        .http("GET", &path, Some(site.token("supervisor")), None)
+        .await?;
+    assert_eq!(status, 404);
+    let log = {
+        let mut log = Vec::new();
+        eventually(
+            "the access log to show both members and the refusal",
+            async || {
+                let (status, body) = site
+                    .server
+                    .http("GET", &path, Some(site.token("principal")), None)
+                    .await?;
+                assert_eq!(status, 200, "{body}");
+                log = serde_json::from_str::<Vec<Value>>(&body)?;
+                let has = |who: &str, action: &str| {
+                    log.iter().any(|e| e["who"] == who && e["action"] == action)
+                };
+                Ok(has("coach", "open")
+                    && has("principal", "open")
+                    && has("supervisor", "refused-read"))
+            },
+        )
+        .await?;
+        log
+    };
+    assert!(
+        log.iter().all(|e| !e.to_string().contains("weekly")),
+        "no content in the log"
+    );
+
+    // A member removed stops receiving it.
+    admin(
+        site.server.data_dir(),
+        &["relationship", "remove-member", &rel, "--user", "principal"],
+    )?;
+    coach
+        .set(&doc, &"theoryOfAction".parse()?, json!("after removal"))
+        .await?;
+    synced(&coach).await?;
+    principal.sync_now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_ne!(
+        principal.value(&doc).await?["theoryOfAction"],
+        "after removal"
+    );
+    for d in [coach, principal, supervisor] {
+        d.close().await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_principal_is_a_client_in_her_coaching_and_sees_a_teachers_only_when_the_teacher_shares()
+-> Result<()> {
+    let site = Site::start(
+        &[
+            ("leadership-coach", "coach"),
+            ("principal", "client"),
+            ("instructional-coach", "coach"),
+            ("teacher", "client"),
+            ("root", "admin"),
+        ],
+        &[],
+    )?;
+    let hers = relationship(&site, &["leadership-coach"], &["principal"])?;
+    let teachers = relationship(&site, &["instructional-coach"], &["teacher"])?;
+    let dirs = [
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+    ];
+    let leadership = site.device(dirs[0].path(), "leadership-coach").await?;
+    let instructional = site.device(dirs[1].path(), "instructional-coach").await?;
+    let principal = site.device(dirs[2].path(), "principal").await?;
+    let her_plan = leadership.create(work_plan(&hers)?).await?;
+    let teacher_plan = instructional.create(work_plan(&teachers)?).await?;
+    synced(&leadership).await?;
+    synced(&instructional).await?;
+    // As a client: her own coaching.
+    tokio::time::timeout(WAIT, principal.fetch(&her_plan)).await??;
+    // As the teacher's supervisor: nothing, and the coach cannot share it with her.
+    assert!(
+        tokio::time::timeout(WAIT, principal.fetch(&teacher_plan))
+            .await?
+            .is_err()
+    );
+    let share = json!({"user": "principal", "access": "read"});
+    let (status, body) = site
+        .grants("POST", "instructional-coach", &teacher_plan, share.clone())
+        .await?;
+    assert_eq!(status, 403, "{body}");
+    // The teacher, the relationship's client, can.
+    let (status, body) = site.grants("POST", "teacher", &teacher_plan, share).await?;
+    assert_eq!(status, 200, "{body}");
+    tokio::time::timeout(WAIT, principal.fetch(&teacher_plan)).await??;
+    for d in [leadership, instructional, principal] {
+        d.close().await?;
+    }
+    Ok(())
+}

@@ -906,7 +906,7 @@ impl Runtime {
             Event::Stalled { document, conn } => {
                 tracing::debug!(%document, conn = conn.0, "a sync stalled and was reset");
             }
-            Event::Ephemeral { .. } | Event::Refused { .. } => {}
+            Event::Ephemeral { .. } | Event::Refused { .. } | Event::Opened { .. } => {}
         }
     }
 

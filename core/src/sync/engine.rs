@@ -39,7 +39,8 @@ struct Conn {
     phase: ConnPhase,
     /// Who the transport authenticated.
     who: Who,
-    /// Server: documents this connection was refused, each reported once.
+    /// Server: documents this connection was refused (`read`, `write`, `create`)
+    /// or opened (`open`), each reported once.
     refused: HashSet<(DocumentId, &'static str)>,
     documents: HashSet<DocumentId>,
     /// The peer speaks the `manifest/1` extension.
@@ -820,6 +821,9 @@ impl Engine {
                 return;
             }
         }
+        if matches!(decision, Decision::Read | Decision::Write) {
+            self.opened(conn, &document);
+        }
         self.attach(&document, conn);
         let max_bytes = self.config.max_document_bytes;
         let doc = self.docs.get_mut(&document).expect("loaded above");
@@ -1196,6 +1200,24 @@ impl Engine {
             document: document.clone(),
             action,
         });
+    }
+
+    /// Report a user's first sync of a document on a connection.
+    fn opened(&mut self, conn: ConnId, document: &DocumentId) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let Some(user) = c.who.user() else {
+            return;
+        };
+        let who = user.name.clone();
+        if c.refused.insert((document.clone(), "open")) {
+            self.event(Event::Opened {
+                conn,
+                who,
+                document: document.clone(),
+            });
+        }
     }
 
     /// Answer a peer that may not read a document exactly as a missing document is
