@@ -32,8 +32,26 @@ pub struct User {
     /// Groups.
     #[serde(default)]
     pub groups: BTreeSet<String>,
+    /// Email address, from the roster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// School, from the roster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub school: Option<String>,
     /// When it was made, ms since 1970.
     pub created_ms: i64,
+}
+
+/// What a roster line does to the accounts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RosterChange {
+    /// A new user.
+    Added,
+    /// An existing user whose role, email or school changes.
+    Updated,
+    /// An existing user as the line says.
+    Unchanged,
 }
 
 impl User {
@@ -177,6 +195,37 @@ impl Accounts {
         Ok(write)
     }
 
+    /// What a roster line would do, and the user it would leave.
+    pub fn plan_roster(&self, line: &User) -> (RosterChange, User) {
+        match self.users.get(&line.name) {
+            None => (RosterChange::Added, line.clone()),
+            Some(user) => {
+                let same = user.role == line.role
+                    && user.email == line.email
+                    && user.school == line.school;
+                let mut updated = user.clone();
+                updated.role = line.role;
+                updated.email.clone_from(&line.email);
+                updated.school.clone_from(&line.school);
+                let change = if same {
+                    RosterChange::Unchanged
+                } else {
+                    RosterChange::Updated
+                };
+                (change, updated)
+            }
+        }
+    }
+
+    /// Store a user as a roster line left them (added or updated); returns the write.
+    pub fn put_user(&mut self, user: User) -> Result<StoreWrite> {
+        check_name("user name", &user.name)?;
+        check_name("organisation", &user.org)?;
+        let write = user_write(&user);
+        self.users.insert(user.name.clone(), user);
+        Ok(write)
+    }
+
     /// Put a user in a group or take them out; returns the write.
     pub fn set_group(&mut self, name: &str, group: &str, member: bool) -> Result<StoreWrite> {
         check_name("group", group)?;
@@ -284,6 +333,8 @@ mod tests {
             role,
             org: "district".into(),
             groups: BTreeSet::new(),
+            email: None,
+            school: None,
             created_ms: 0,
         }
     }

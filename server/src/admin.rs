@@ -5,6 +5,7 @@
 //! data may use it) and `coachsync admin` sends its request there; with no server
 //! running, the command opens the store itself. Both run [`Admin::execute`].
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 
-use crate::accounts::{SharedAccounts, User};
+use crate::accounts::{RosterChange, SharedAccounts, User};
 use crate::audit::{AuditLog, Record};
 use crate::driver::{DriverHandle, DriverMsg};
 use crate::error::{Error, Result};
@@ -91,6 +92,15 @@ pub enum AdminRequest {
     },
     /// List the relationships.
     RelationshipList,
+    /// Add or update users from a roster (already checked line by line).
+    ImportRoster {
+        /// The lines.
+        rows: Vec<RosterRow>,
+        /// Their organisation.
+        org: String,
+        /// Only say what would change.
+        dry_run: bool,
+    },
     /// End a relationship: members keep read access for its read period.
     RelationshipEnd {
         /// The relationship.
@@ -109,6 +119,19 @@ pub enum AdminRequest {
         /// Add, or remove.
         add: bool,
     },
+}
+
+/// One line of a roster file (`name,email,role,school`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterRow {
+    /// The user's name.
+    pub name: String,
+    /// Their email address.
+    pub email: String,
+    /// Their role.
+    pub role: UserRole,
+    /// Their school.
+    pub school: String,
 }
 
 /// What carries out requests: the accounts, the store, the audit log and, in a
@@ -164,6 +187,8 @@ impl Admin {
                         role,
                         org,
                         groups: groups.into_iter().collect(),
+                        email: None,
+                        school: None,
                         created_ms: now,
                     };
                     let w1 = a.add_user(user)?;
@@ -234,6 +259,41 @@ impl Admin {
             AdminRequest::Audit { after, limit } => {
                 let entries = AuditLog::read(&*self.store, after, limit)?;
                 Ok(serde_json::to_value(entries).expect("entries serialize"))
+            }
+            AdminRequest::ImportRoster { rows, org, dry_run } => {
+                let mut accounts = self.accounts.write().expect("accounts lock");
+                let mut plan = Vec::new();
+                for row in &rows {
+                    let line = User {
+                        name: row.name.clone(),
+                        role: row.role,
+                        org: org.clone(),
+                        groups: BTreeSet::new(),
+                        email: Some(row.email.clone()),
+                        school: Some(row.school.clone()),
+                        created_ms: now,
+                    };
+                    plan.push(accounts.plan_roster(&line));
+                }
+                let changes: Vec<Value> = plan
+                    .iter()
+                    .map(|(change, user)| json!({ "user": user.name, "change": change }))
+                    .collect();
+                let changed: Vec<User> = plan
+                    .into_iter()
+                    .filter(|(change, _)| *change != RosterChange::Unchanged)
+                    .map(|(_, user)| user)
+                    .collect();
+                if !dry_run && !changed.is_empty() {
+                    let mut writes = Vec::new();
+                    for user in &changed {
+                        writes.push(accounts.put_user(user.clone())?);
+                    }
+                    drop(accounts);
+                    let detail = format!("{} users added or updated", changed.len());
+                    self.commit(writes, vec![record("roster-import", None, Some(detail))])?;
+                }
+                Ok(json!({ "dryRun": dry_run, "changes": changes }))
             }
             AdminRequest::RelationshipList => {
                 Ok(serde_json::to_value(self.relationships()?).expect("relationships serialize"))

@@ -10,7 +10,7 @@ use coachsync_core::store::{SledOptions, SledStore};
 use serde_json::Value;
 
 use crate::accounts::Accounts;
-use crate::admin::{Admin, AdminRequest};
+use crate::admin::{Admin, AdminRequest, RosterRow};
 use crate::audit::AuditLog;
 use crate::cli::{
     AdminArgs, AdminCommand, GroupCommand, RelationshipCommand, TokenCommand, UserCommand,
@@ -65,6 +65,14 @@ fn request(command: &AdminCommand) -> Result<AdminRequest> {
             member: false,
         },
         AdminCommand::Audit { after, limit } => AdminRequest::Audit { after, limit },
+        AdminCommand::ImportRoster { file, org, dry_run } => {
+            crate::accounts::check_name("organisation", &org)?;
+            AdminRequest::ImportRoster {
+                rows: read_roster(&file)?,
+                org,
+                dry_run,
+            }
+        }
         AdminCommand::Relationship(RelationshipCommand::Add {
             coaches,
             clients,
@@ -111,7 +119,9 @@ fn execute_offline(dir: &std::path::Path, request: AdminRequest) -> Result<Value
     // A store is created only by commands that create something.
     let creates = matches!(
         request,
-        AdminRequest::UserAdd { .. } | AdminRequest::TokenIssue { .. }
+        AdminRequest::UserAdd { .. }
+            | AdminRequest::TokenIssue { .. }
+            | AdminRequest::ImportRoster { .. }
     );
     if !creates && !dir.join("db").exists() && !dir.exists() {
         return Err(Error::Usage(format!(
@@ -163,6 +173,90 @@ fn relationship_line(r: &Value) -> String {
         names("clients"),
         r["start"].as_str().unwrap_or_default(),
     )
+}
+
+/// The columns a roster has, in any order.
+const ROSTER_COLUMNS: [&str; 4] = ["name", "email", "role", "school"];
+
+/// Read and check a roster file; every problem, with its line number, or the rows.
+pub fn read_roster(path: &std::path::Path) -> Result<Vec<RosterRow>> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| Error::Usage(format!("cannot read {}: {e}", path.display())))?;
+    parse_roster(file, &path.display().to_string())
+}
+
+fn parse_roster(input: impl std::io::Read, name: &str) -> Result<Vec<RosterRow>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(input);
+    let headers = reader
+        .headers()
+        .map_err(|e| Error::Usage(format!("{name}: {e}")))?
+        .clone();
+    let column = |wanted: &str| headers.iter().position(|h| h == wanted);
+    let columns: Vec<Option<usize>> = ROSTER_COLUMNS.iter().map(|c| column(c)).collect();
+    if columns.iter().any(Option::is_none) || headers.len() != ROSTER_COLUMNS.len() {
+        return Err(Error::Usage(format!(
+            "{name}: line 1: the header must be {}, not {}",
+            ROSTER_COLUMNS.join(","),
+            headers.iter().collect::<Vec<_>>().join(",")
+        )));
+    }
+    let columns: Vec<usize> = columns.into_iter().flatten().collect();
+    let mut rows = Vec::new();
+    let mut problems = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for record in reader.records() {
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                problems.push(format!("line {line}: {e}"));
+                continue;
+            }
+        };
+        let line = record.position().map_or(0, |p| p.line());
+        let field = |i: usize| record.get(columns[i]).unwrap_or("").to_owned();
+        let (name, email, role, school) = (field(0), field(1), field(2), field(3));
+        let mut problem = |what: String| problems.push(format!("line {line}: {what}"));
+        if let Err(e) = crate::accounts::check_name("user name", &name) {
+            problem(e.to_string());
+            continue;
+        }
+        if !seen.insert(name.clone()) {
+            problem(format!("{name} is listed twice"));
+            continue;
+        }
+        if !email.contains('@') || email.contains(char::is_whitespace) {
+            problem(format!("{email:?} is not an email address"));
+            continue;
+        }
+        let role = match UserRole::parse(&role) {
+            Ok(r) => r,
+            Err(e) => {
+                problem(e.to_string());
+                continue;
+            }
+        };
+        if school.is_empty() {
+            problem("the school is empty".into());
+            continue;
+        }
+        rows.push(RosterRow {
+            name,
+            email,
+            role,
+            school,
+        });
+    }
+    if problems.is_empty() {
+        Ok(rows)
+    } else {
+        Err(Error::Usage(format!(
+            "{name}: nothing imported:\n  {}",
+            problems.join("\n  ")
+        )))
+    }
 }
 
 fn print(command: &AdminCommand, answer: &Value, out: &mut impl Write) -> Result<()> {
@@ -224,6 +318,27 @@ fn print(command: &AdminCommand, answer: &Value, out: &mut impl Write) -> Result
                 writeln!(out, "{entry}")?;
             }
         }
+        AdminCommand::ImportRoster { .. } => {
+            let changes = answer["changes"].as_array().cloned().unwrap_or_default();
+            let count = |what: &str| changes.iter().filter(|c| c["change"] == what).count();
+            for c in &changes {
+                if c["change"] != "unchanged" {
+                    writeln!(out, "{}\t{}", text(c, "change"), text(c, "user"))?;
+                }
+            }
+            let dry = if answer["dryRun"] == true {
+                " (dry run: nothing was changed)"
+            } else {
+                ""
+            };
+            writeln!(
+                out,
+                "{} added, {} updated, {} unchanged{dry}",
+                count("added"),
+                count("updated"),
+                count("unchanged")
+            )?;
+        }
         AdminCommand::Relationship(RelationshipCommand::List) => {
             for r in answer.as_array().into_iter().flatten() {
                 writeln!(out, "{}", relationship_line(r))?;
@@ -238,4 +353,41 @@ fn print(command: &AdminCommand, answer: &Value, out: &mut impl Write) -> Result
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_roster_with_a_bad_line_names_each_problem_and_imports_nothing() {
+        let csv = "name,email,role,school\n\
+                   ana,ana@district.example,coach,North\n\
+                   bad name,x@district.example,coach,North\n\
+                   lee,not-an-email,client,North\n\
+                   kim,kim@district.example,wizard,South\n\
+                   ana,ana2@district.example,coach,North\n";
+        let e = parse_roster(csv.as_bytes(), "roster.csv")
+            .unwrap_err()
+            .to_string();
+        for expected in [
+            "line 3:", "line 4:", "line 5:", "line 6:", "wizard", "twice",
+        ] {
+            assert!(e.contains(expected), "{expected} in {e}");
+        }
+        assert!(!e.contains("line 2:"), "{e}");
+    }
+
+    #[test]
+    fn columns_may_come_in_any_order_but_must_all_be_there() {
+        let rows = parse_roster(
+            "school,role,name,email\nNorth,coach,ana,ana@d.example\n".as_bytes(),
+            "r.csv",
+        )
+        .unwrap();
+        assert_eq!(rows[0].name, "ana");
+        assert_eq!(rows[0].role, UserRole::Coach);
+        let e = parse_roster("name,email,role\nana,a@d,coach\n".as_bytes(), "r.csv").unwrap_err();
+        assert!(e.to_string().contains("line 1"), "{e}");
+    }
 }

@@ -58,6 +58,19 @@ pub enum AdminCommand {
     /// Group membership.
     #[command(subcommand)]
     Group(GroupCommand),
+    /// Add or update users from a roster CSV with the header `name,email,role,school`.
+    /// Every line is checked first: one bad line imports nothing. Re-running it
+    /// changes nothing.
+    ImportRoster {
+        /// The CSV file.
+        file: PathBuf,
+        /// The organisation of the users it adds.
+        #[arg(long, default_value = "default")]
+        org: String,
+        /// Print what would change, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Coaching relationships: who coaches whom, the unit of confidentiality.
     #[command(subcommand)]
     Relationship(RelationshipCommand),
