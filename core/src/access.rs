@@ -227,6 +227,29 @@ impl AccessBook {
         })
     }
 
+    /// A departing user's documents pass to `to`, except their private ones, which
+    /// stay theirs (and so unreadable by anyone once the user can no longer sign in).
+    /// Returns the documents moved with the writes that keep the change.
+    pub fn transfer(&mut self, from: &str, to: &Principal) -> Vec<(DocumentId, StoreWrite)> {
+        let moved: Vec<DocumentId> = self
+            .docs
+            .iter()
+            .filter(|(_, r)| {
+                r.owner.as_deref() == Some(from) && r.visibility != Some(Visibility::Private)
+            })
+            .map(|(d, _)| d.clone())
+            .collect();
+        let mut writes = Vec::new();
+        for document in moved {
+            let mut record = self.docs[&document].clone();
+            record.owner = Some(to.name.clone());
+            record.org = Some(to.org.clone());
+            writes.push((document.clone(), record.store_write(&document)));
+            self.insert(document, record);
+        }
+        writes
+    }
+
     /// A document's record, if it has one.
     pub fn record(&self, document: &DocumentId) -> Option<&DocAccess> {
         self.docs.get(document)

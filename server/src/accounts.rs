@@ -38,6 +38,9 @@ pub struct User {
     /// School, from the roster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub school: Option<String>,
+    /// Offboarded: signs in no more, whatever token or JWT they show.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disabled: bool,
     /// When it was made, ms since 1970.
     pub created_ms: i64,
 }
@@ -176,7 +179,7 @@ impl Accounts {
         if record.expires_ms.is_some_and(|at| at <= now_ms) {
             return None;
         }
-        let user = self.users.get(&record.user)?;
+        let user = self.users.get(&record.user).filter(|u| !u.disabled)?;
         Some((user.principal(), record.id.clone()))
     }
 
@@ -224,6 +227,16 @@ impl Accounts {
         let write = user_write(&user);
         self.users.insert(user.name.clone(), user);
         Ok(write)
+    }
+
+    /// Disable a user (offboarded); returns the write.
+    pub fn disable(&mut self, name: &str) -> Result<StoreWrite> {
+        let user = self
+            .users
+            .get_mut(name)
+            .ok_or_else(|| Error::Usage(format!("no user named {name:?}")))?;
+        user.disabled = true;
+        Ok(user_write(user))
     }
 
     /// Put a user in a group or take them out; returns the write.
@@ -335,6 +348,7 @@ mod tests {
             groups: BTreeSet::new(),
             email: None,
             school: None,
+            disabled: false,
             created_ms: 0,
         }
     }

@@ -92,6 +92,14 @@ pub enum AdminRequest {
     },
     /// List the relationships.
     RelationshipList,
+    /// A user leaves: their relationships and documents (but their private notes)
+    /// pass to another coach, their tokens are revoked and they sign in no more.
+    Offboard {
+        /// Who leaves.
+        user: String,
+        /// The coach who takes over.
+        transfer_to: String,
+    },
     /// Add or update users from a roster (already checked line by line).
     ImportRoster {
         /// The lines.
@@ -189,6 +197,7 @@ impl Admin {
                         groups: groups.into_iter().collect(),
                         email: None,
                         school: None,
+                        disabled: false,
                         created_ms: now,
                     };
                     let w1 = a.add_user(user)?;
@@ -271,6 +280,7 @@ impl Admin {
                         groups: BTreeSet::new(),
                         email: Some(row.email.clone()),
                         school: Some(row.school.clone()),
+                        disabled: false,
                         created_ms: now,
                     };
                     plan.push(accounts.plan_roster(&line));
@@ -294,6 +304,58 @@ impl Admin {
                     self.commit(writes, vec![record("roster-import", None, Some(detail))])?;
                 }
                 Ok(json!({ "dryRun": dry_run, "changes": changes }))
+            }
+            AdminRequest::Offboard { user, transfer_to } => {
+                let successor = {
+                    let accounts = self.accounts.read().expect("accounts lock");
+                    if accounts.user(&user).is_none() {
+                        return Err(Error::Usage(format!("no user named {user:?}")));
+                    }
+                    let to = accounts
+                        .user(&transfer_to)
+                        .filter(|u| !u.disabled)
+                        .ok_or_else(|| Error::Usage(format!("no user named {transfer_to:?}")))?;
+                    if to.role != UserRole::Coach || user == transfer_to {
+                        return Err(Error::Usage(format!(
+                            "{transfer_to} cannot take over: hand a coach's work to another coach"
+                        )));
+                    }
+                    to.principal()
+                };
+                // Sign-in first, so nothing more arrives from the departing user.
+                let (revoked, mut writes) = self.change(|a| {
+                    let (ids, mut writes) = a.revoke(None, Some(&user))?;
+                    writes.push(a.disable(&user)?);
+                    Ok((ids, writes))
+                })?;
+                let mut relationships = Vec::new();
+                for mut r in self.relationships()? {
+                    if r.coaches.remove(&user) {
+                        r.coaches.insert(transfer_to.clone());
+                        writes.push(r.store_write());
+                        relationships.push(r);
+                    }
+                }
+                let detail = format!(
+                    "to {transfer_to}; {} relationships; tokens {}",
+                    relationships.len(),
+                    revoked.join(",")
+                );
+                self.commit(
+                    writes,
+                    vec![record("offboard", Some(user.clone()), Some(detail))],
+                )?;
+                self.end_sessions(revoked, vec![user.clone()]);
+                for r in &relationships {
+                    self.notify_relationship(r);
+                }
+                let documents = self.transfer_documents(&user, successor)?;
+                Ok(json!({
+                    "user": user,
+                    "transferTo": transfer_to,
+                    "relationships": relationships.iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
+                    "documents": documents,
+                }))
             }
             AdminRequest::RelationshipList => {
                 Ok(serde_json::to_value(self.relationships()?).expect("relationships serialize"))
@@ -456,12 +518,54 @@ impl Admin {
     /// engine apply it (connections that lost access stop receiving at once).
     fn save_relationship(&self, relationship: &Relationship, audit: Record) -> Result<()> {
         self.commit(vec![relationship.store_write()], vec![audit])?;
+        self.notify_relationship(relationship);
+        Ok(())
+    }
+
+    fn notify_relationship(&self, relationship: &Relationship) {
         if let Some(driver) = &self.driver
             && let Err(e) = driver.try_send(DriverMsg::Relationship(relationship.clone()))
         {
             tracing::error!(error = %e, "the running server did not take a relationship change; it applies at restart");
         }
-        Ok(())
+    }
+
+    /// Hand a departing user's documents to `to`: through the running server's
+    /// engine (which owns the access records and detaches the user at once), or in
+    /// the store when none runs. Returns how many moved.
+    fn transfer_documents(
+        &self,
+        from: &str,
+        to: coachsync_core::access::Principal,
+    ) -> Result<usize> {
+        match &self.driver {
+            Some(driver) => {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                driver
+                    .blocking_send(DriverMsg::Transfer {
+                        from: from.to_owned(),
+                        to,
+                        reply,
+                    })
+                    .map_err(|_| Error::Usage("the server is stopping".into()))?;
+                answer
+                    .blocking_recv()
+                    .map_err(|_| Error::Usage("the server is stopping".into()))?
+                    .map_err(Error::from)
+            }
+            None => {
+                let mut book = coachsync_core::access::AccessBook::new();
+                book.restore(self.store.meta(coachsync_core::access::ACCESS_KEY_PREFIX)?);
+                let writes: Vec<StoreWrite> = book
+                    .transfer(from, &to)
+                    .into_iter()
+                    .map(|(_, w)| w)
+                    .collect();
+                let moved = writes.len();
+                self.store.commit(&writes)?;
+                Ok(moved)
+            }
+        }
     }
 
     fn end_sessions(&self, tokens: Vec<String>, users: Vec<String>) {

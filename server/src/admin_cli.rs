@@ -48,6 +48,10 @@ fn request(command: &AdminCommand) -> Result<AdminRequest> {
             expires_days,
         },
         AdminCommand::User(UserCommand::List) => AdminRequest::UserList,
+        AdminCommand::User(UserCommand::Offboard { name, transfer_to }) => AdminRequest::Offboard {
+            user: name,
+            transfer_to,
+        },
         AdminCommand::Token(TokenCommand::Create { name, expires_days }) => {
             AdminRequest::TokenIssue { name, expires_days }
         }
@@ -317,6 +321,14 @@ fn print(command: &AdminCommand, answer: &Value, out: &mut impl Write) -> Result
             for entry in answer.as_array().into_iter().flatten() {
                 writeln!(out, "{entry}")?;
             }
+        }
+        AdminCommand::User(UserCommand::Offboard { name, transfer_to }) => {
+            let rels = answer["relationships"].as_array().map_or(0, Vec::len);
+            writeln!(
+                out,
+                "{name} offboarded: {} documents and {rels} relationships passed to {transfer_to}; their tokens are revoked and their private notes stay unreadable",
+                answer["documents"]
+            )?;
         }
         AdminCommand::ImportRoster { .. } => {
             let changes = answer["changes"].as_array().cloned().unwrap_or_default();

@@ -143,6 +143,16 @@ pub enum RelationshipCommand {
 /// `coachsync admin user …`
 #[derive(Debug, Subcommand, Clone)]
 pub enum UserCommand {
+    /// A user leaves: their relationships and documents pass to another coach
+    /// (their private notes stay theirs, unreadable by anyone), their tokens are
+    /// revoked, and they sign in no more.
+    Offboard {
+        /// Who leaves.
+        name: String,
+        /// The coach who takes over.
+        #[arg(long)]
+        transfer_to: String,
+    },
     /// Add a user; prints their first bearer token as the last line.
     Add {
         /// Unique name (letters, digits, '-', '_', '.', '@').

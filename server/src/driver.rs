@@ -87,6 +87,16 @@ pub enum DriverMsg {
     },
     /// Grant or revoke access to a document.
     Grant(GrantRequest),
+    /// A departing user's documents pass to another user; answered with how many
+    /// once the records are durable.
+    Transfer {
+        /// Who leaves.
+        from: String,
+        /// Who takes over.
+        to: Principal,
+        /// The answer.
+        reply: oneshot::Sender<CoreResult<usize>>,
+    },
     /// Whether a user may read a document's access log.
     MaySeeLog {
         /// The user.
@@ -155,6 +165,8 @@ pub struct Driver {
     audit: Arc<AuditLog>,
     /// API calls waiting for their write to be durable.
     replies: HashMap<OpId, oneshot::Sender<CoreResult<()>>>,
+    /// Document transfers waiting for their last write: how many moved.
+    transfers: HashMap<OpId, (usize, oneshot::Sender<CoreResult<usize>>)>,
     next_op: u64,
     inbox: mpsc::Receiver<DriverMsg>,
     store: Arc<dyn Store>,
@@ -223,6 +235,7 @@ impl Driver {
                 sessions: HashMap::new(),
                 audit,
                 replies: HashMap::new(),
+                transfers: HashMap::new(),
                 next_op: 0,
                 inbox,
                 store,
@@ -323,6 +336,23 @@ impl Driver {
                 }
             }
             DriverMsg::Grant(request) => self.grant(now, request),
+            DriverMsg::Transfer { from, to, reply } => {
+                let writes = self.engine.transfer_documents(now, &from, &to);
+                let moved = writes.len();
+                let batch: Vec<(OpId, StoreWrite)> =
+                    writes.into_iter().map(|w| (self.driver_op(), w)).collect();
+                // One batch is one group commit: the answer waits for its last write.
+                match batch.last() {
+                    Some((last, _)) => {
+                        self.transfers.insert(*last, (moved, reply));
+                        self.worker.submit(batch);
+                    }
+                    None => {
+                        let _ = reply.send(Ok(0));
+                    }
+                }
+                self.flush_outputs();
+            }
             DriverMsg::MaySeeLog {
                 user,
                 document,
@@ -361,6 +391,8 @@ impl Driver {
                         self.engine.handle_commit(now, op, result);
                     } else if let Some(reply) = self.replies.remove(&op) {
                         let _ = reply.send(result);
+                    } else if let Some((moved, reply)) = self.transfers.remove(&op) {
+                        let _ = reply.send(result.map(|()| moved));
                     } else if let Err(e) = result {
                         tracing::error!(error = %e, "an audit entry was not stored");
                     }

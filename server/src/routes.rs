@@ -121,7 +121,7 @@ impl AppState {
         }
         // Not one of ours: perhaps the identity provider's.
         let why = match self.jwt.as_deref().map(|jwt| jwt.verify(token)) {
-            Some(Ok(verified)) => match accounts.user(&verified.user) {
+            Some(Ok(verified)) => match accounts.user(&verified.user).filter(|u| !u.disabled) {
                 Some(user) => return Ok((user.principal(), verified.id)),
                 None => format!(
                     "the identity provider's user {:?} is not a coachsync user",

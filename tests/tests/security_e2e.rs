@@ -805,3 +805,76 @@ async fn a_principal_is_a_client_in_her_coaching_and_sees_a_teachers_only_when_t
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn offboarding_a_coach_hands_over_their_work_but_not_their_private_notes() -> Result<()> {
+    let site = Site::start(
+        &[
+            ("leaving-coach", "coach"),
+            ("new-coach", "coach"),
+            ("principal", "client"),
+            ("root", "admin"),
+        ],
+        &[],
+    )?;
+    let rel = relationship(&site, &["leaving-coach"], &["principal"])?;
+    let dirs = [tempfile::tempdir()?, tempfile::tempdir()?];
+    let leaving = site.device(dirs[0].path(), "leaving-coach").await?;
+    let plan = leaving.create(work_plan(&rel)?).await?;
+    let plain = leaving.create(json!({"note": "meeting agenda"})).await?;
+    let mut notes = coachsync_core::domain::example("observation-private-notes")
+        .context("an example of private notes")?;
+    notes["relationship"] = json!(rel);
+    let private = leaving.create(notes).await?;
+    synced(&leaving).await?;
+    leaving.close().await?;
+
+    let summary = admin(
+        site.server.data_dir(),
+        &[
+            "user",
+            "offboard",
+            "leaving-coach",
+            "--transfer-to",
+            "new-coach",
+        ],
+    )?;
+    assert!(
+        summary.contains("2 documents and 1 relationships"),
+        "{summary}"
+    );
+    // The departing coach signs in no more.
+    let url = format!(
+        "{}?token={}",
+        site.server.sync_url(),
+        site.token("leaving-coach")
+    );
+    assert!(tokio_tungstenite::connect_async(&url).await.is_err());
+    // The new coach has the work plan and the plain document; nobody has the notes.
+    let successor = site.device(dirs[1].path(), "new-coach").await?;
+    for doc in [&plan, &plain] {
+        tokio::time::timeout(WAIT, successor.fetch(doc)).await??;
+    }
+    assert!(
+        tokio::time::timeout(WAIT, successor.fetch(&private))
+            .await?
+            .is_err()
+    );
+    let listed = admin(site.server.data_dir(), &["relationship", "list"])?;
+    assert!(listed.contains("coaches: new-coach"), "{listed}");
+    // Another device of the new coach: the relationship's documents by membership too.
+    let (status, body) = site
+        .grants(
+            "POST",
+            "new-coach",
+            &plan,
+            json!({"user": "root", "access": "read"}),
+        )
+        .await?;
+    assert_eq!(
+        status, 403,
+        "still only the client shares it outside: {body}"
+    );
+    successor.close().await?;
+    Ok(())
+}

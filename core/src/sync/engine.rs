@@ -1350,6 +1350,24 @@ impl Engine {
         }
     }
 
+    /// Server: a departing user's documents (all but their private ones) pass to
+    /// `to` (see [`AccessBook::transfer`]); the departing user's connections stop
+    /// receiving them at once. The caller persists the returned writes.
+    pub fn transfer_documents(
+        &mut self,
+        now: Instant,
+        from: &str,
+        to: &Principal,
+    ) -> Vec<StoreWrite> {
+        let moved = self.access.transfer(from, to);
+        let mut writes = Vec::with_capacity(moved.len());
+        for (document, write) in moved {
+            self.handle_access_changed(now, &document);
+            writes.push(write);
+        }
+        writes
+    }
+
     /// Server: who may read and write what.
     pub fn access(&self) -> &AccessBook {
         &self.access
