@@ -18,7 +18,7 @@ const WAIT: Duration = Duration::from_secs(20);
 
 /// A server that requires tokens, and the tokens of the users it knows.
 struct Site {
-    server: ServerProcess,
+    running: Option<ServerProcess>,
     _dir: tempfile::TempDir,
     tokens: std::collections::HashMap<String, String>,
 }
@@ -41,10 +41,25 @@ impl Site {
         )?;
         tokens.insert(late.0.to_string(), token);
         Ok(Self {
-            server,
+            running: Some(server),
             _dir: dir,
             tokens,
         })
+    }
+
+    /// SIGKILL the server and start a new one on the same data directory.
+    fn restart(&mut self) -> Result<()> {
+        let old = self.running.take().context("a server runs")?;
+        let dir = old.data_dir().to_owned();
+        old.kill()?;
+        self.running = Some(ServerProcess::start_secure(&dir, &[])?);
+        Ok(())
+    }
+
+    fn server(&self) -> &ServerProcess {
+        self.running
+            .as_ref()
+            .expect("a server runs between restarts")
     }
 
     fn token(&self, user: &str) -> &str {
@@ -52,7 +67,7 @@ impl Site {
     }
 
     async fn device(&self, dir: &Path, user: &str) -> Result<Device> {
-        let mut config = DeviceConfig::new(dir).with_server(self.server.sync_url());
+        let mut config = DeviceConfig::new(dir).with_server(self.server().sync_url());
         config.token = Some(self.token(user).to_owned());
         config.backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(500), 0.5);
         config.connect_timeout = Duration::from_secs(2);
@@ -68,7 +83,7 @@ impl Site {
         body: Value,
     ) -> Result<(u16, Value)> {
         let (status, body) = self
-            .server
+            .server()
             .http(
                 method,
                 &format!("/api/docs/{document}/grants"),
@@ -102,7 +117,7 @@ impl Site {
     /// The audit log, read as an admin.
     async fn audit(&self, admin_user: &str) -> Result<Vec<Value>> {
         let (status, body) = self
-            .server
+            .server()
             .http("GET", "/api/audit", Some(self.token(admin_user)), None)
             .await?;
         if status != 200 {
@@ -124,7 +139,7 @@ type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn joined(site: &Site, user: &str, peer: &str) -> Result<Socket> {
-    let url = format!("{}?token={}", site.server.sync_url(), site.token(user));
+    let url = format!("{}?token={}", site.server().sync_url(), site.token(user));
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
     let join = Message::Join {
         sender_id: PeerId::new(peer)?,
@@ -195,7 +210,7 @@ fn actions(audit: &[Value], action: &str) -> Vec<String> {
 #[tokio::test]
 async fn no_token_or_a_wrong_token_is_refused_before_any_message() -> Result<()> {
     let site = Site::start(&[("root", "admin"), ("ana", "coach")], &[])?;
-    let url = site.server.sync_url();
+    let url = site.server().sync_url();
     for attempt in [url.clone(), format!("{url}?token=cs_not-a-token")] {
         match tokio_tungstenite::connect_async(&attempt).await {
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
@@ -216,7 +231,7 @@ async fn no_token_or_a_wrong_token_is_refused_before_any_message() -> Result<()>
     drop(ws);
     // A revoked token stops working.
     admin(
-        site.server.data_dir(),
+        site.server().data_dir(),
         &["token", "revoke", "--user", "ana"],
     )?;
     let revoked = format!("{url}?token={}", site.token("ana"));
@@ -451,7 +466,11 @@ async fn a_flood_of_garbage_from_one_user_does_not_stop_another_users_sync() -> 
     let before = coach.create(json!({"kept": "safe"})).await?;
     synced(&coach).await?;
 
-    let url = format!("{}?token={}", site.server.sync_url(), site.token("flooder"));
+    let url = format!(
+        "{}?token={}",
+        site.server().sync_url(),
+        site.token("flooder")
+    );
     let flood = tokio::spawn(async move {
         let mut closed_with_error = 0;
         // Bounded: 40 connections of up to 200 frames each.
@@ -495,7 +514,7 @@ async fn a_flood_of_garbage_from_one_user_does_not_stop_another_users_sync() -> 
         errors >= 30,
         "each garbage connection is told why it is closed: {errors}"
     );
-    let (status, _) = site.server.http_get("/healthz").await?;
+    let (status, _) = site.server().http_get("/healthz").await?;
     assert_eq!(status, 200);
     let check_dir = tempfile::tempdir()?;
     let check = site.device(check_dir.path(), "coach").await?;
@@ -572,7 +591,7 @@ async fn a_jwt_from_the_configured_identity_provider_signs_in_an_existing_user()
         )?)
     };
     let dir = tempfile::tempdir()?;
-    let mut config = DeviceConfig::new(dir.path()).with_server(site.server.sync_url());
+    let mut config = DeviceConfig::new(dir.path()).with_server(site.server().sync_url());
     config.token = Some(jwt("ana")?);
     let device = Device::open(config).await?;
     let doc = device
@@ -584,7 +603,7 @@ async fn a_jwt_from_the_configured_identity_provider_signs_in_an_existing_user()
     let with_token = site.device(other_dir.path(), "ana").await?;
     tokio::time::timeout(WAIT, with_token.fetch(&doc)).await??;
     // Someone the district knows but coachsync does not is refused.
-    let url = format!("{}?token={}", site.server.sync_url(), jwt("stranger")?);
+    let url = format!("{}?token={}", site.server().sync_url(), jwt("stranger")?);
     assert!(tokio_tungstenite::connect_async(&url).await.is_err());
     site.audit_until("root", |a| {
         a.iter().any(|e| {
@@ -639,7 +658,7 @@ fn relationship(site: &Site, coaches: &[&str], clients: &[&str]) -> Result<Strin
     for c in clients {
         args.extend(["--client", c]);
     }
-    admin(site.server.data_dir(), &args)
+    admin(site.server().data_dir(), &args)
 }
 
 /// A valid work plan tied to a relationship.
@@ -704,7 +723,7 @@ async fn a_relationships_client_reads_and_edits_its_work_plan_without_a_grant_an
     // The access log, for the relationship's members only.
     let path = format!("/api/docs/{doc}/access-log");
     let (status, _) = site
-        .server
+        .server()
         .http("GET", &path, Some(site.token("supervisor")), None)
         .await?;
     assert_eq!(status, 404);
@@ -714,7 +733,7 @@ async fn a_relationships_client_reads_and_edits_its_work_plan_without_a_grant_an
             "the access log to show both members and the refusal",
             async || {
                 let (status, body) = site
-                    .server
+                    .server()
                     .http("GET", &path, Some(site.token("principal")), None)
                     .await?;
                 assert_eq!(status, 200, "{body}");
@@ -737,7 +756,7 @@ async fn a_relationships_client_reads_and_edits_its_work_plan_without_a_grant_an
 
     // A member removed stops receiving it.
     admin(
-        site.server.data_dir(),
+        site.server().data_dir(),
         &["relationship", "remove-member", &rel, "--user", "principal"],
     )?;
     coach
@@ -830,7 +849,7 @@ async fn offboarding_a_coach_hands_over_their_work_but_not_their_private_notes()
     leaving.close().await?;
 
     let summary = admin(
-        site.server.data_dir(),
+        site.server().data_dir(),
         &[
             "user",
             "offboard",
@@ -846,7 +865,7 @@ async fn offboarding_a_coach_hands_over_their_work_but_not_their_private_notes()
     // The departing coach signs in no more.
     let url = format!(
         "{}?token={}",
-        site.server.sync_url(),
+        site.server().sync_url(),
         site.token("leaving-coach")
     );
     assert!(tokio_tungstenite::connect_async(&url).await.is_err());
@@ -860,7 +879,7 @@ async fn offboarding_a_coach_hands_over_their_work_but_not_their_private_notes()
             .await?
             .is_err()
     );
-    let listed = admin(site.server.data_dir(), &["relationship", "list"])?;
+    let listed = admin(site.server().data_dir(), &["relationship", "list"])?;
     assert!(listed.contains("coaches: new-coach"), "{listed}");
     // Another device of the new coach: the relationship's documents by membership too.
     let (status, body) = site
@@ -876,5 +895,47 @@ async fn offboarding_a_coach_hands_over_their_work_but_not_their_private_notes()
         "still only the client shares it outside: {body}"
     );
     successor.close().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn owners_grants_and_relationships_survive_a_restart() -> Result<()> {
+    let mut site = Site::start(
+        &[
+            ("coach", "coach"),
+            ("principal", "client"),
+            ("other", "coach"),
+        ],
+        &[],
+    )?;
+    let rel = relationship(&site, &["coach"], &["principal"])?;
+    let dir = tempfile::tempdir()?;
+    let coach = site.device(dir.path(), "coach").await?;
+    let shared = coach.create(json!({"note": "shared by a grant"})).await?;
+    let plan = coach.create(work_plan(&rel)?).await?;
+    synced(&coach).await?;
+    coach.close().await?;
+    let (status, _) = site
+        .grants(
+            "POST",
+            "coach",
+            &shared,
+            json!({"user": "principal", "access": "read"}),
+        )
+        .await?;
+    assert_eq!(status, 200);
+    // SIGKILL, then a new server on the same data directory.
+    site.restart()?;
+    let dirs = [tempfile::tempdir()?, tempfile::tempdir()?];
+    let principal = site.device(dirs[0].path(), "principal").await?;
+    for doc in [&shared, &plan] {
+        tokio::time::timeout(WAIT, principal.fetch(doc)).await??;
+    }
+    let other = site.device(dirs[1].path(), "other").await?;
+    for doc in [&shared, &plan] {
+        assert!(tokio::time::timeout(WAIT, other.fetch(doc)).await?.is_err());
+    }
+    principal.close().await?;
+    other.close().await?;
     Ok(())
 }
