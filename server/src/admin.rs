@@ -289,6 +289,11 @@ impl Admin {
                     .iter()
                     .map(|(change, user)| json!({ "user": user.name, "change": change }))
                     .collect();
+                let updated: Vec<String> = plan
+                    .iter()
+                    .filter(|(change, _)| *change == RosterChange::Updated)
+                    .map(|(_, user)| user.name.clone())
+                    .collect();
                 let changed: Vec<User> = plan
                     .into_iter()
                     .filter(|(change, _)| *change != RosterChange::Unchanged)
@@ -302,6 +307,8 @@ impl Admin {
                     drop(accounts);
                     let detail = format!("{} users added or updated", changed.len());
                     self.commit(writes, vec![record("roster-import", None, Some(detail))])?;
+                    // Connections carry the role they started with.
+                    self.end_sessions(Vec::new(), updated);
                 }
                 Ok(json!({ "dryRun": dry_run, "changes": changes }))
             }
