@@ -19,10 +19,10 @@ use std::fmt::Debug;
 
 use automerge::{Automerge, ObjId, ObjType, Prop, ROOT, ReadDoc, ScalarValue, Value as AmValue};
 use coachsync_core::domain::{
-    self, ActivityStatus, ActivityType, CoachingLog, Field, KINDS, Kind, NeedsAssessment,
-    Observation, ObservationPrivateNotes, ObservationStatus, ObservationTemplate, PdsaAct,
-    PdsaCycle, PdsaStage, Problem, Record, ResponseType, Rubric, RubricSelfAssessment, Setting,
-    Shape, Team, WorkPlan,
+    self, ActivityStatus, ActivityType, CoachingLog, CoachingRelationship, Field, KINDS, Kind,
+    NeedsAssessment, Observation, ObservationPrivateNotes, ObservationStatus, ObservationTemplate,
+    PdsaAct, PdsaCycle, PdsaStage, Problem, Record, ResponseType, Rubric, RubricSelfAssessment,
+    Setting, Shape, Team, WorkPlan,
 };
 use coachsync_core::json::{put_root, to_json};
 use serde::Serialize;
@@ -243,6 +243,7 @@ fn through_record(value: &Value) -> Value {
         "rubric" => round_trip::<Rubric>(value),
         "rubric-self-assessment" => round_trip::<RubricSelfAssessment>(value),
         "coaching-log" => round_trip::<CoachingLog>(value),
+        "coaching-relationship" => round_trip::<CoachingRelationship>(value),
         "pdsa-cycle" => round_trip::<PdsaCycle>(value),
         "team" => round_trip::<Team>(value),
         other => panic!("no record for kind {other}: add one to records.rs"),
@@ -465,6 +466,7 @@ fn named_nested_paths_are_reported_in_full() {
         ("rubric", "domains.1.elements.0.indicators.1.text"),
         ("rubric-self-assessment", "ratings.4.current"),
         ("coaching-log", "sessions.2.minutes"),
+        ("coaching-relationship", "agreement.agreedBy.1.at"),
         ("team", "members.3.name"),
     ] {
         let mut value = example(kind(kind_name));

@@ -720,6 +720,29 @@ async fn a_relationships_client_reads_and_edits_its_work_plan_without_a_grant_an
     let refused = tokio::time::timeout(WAIT, supervisor.fetch(&doc)).await?;
     assert!(refused.is_err(), "the supervisor fetched coaching content");
 
+    // The relationship's own document: the client signs its agreement.
+    let mut together = coachsync_core::domain::example("coaching-relationship")
+        .context("an example coaching relationship")?;
+    together["relationship"] = json!(rel);
+    together["agreement"]["agreedBy"] = json!([{"user": "coach", "at": 1_787_860_800_000_i64}]);
+    let agreement = coach.create(together).await?;
+    synced(&coach).await?;
+    tokio::time::timeout(WAIT, principal.fetch(&agreement)).await??;
+    principal
+        .push(
+            &agreement,
+            &"agreement.agreedBy".parse()?,
+            json!({"user": "principal", "at": 1_787_864_400_000_i64}),
+        )
+        .await?;
+    synced(&principal).await?;
+    eventually("the client's agreement at the coach", async || {
+        Ok(coach.value(&agreement).await?["agreement"]["agreedBy"]
+            .as_array()
+            .is_some_and(|a| a.len() == 2))
+    })
+    .await?;
+
     // The access log, for the relationship's members only.
     let path = format!("/api/docs/{doc}/access-log");
     let (status, _) = site

@@ -62,6 +62,10 @@ static EXAMPLES: &[(&str, &str)] = &[
         include_str!("../../data/examples/rubric-self-assessment.json"),
     ),
     (
+        "coaching-relationship",
+        include_str!("../../data/examples/coaching-relationship.json"),
+    ),
+    (
         "coaching-log",
         include_str!("../../data/examples/coaching-log.json"),
     ),

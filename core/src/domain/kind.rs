@@ -465,6 +465,41 @@ const COACHING_LOG: &[Field] = &[
     req("sessions", list(&SESSION), "The sessions, oldest first."),
 ];
 
+// ----- coaching relationship -------------------------------------------------------
+
+static AGREED: Shape = Shape::Object(AGREED_FIELDS);
+const AGREED_FIELDS: &[Field] = &[
+    req("user", Shape::Str, "The member who agreed, by user name."),
+    req("at", Shape::Timestamp, "When they agreed."),
+];
+const AGREEMENT_FIELDS: &[Field] = &[
+    req(
+        "text",
+        Shape::Text,
+        "What the members agree to: what stays between them, what is shared and with whom, that coaching is never part of evaluation.",
+    ),
+    req(
+        "agreedBy",
+        list(&AGREED),
+        "Each member's agreement, with its date.",
+    ),
+];
+const COACHING_RELATIONSHIP: &[Field] = &[
+    req(
+        "relationship",
+        Shape::Str,
+        "The server's relationship record (`rel-…`) this document belongs to: its members read and write it.",
+    ),
+    opt("focus", Shape::Text, "What the coaching is about."),
+    req(
+        "agreement",
+        Shape::Object(AGREEMENT_FIELDS),
+        "The confidentiality agreement.",
+    ),
+    opt("start", Shape::Timestamp, "When the coaching started."),
+    opt("end", Shape::Timestamp, "When it ended, or is planned to."),
+];
+
 const PDSA_CYCLE: &[Field] = &[
     req("title", Shape::Text, "The cycle's name."),
     opt("team", Shape::Url, "The team running it."),
@@ -591,6 +626,13 @@ pub static KINDS: &[Kind] = &[
         visibility: Visibility::Coaching,
         doc: "A leader's current and target stage per rubric element, with evidence, over time.",
         fields: RUBRIC_SELF_ASSESSMENT,
+    },
+    Kind {
+        name: "coaching-relationship",
+        version: 1,
+        visibility: Visibility::Coaching,
+        doc: "What the members of one coaching relationship write together: its focus, their confidentiality agreement and who agreed when, its dates. Who belongs to it is the server's record, kept by admins.",
+        fields: COACHING_RELATIONSHIP,
     },
     Kind {
         name: "coaching-log",

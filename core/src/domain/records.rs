@@ -808,6 +808,59 @@ pub struct CoachingLog {
 }
 record!(CoachingLog, "coaching-log");
 
+/// One member's agreement to a relationship's confidentiality agreement.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Agreed {
+    /// The member, by user name.
+    pub user: String,
+    /// When they agreed, ms since 1970.
+    pub at: i64,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A coaching relationship's confidentiality agreement.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Agreement {
+    /// What the members agree to.
+    pub text: String,
+    /// Who agreed, when.
+    pub agreed_by: Vec<Agreed>,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A `coaching-relationship` document.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CoachingRelationship {
+    /// Always `coaching-relationship`.
+    pub schema: String,
+    /// The schema version the document is at.
+    pub schema_version: u32,
+    /// The server's relationship record.
+    pub relationship: String,
+    /// What the coaching is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub focus: Option<String>,
+    /// The confidentiality agreement.
+    pub agreement: Agreement,
+    /// When the coaching started, ms since 1970.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<i64>,
+    /// When it ended, or is planned to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<i64>,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+record!(CoachingRelationship, "coaching-relationship");
+
 /// Where a PDSA cycle stands.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
