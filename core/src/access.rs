@@ -295,10 +295,15 @@ impl AccessBook {
         kind: Option<String>,
         visibility: Option<Visibility>,
         relationship: Option<&str>,
+        group: Option<&str>,
         unix_ms: i64,
     ) -> AccessChange {
         let mut record = DocAccess::new(user, kind, visibility, unix_ms);
         record.relationship = self.joinable(relationship, &user.name);
+        // A team document is its team's when its creator is in that team.
+        record.group = group
+            .filter(|g| user.groups.contains(*g))
+            .map(str::to_owned);
         let write = record.store_write(document);
         self.insert(document.clone(), record);
         AccessChange { write }

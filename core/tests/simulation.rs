@@ -1748,3 +1748,55 @@ fn ending_a_relationship_or_removing_a_member_stops_their_updates() {
         );
     }
 }
+
+#[test]
+fn a_team_document_is_read_and_written_by_its_teams_members() {
+    for seed in seeds() {
+        let member = |name: &str, groups: &[&str]| Principal {
+            name: name.into(),
+            role: UserRole::TeamMember,
+            org: "district".into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+        };
+        let users = [
+            member("amara", &["north-grade3"]),
+            member("tom", &["north-grade3"]),
+            member("outsider", &["south-grade6"]),
+        ];
+        let mut sim = Sim::new(seed, users.len());
+        for (i, u) in users.iter().enumerate() {
+            sim.connect_as(i, Faults::default(), Who::User(u.clone().into()));
+        }
+        sim.run();
+        let now = sim.now;
+        let doc = sim.clients[0].engine.create_document(now, sim.rng.random());
+        sim.clients[0]
+            .engine
+            .change(now, &doc, |tx| {
+                tx.put(automerge::ROOT, "schema", "pdsa-cycle")?;
+                tx.put(automerge::ROOT, "group", "north-grade3")?;
+                tx.put(automerge::ROOT, "created", 1)?;
+                Ok(())
+            })
+            .unwrap();
+        sim.run();
+        find_all(&mut sim, &doc);
+        assert_eq!(
+            value(&sim, 1, &doc, "created"),
+            Some(1),
+            "seed {seed}: a team member"
+        );
+        assert_eq!(
+            value(&sim, 2, &doc, "created"),
+            None,
+            "seed {seed}: another team"
+        );
+        put(&mut sim, 1, &doc, "by-tom", 3);
+        sim.run();
+        assert_eq!(
+            value(&sim, 0, &doc, "by-tom"),
+            Some(3),
+            "seed {seed}: written by a member"
+        );
+    }
+}

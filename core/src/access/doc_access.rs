@@ -74,6 +74,10 @@ pub struct DocAccess {
     /// field it was stored with that names a relationship its owner belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relationship: Option<String>,
+    /// The team (a group) a team document belongs to, fixed by the `group` field it
+    /// was first stored with, when its owner is in that group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// Grants, by subject.
     #[serde(with = "grant_list")]
     pub grants: BTreeMap<Subject, Grant>,
@@ -95,6 +99,7 @@ impl DocAccess {
             kind,
             visibility,
             relationship: None,
+            group: None,
             grants: BTreeMap::new(),
             created_ms: unix_ms,
         }
@@ -152,7 +157,10 @@ impl DocAccess {
         let by_org = (self.visibility == Some(Visibility::Org)
             && self.org.as_deref() == Some(user.org.as_str()))
         .then_some(Access::Read);
-        [by_relationship, named, by_group, by_org]
+        let by_team = (self.visibility == Some(Visibility::Team)
+            && self.group.as_ref().is_some_and(|g| user.groups.contains(g)))
+        .then_some(Access::Write);
+        [by_relationship, named, by_group, by_org, by_team]
             .into_iter()
             .flatten()
             .max()

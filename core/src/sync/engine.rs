@@ -1283,6 +1283,7 @@ impl Engine {
             fields.kind,
             fields.visibility,
             fields.relationship.as_deref(),
+            fields.group.as_deref(),
             self.wall_clock_ms,
         );
         let op = self.op(PendingOp::Other);
@@ -2316,6 +2317,8 @@ struct AccessFields {
     visibility: Option<crate::domain::Visibility>,
     /// The relationship its root `relationship` names.
     relationship: Option<String>,
+    /// The team (group) its root `group` names.
+    group: Option<String>,
 }
 
 fn access_fields(doc: &Automerge) -> AccessFields {
@@ -2328,6 +2331,7 @@ fn access_fields(doc: &Automerge) -> AccessFields {
         kind,
         visibility,
         relationship: root_string(doc, "relationship"),
+        group: root_string(doc, "group"),
     }
 }
 
