@@ -68,6 +68,20 @@ pub enum Decision {
     Unclaimed,
 }
 
+/// What a document says about its audience: the fields the server reads when it
+/// first stores a document.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Audience {
+    /// The kind its root `schema` names.
+    pub kind: Option<String>,
+    /// Its class, when that is a known kind.
+    pub visibility: Option<Visibility>,
+    /// The relationship its root `relationship` names.
+    pub relationship: Option<String>,
+    /// The team (group) its root `group` names.
+    pub group: Option<String>,
+}
+
 /// A change of access to persist: the record to write, already applied in memory.
 #[derive(Debug)]
 pub struct AccessChange {
@@ -286,24 +300,20 @@ impl AccessBook {
         !matches!(self.decide(who, document, exists), Decision::Denied)
     }
 
-    /// `user` stored the first change of an unclaimed document: they own it. The
-    /// class comes from the document's `schema` then and never changes.
+    /// `user` stored the first change of an unclaimed document: they own it. Its
+    /// class, relationship and team come from what the document said then
+    /// (`audience`) and never change with later edits.
     pub fn claim(
         &mut self,
         document: &DocumentId,
         user: &Principal,
-        kind: Option<String>,
-        visibility: Option<Visibility>,
-        relationship: Option<&str>,
-        group: Option<&str>,
+        audience: Audience,
         unix_ms: i64,
     ) -> AccessChange {
-        let mut record = DocAccess::new(user, kind, visibility, unix_ms);
-        record.relationship = self.joinable(relationship, &user.name);
+        let mut record = DocAccess::new(user, audience.kind, audience.visibility, unix_ms);
+        record.relationship = self.joinable(audience.relationship.as_deref(), &user.name);
         // A team document is its team's when its creator is in that team.
-        record.group = group
-            .filter(|g| user.groups.contains(*g))
-            .map(str::to_owned);
+        record.group = audience.group.filter(|g| user.groups.contains(g));
         let write = record.store_write(document);
         self.insert(document.clone(), record);
         AccessChange { write }

@@ -10,7 +10,8 @@ use automerge::{Automerge, ChangeHash};
 use super::document::{Content, DocState, PeerSync};
 use super::{ConnId, EngineConfig, Event, OpId, Output, Role};
 use crate::access::{
-    Access, AccessBook, AccessChange, Decision, Principal, Relationship, Subject, UserRole, Who,
+    Access, AccessBook, AccessChange, Audience, Decision, Principal, Relationship, Subject,
+    UserRole, Who,
 };
 use crate::error::{Error, Result};
 use crate::id::{DocumentId, PeerId, StorageId};
@@ -1277,15 +1278,9 @@ impl Engine {
             .document(document)
             .map(access_fields)
             .unwrap_or_default();
-        let AccessChange { write } = self.access.claim(
-            document,
-            user,
-            fields.kind,
-            fields.visibility,
-            fields.relationship.as_deref(),
-            fields.group.as_deref(),
-            self.wall_clock_ms,
-        );
+        let AccessChange { write } = self
+            .access
+            .claim(document, user, fields, self.wall_clock_ms);
         let op = self.op(PendingOp::Other);
         self.outputs.push_back(Output::Commit { op, write });
     }
@@ -2308,26 +2303,13 @@ impl Engine {
     }
 }
 
-/// What the server reads of a document to decide its audience.
-#[derive(Default)]
-struct AccessFields {
-    /// The kind its root `schema` names.
-    kind: Option<String>,
-    /// Its class, when that is a known kind.
-    visibility: Option<crate::domain::Visibility>,
-    /// The relationship its root `relationship` names.
-    relationship: Option<String>,
-    /// The team (group) its root `group` names.
-    group: Option<String>,
-}
-
-fn access_fields(doc: &Automerge) -> AccessFields {
+fn access_fields(doc: &Automerge) -> Audience {
     let kind = root_string(doc, "schema");
     let visibility = kind
         .as_deref()
         .and_then(crate::domain::kind)
         .map(|k| k.visibility);
-    AccessFields {
+    Audience {
         kind,
         visibility,
         relationship: root_string(doc, "relationship"),
