@@ -19,6 +19,14 @@ pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
+/// Now, in milliseconds since 1970 (0 on a clock set before 1970).
+pub fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 /// A time as RFC 3339 UTC, to the second: `2026-11-25T14:34:56Z`.
 pub fn rfc3339(t: SystemTime) -> String {
     let secs = t

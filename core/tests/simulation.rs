@@ -1575,15 +1575,16 @@ fn relationship(id: &str, coaches: &[&str], clients: &[&str]) -> Relationship {
     }
 }
 
-/// Client 0 creates a document of `kind` naming `relationship` in its first change.
-fn tied_document(sim: &mut Sim, kind: &str, relationship: &str) -> DocumentId {
+/// Client 0 creates a document of `kind` naming its audience (`tie`: the
+/// `relationship` or `group` field and its value) in its first change.
+fn tied_document(sim: &mut Sim, kind: &str, tie: (&str, &str)) -> DocumentId {
     let now = sim.now;
     let doc = sim.clients[0].engine.create_document(now, sim.rng.random());
     sim.clients[0]
         .engine
         .change(now, &doc, |tx| {
             tx.put(automerge::ROOT, "schema", kind)?;
-            tx.put(automerge::ROOT, "relationship", relationship)?;
+            tx.put(automerge::ROOT, tie.0, tie.1)?;
             tx.put(automerge::ROOT, "created", 1)?;
             Ok(())
         })
@@ -1617,7 +1618,7 @@ fn a_relationships_members_share_its_coaching_documents_without_grants() {
             sim.connect_as(i, Faults::default(), Who::User(u.clone().into()));
         }
         sim.run();
-        let doc = tied_document(&mut sim, "work-plan", "rel-1");
+        let doc = tied_document(&mut sim, "work-plan", ("relationship", "rel-1"));
         find_all(&mut sim, &doc);
         assert_eq!(
             value(&sim, 1, &doc, "created"),
@@ -1685,7 +1686,7 @@ fn a_document_cannot_join_a_relationship_its_creator_is_not_in() {
         sim.connect_as(i, Faults::default(), Who::User(u.clone().into()));
     }
     sim.run();
-    let doc = tied_document(&mut sim, "work-plan", "rel-1");
+    let doc = tied_document(&mut sim, "work-plan", ("relationship", "rel-1"));
     find_all(&mut sim, &doc);
     assert_eq!(
         value(&sim, 1, &doc, "created"),
@@ -1718,7 +1719,7 @@ fn ending_a_relationship_or_removing_a_member_stops_their_updates() {
             sim.connect_as(i, Faults::default(), Who::User(u.clone().into()));
         }
         sim.run();
-        let doc = tied_document(&mut sim, "coaching-log", "rel-1");
+        let doc = tied_document(&mut sim, "coaching-log", ("relationship", "rel-1"));
         find_all(&mut sim, &doc);
         assert_eq!(value(&sim, 2, &doc, "created"), Some(1), "seed {seed}");
         // The teacher leader leaves the relationship.
@@ -1768,18 +1769,7 @@ fn a_team_document_is_read_and_written_by_its_teams_members() {
             sim.connect_as(i, Faults::default(), Who::User(u.clone().into()));
         }
         sim.run();
-        let now = sim.now;
-        let doc = sim.clients[0].engine.create_document(now, sim.rng.random());
-        sim.clients[0]
-            .engine
-            .change(now, &doc, |tx| {
-                tx.put(automerge::ROOT, "schema", "pdsa-cycle")?;
-                tx.put(automerge::ROOT, "group", "north-grade3")?;
-                tx.put(automerge::ROOT, "created", 1)?;
-                Ok(())
-            })
-            .unwrap();
-        sim.run();
+        let doc = tied_document(&mut sim, "pdsa-cycle", ("group", "north-grade3"));
         find_all(&mut sim, &doc);
         assert_eq!(
             value(&sim, 1, &doc, "created"),

@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use coachsync_core::access::{RELATIONSHIP_KEY_PREFIX, Relationship, UserRole};
 use coachsync_core::store::{Store, StoreWrite};
@@ -156,13 +156,6 @@ pub struct Admin {
     pub driver: Option<DriverHandle>,
 }
 
-/// Milliseconds since 1970, now.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 fn expiry(now: i64, days: Option<u64>) -> Option<i64> {
     days.map(|d| now.saturating_add((d as i64).saturating_mul(86_400_000)))
 }
@@ -171,7 +164,7 @@ impl Admin {
     /// Carry out a request; `from` says where it came from, for the audit log.
     /// Blocking (store writes): call from a blocking thread in async code.
     pub fn execute(&self, request: AdminRequest, from: &str) -> Result<Value> {
-        let now = now_ms();
+        let now = coachsync_core::utc::unix_ms();
         let record =
             |action: &'static str, subject: Option<String>, detail: Option<String>| Record {
                 who: "operator".into(),

@@ -300,7 +300,8 @@ impl Driver {
 
     fn handle(&mut self, msg: DriverMsg) {
         let now = Instant::now();
-        self.engine.handle_wall_clock(crate::admin::now_ms());
+        self.engine
+            .handle_wall_clock(coachsync_core::utc::unix_ms());
         match msg {
             DriverMsg::Connected {
                 conn,

@@ -116,7 +116,7 @@ impl AppState {
             ));
         };
         let accounts = self.accounts.read().expect("accounts lock");
-        if let Some(found) = accounts.authenticate(token, crate::admin::now_ms()) {
+        if let Some(found) = accounts.authenticate(token, coachsync_core::utc::unix_ms()) {
             return Ok(found);
         }
         // Not one of ours: perhaps the identity provider's.

@@ -19,13 +19,6 @@ use crate::store::{
 };
 use crate::sync::{CURSOR_KEY_PREFIX, ConnId, Engine, EngineConfig, Event, OpId, Output, Role};
 
-fn unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// When the document was last edited, by the newest time recorded in its heads
 /// (changes made without a time, as some peers make them, count as never).
 fn last_edited(doc: &automerge::Automerge) -> Option<SystemTime> {
@@ -394,7 +387,9 @@ impl Runtime {
                 // The caller checked the content: the engine keeps every document it
                 // creates.
                 let document = self.engine.create_document(now, self.rng.random());
-                let result = self.engine.change_at(now, Some(unix_ms()), &document, edit);
+                let result =
+                    self.engine
+                        .change_at(now, Some(crate::utc::unix_ms()), &document, edit);
                 match result {
                     Ok(()) => self
                         .durable
@@ -544,7 +539,10 @@ impl Runtime {
     fn run_deferred(&mut self, now: Instant, document: &DocumentId, deferred: Deferred) {
         match deferred {
             Deferred::Change { edit, reply } => {
-                match self.engine.change_at(now, Some(unix_ms()), document, edit) {
+                match self
+                    .engine
+                    .change_at(now, Some(crate::utc::unix_ms()), document, edit)
+                {
                     Err(e) => {
                         let _ = reply.send(Err(e));
                     }
