@@ -151,6 +151,15 @@ pub trait Store: Send + Sync + 'static {
     /// `prefix`, in key order.
     fn meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
 
+    /// Up to `limit` records whose key starts with `prefix` and sorts after
+    /// `after`, in key order: a page of a long list (such as the audit log) without
+    /// reading the rest.
+    fn meta_after(&self, prefix: &str, after: &str, limit: usize)
+    -> Result<Vec<(String, Vec<u8>)>>;
+
+    /// The record with the greatest key that starts with `prefix`, if any.
+    fn last_meta(&self, prefix: &str) -> Result<Option<(String, Vec<u8>)>>;
+
     /// The documents appended to after change sequence `since` that `peer` synced
     /// before and lacks some of (its persisted sync state's shared heads are not
     /// the stored heads), and the latest sequence number, read before the log so

@@ -587,3 +587,44 @@ fn deleting_a_document_removes_its_chunks_sync_states_and_log_entry() {
     deleting_removes_every_trace(&open(dir.path()));
     deleting_removes_every_trace(&coachsync_core::store::MemoryStore::new(storage("mem")));
 }
+
+#[test]
+fn meta_records_are_read_a_page_at_a_time_and_the_last_one_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let stores: [Box<dyn Store>; 2] = [
+        Box::new(open(dir.path())),
+        Box::new(coachsync_core::store::MemoryStore::new(storage("memory"))),
+    ];
+    for store in stores {
+        let writes: Vec<StoreWrite> = (1..=5)
+            .map(|i| StoreWrite::Meta {
+                key: format!("log/{i:03}"),
+                value: vec![i],
+            })
+            .chain(std::iter::once(StoreWrite::Meta {
+                key: "other/1".into(),
+                value: vec![9],
+            }))
+            .collect();
+        store.commit(&writes).unwrap();
+        let keys =
+            |page: Vec<(String, Vec<u8>)>| page.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+        assert_eq!(
+            keys(store.meta_after("log/", "log/002", 2).unwrap()),
+            ["log/003", "log/004"]
+        );
+        assert_eq!(
+            keys(store.meta_after("log/", "log/004", 10).unwrap()),
+            ["log/005"]
+        );
+        assert_eq!(
+            keys(store.meta_after("log/", "log/", 1).unwrap()),
+            ["log/001"]
+        );
+        assert_eq!(
+            store.last_meta("log/").unwrap(),
+            Some(("log/005".into(), vec![5]))
+        );
+        assert_eq!(store.last_meta("none/").unwrap(), None);
+    }
+}

@@ -69,8 +69,7 @@ impl AuditLog {
     /// Continue the log kept in `store`.
     pub fn open(store: &dyn Store) -> Result<Self> {
         let last = store
-            .meta(AUDIT_PREFIX)?
-            .last()
+            .last_meta(AUDIT_PREFIX)?
             .and_then(|(k, _)| k.strip_prefix(AUDIT_PREFIX)?.parse::<u64>().ok())
             .unwrap_or(0);
         Ok(Self {
@@ -119,14 +118,24 @@ impl AuditLog {
             .collect())
     }
 
-    /// Entries after `after`, oldest first, at most `limit`.
+    /// Entries after `after`, oldest first, at most `limit`; read page by page from
+    /// `after` on, never the whole log.
     pub fn read(store: &dyn Store, after: u64, limit: usize) -> Result<Vec<AuditEntry>> {
-        Ok(store
-            .meta(AUDIT_PREFIX)?
-            .into_iter()
-            .filter_map(|(_, v)| serde_json::from_slice::<AuditEntry>(&v).ok())
-            .filter(|e| e.seq > after)
-            .take(limit)
-            .collect())
+        let mut entries = Vec::new();
+        let mut key = format!("{AUDIT_PREFIX}{after:020}");
+        while entries.len() < limit {
+            let page = store.meta_after(AUDIT_PREFIX, &key, limit - entries.len())?;
+            let Some((last, _)) = page.last() else {
+                break;
+            };
+            key = last.clone();
+            // An entry that does not decode is skipped, not counted.
+            entries.extend(
+                page.into_iter()
+                    .filter_map(|(_, v)| serde_json::from_slice::<AuditEntry>(&v).ok())
+                    .filter(|e| e.seq > after),
+            );
+        }
+        Ok(entries)
     }
 }

@@ -159,6 +159,27 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    fn meta_after(
+        &self,
+        prefix: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        use std::ops::Bound;
+        let start = Bound::Excluded((Table::Meta, after.as_bytes().to_vec()));
+        Ok(self
+            .lock()
+            .range((start, Bound::Unbounded))
+            .take_while(|((t, k), _)| *t == Table::Meta && k.starts_with(prefix.as_bytes()))
+            .take(limit)
+            .map(|((_, k), v)| (String::from_utf8_lossy(k).into_owned(), v.clone()))
+            .collect())
+    }
+
+    fn last_meta(&self, prefix: &str) -> Result<Option<(String, Vec<u8>)>> {
+        Ok(self.meta(prefix)?.pop())
+    }
+
     fn changed_since(&self, since: u64, peer: &StorageId) -> Result<ChangedSince> {
         let map = self.lock();
         let cursor = map

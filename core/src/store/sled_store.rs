@@ -377,6 +377,39 @@ impl Store for SledStore {
         })
     }
 
+    fn meta_after(
+        &self,
+        prefix: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        use std::ops::Bound;
+        let start = Bound::Excluded(after.as_bytes().to_vec());
+        self.meta
+            .range::<Vec<u8>, _>((start, Bound::Unbounded))
+            .take_while(|kv| {
+                kv.as_ref()
+                    .map_or(true, |(k, _)| k.starts_with(prefix.as_bytes()))
+            })
+            .take(limit)
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
+            })
+            .collect()
+    }
+
+    fn last_meta(&self, prefix: &str) -> Result<Option<(String, Vec<u8>)>> {
+        self.meta
+            .scan_prefix(prefix.as_bytes())
+            .next_back()
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
+            })
+            .transpose()
+    }
+
     fn meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
         self.meta
             .scan_prefix(prefix.as_bytes())
