@@ -165,6 +165,21 @@ pub trait Store: Send + Sync + 'static {
     /// the stored heads), and the latest sequence number, read before the log so
     /// that nothing at or below it is missed.
     fn changed_since(&self, since: u64, peer: &StorageId) -> Result<ChangedSince>;
+
+    /// Rewrite the store so that nothing removed from it remains in its files: after
+    /// a [`StoreWrite::Delete`], a log-structured store still holds the old bytes
+    /// until it reuses the space. Reads and writes wait while it runs; it is for
+    /// rare deliberate removals (a purge), not routine deletes.
+    fn vacuum(&self) -> Result<VacuumReport>;
+}
+
+/// What [`Store::vacuum`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VacuumReport {
+    /// Bytes in the store's files before.
+    pub bytes_before: u64,
+    /// Bytes in the store's files after.
+    pub bytes_after: u64,
 }
 
 /// What [`Store::changed_since`] found.

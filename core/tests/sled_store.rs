@@ -628,3 +628,172 @@ fn meta_records_are_read_a_page_at_a_time_and_the_last_one_alone() {
         assert_eq!(store.last_meta("none/").unwrap(), None);
     }
 }
+
+/// Files under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    files_under(dir)
+        .into_iter()
+        .filter(|f| {
+            let bytes = std::fs::read(f).unwrap_or_default();
+            bytes.windows(needle.len()).any(|w| w == needle)
+        })
+        .collect()
+}
+
+/// A document whose every change holds `text` uncompressed (automerge deflates
+/// only columns over 256 bytes), stored as appends, with a sync state.
+fn secret_document(store: &dyn Store, id: &DocumentId, text: &str) -> Automerge {
+    let mut doc = Automerge::new();
+    let mut saved: Vec<ChangeHash> = Vec::new();
+    for i in 0..20 {
+        put(&mut doc, &format!("note{i}"), format!("{text} {i}"));
+        store
+            .commit(&[StoreWrite::Append {
+                document: id.clone(),
+                data: doc.save_after(&saved),
+                heads: doc.get_heads(),
+            }])
+            .unwrap();
+        saved = doc.get_heads();
+    }
+    store
+        .commit(&[StoreWrite::SyncState {
+            document: id.clone(),
+            storage_id: storage("peer-1"),
+            state: state_at(doc.get_heads()),
+        }])
+        .unwrap();
+    doc
+}
+
+#[test]
+fn a_vacuum_after_a_delete_leaves_no_byte_of_the_document_in_any_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (gone, kept) = (doc_id(1), doc_id(2));
+    let secret = "Ms Rivera asked not to be observed in period 3";
+    secret_document(&store, &gone, secret);
+    let kept_doc = secret_document(&store, &kept, "the kept document's own notes");
+    store
+        .commit(&[StoreWrite::Meta {
+            key: "app/record".into(),
+            value: b"kept".to_vec(),
+        }])
+        .unwrap();
+    assert!(
+        !files_containing(dir.path(), secret.as_bytes()).is_empty(),
+        "the text is on disk before the purge, so the check below can fail"
+    );
+
+    store
+        .commit(&[StoreWrite::Delete {
+            document: gone.clone(),
+        }])
+        .unwrap();
+    let report = store.vacuum().unwrap();
+    assert!(
+        report.bytes_before > 0 && report.bytes_after > 0,
+        "{report:?}"
+    );
+    assert_eq!(
+        files_containing(dir.path(), secret.as_bytes()),
+        Vec::<std::path::PathBuf>::new()
+    );
+    assert!(!dir.path().join("vacuum.new").exists());
+
+    // Everything else is as it was, in this handle and after reopening.
+    let check = |store: &SledStore| {
+        assert_eq!(store.load(&gone).unwrap(), None);
+        let stored = store.load(&kept).unwrap().unwrap();
+        assert_eq!(loaded_heads(&stored), sorted(kept_doc.get_heads()));
+        assert_eq!(stored.sync_states.len(), 1);
+        assert_eq!(store.storage_id(), storage("store-1"));
+        assert_eq!(
+            store.meta("app/").unwrap(),
+            vec![("app/record".to_owned(), b"kept".to_vec())]
+        );
+    };
+    check(&store);
+    let mut more = kept_doc.clone();
+    put(&mut more, "after", "vacuum");
+    store
+        .commit(&[StoreWrite::Append {
+            document: kept.clone(),
+            data: more.save_after(&kept_doc.get_heads()),
+            heads: more.get_heads(),
+        }])
+        .unwrap();
+    drop(store);
+    let store = SledStore::open(dir.path(), &SledOptions::default(), || {
+        panic!("the storage ID is kept")
+    })
+    .unwrap();
+    assert_eq!(
+        loaded_heads(&store.load(&kept).unwrap().unwrap()),
+        sorted(more.get_heads())
+    );
+}
+
+/// Move `from`'s entries into `to`, recursively.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_vacuum_cut_short_is_finished_from_a_ready_copy_and_dropped_from_an_incomplete_one() {
+    // The copy a vacuum made: a database holding only the kept document.
+    let copy_src = tempfile::tempdir().unwrap();
+    let kept = doc_id(2);
+    let kept_doc = {
+        let store = open(copy_src.path());
+        secret_document(&store, &kept, "kept")
+    };
+    let names: Vec<String> = std::fs::read_dir(copy_src.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+
+    // Cut short after the copy was ready and one file had been moved in.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        secret_document(&store, &doc_id(1), "purged text");
+    }
+    let new_dir = dir.path().join("vacuum.new");
+    copy_dir(copy_src.path(), &new_dir);
+    std::fs::write(new_dir.join("READY"), names.join("\n")).unwrap();
+    std::fs::rename(new_dir.join("conf"), dir.path().join("conf")).unwrap();
+    let store = open(dir.path());
+    assert!(!new_dir.exists());
+    assert_eq!(store.document_ids().unwrap(), vec![kept.clone()]);
+    assert_eq!(
+        loaded_heads(&store.load(&kept).unwrap().unwrap()),
+        sorted(kept_doc.get_heads())
+    );
+    assert!(files_containing(dir.path(), b"purged text").is_empty());
+    drop(store);
+
+    // Cut short while copying: the copy is dropped and the database is untouched.
+    let dir = tempfile::tempdir().unwrap();
+    let doc = {
+        let store = open(dir.path());
+        secret_document(&store, &doc_id(3), "still here")
+    };
+    copy_dir(copy_src.path(), &dir.path().join("vacuum.new"));
+    let store = open(dir.path());
+    assert!(!dir.path().join("vacuum.new").exists());
+    assert_eq!(store.document_ids().unwrap(), vec![doc_id(3)]);
+    assert_eq!(
+        loaded_heads(&store.load(&doc_id(3)).unwrap().unwrap()),
+        sorted(doc.get_heads())
+    );
+}

@@ -9,7 +9,7 @@ use super::layout::{
     CHANGE_COUNTER_KEY, Table, Tables, apply_write, change_key, changed_for_peer, doc_key,
     document_from_key, heads_of, load_document, load_heads, read_u64, size_of,
 };
-use super::{ChangedSince, Store, StoreWrite, StoredDocument, verify_snapshot};
+use super::{ChangedSince, Store, StoreWrite, StoredDocument, VacuumReport, verify_snapshot};
 use crate::error::Result;
 use crate::id::{DocumentId, StorageId};
 
@@ -217,6 +217,11 @@ impl Store for MemoryStore {
             .filter(|((t, _), _)| *t == Table::Docs)
             .map(|((_, k), v)| Ok((document_from_key(k)?, size_of(v)?)))
             .collect()
+    }
+
+    /// Nothing to do: removed values are gone from memory at once.
+    fn vacuum(&self) -> Result<VacuumReport> {
+        Ok(VacuumReport::default())
     }
 
     fn storage_id(&self) -> StorageId {
