@@ -5,6 +5,7 @@
 
 mod doc_access;
 mod principal;
+mod purged;
 mod relationship;
 
 use std::collections::HashMap;
@@ -18,6 +19,7 @@ use crate::store::StoreWrite;
 
 pub use doc_access::{DocAccess, Grant, Subject};
 pub use principal::{Principal, UserRole, Who};
+pub use purged::{PURGED_KEY_PREFIX, Purged};
 pub use relationship::{RELATIONSHIP_KEY_PREFIX, Relationship};
 
 /// The store meta key prefix of the per-document access records.
@@ -103,6 +105,9 @@ pub struct AccessBook {
     /// The wall-clock time decisions are made at (a relationship's read access ends
     /// after its grace period), ms since 1970.
     now_ms: i64,
+    /// Documents purged for good: never stored again, and only their former readers
+    /// are told they are gone (none, when the record did not decode).
+    purged: HashMap<DocumentId, Option<Purged>>,
 }
 
 impl AccessBook {
@@ -148,6 +153,86 @@ impl AccessBook {
             if let Some(b) = self.owner_bytes.get_mut(&owner) {
                 *b = b.saturating_sub(size);
             }
+        }
+    }
+
+    fn remove(&mut self, document: &DocumentId) -> Option<DocAccess> {
+        let size = self.sizes.remove(document).unwrap_or(0);
+        let old = self.docs.remove(document)?;
+        if let Some(owner) = &old.owner {
+            if let Some(n) = self.owned.get_mut(owner) {
+                *n = n.saturating_sub(1);
+            }
+            if let Some(b) = self.owner_bytes.get_mut(owner) {
+                *b = b.saturating_sub(size);
+            }
+        }
+        Some(old)
+    }
+
+    /// Purge a document: its record gives way to a [`Purged`] one. Returns the
+    /// writes that make it durable (the content itself is the caller's to delete).
+    pub fn purge(&mut self, document: &DocumentId, by: &str, at_ms: i64) -> Vec<StoreWrite> {
+        let purged = Purged {
+            at_ms,
+            by: by.to_owned(),
+            access: self.remove(document),
+        };
+        let writes = vec![
+            StoreWrite::RemoveMeta {
+                key: format!("{ACCESS_KEY_PREFIX}{document}"),
+            },
+            purged.store_write(document),
+        ];
+        self.purged.insert(document.clone(), Some(purged));
+        writes
+    }
+
+    /// Read back the purge records written earlier (`Store::meta(PURGED_KEY_PREFIX)`).
+    /// A record that does not decode still marks its document purged, told to nobody.
+    pub fn restore_purged(&mut self, records: impl IntoIterator<Item = (String, Vec<u8>)>) {
+        for (key, value) in records {
+            let Some(Ok(document)) = key
+                .strip_prefix(PURGED_KEY_PREFIX)
+                .map(str::parse::<DocumentId>)
+            else {
+                continue;
+            };
+            let purged = serde_json::from_slice(&value)
+                .inspect_err(
+                    |e| tracing::error!(%key, error = %e, "a purge record does not decode"),
+                )
+                .ok();
+            self.purged.insert(document, purged);
+        }
+    }
+
+    /// Documents purged at or after `since_ms` that `who` could read: what a
+    /// reconnecting device of theirs is told of.
+    pub fn purged_for(&self, who: &Who, since_ms: i64) -> Vec<DocumentId> {
+        self.purged
+            .iter()
+            .filter(|(_, p)| p.as_ref().is_some_and(|p| p.at_ms >= since_ms))
+            .filter(|(d, _)| self.could_read_purged(who, d))
+            .map(|(d, _)| d.clone())
+            .collect()
+    }
+
+    /// Whether a document was purged.
+    pub fn is_purged(&self, document: &DocumentId) -> bool {
+        self.purged.contains_key(document)
+    }
+
+    /// Whether `who` could read a purged document before it went, and so may be
+    /// told it is gone; anyone else hears it is unavailable, like any unknown ID.
+    pub fn could_read_purged(&self, who: &Who, document: &DocumentId) -> bool {
+        let Some(Some(purged)) = self.purged.get(document) else {
+            return false;
+        };
+        match (&purged.access, who) {
+            (None, Who::Anonymous) => true,
+            (None, Who::User(_)) | (Some(_), Who::Anonymous) => false,
+            (Some(record), Who::User(user)) => self.access_of(record, user).is_some(),
         }
     }
 
@@ -207,6 +292,15 @@ impl AccessBook {
     /// A relationship by ID.
     pub fn relationship(&self, id: &str) -> Option<&Relationship> {
         self.relationships.get(id)
+    }
+
+    /// The documents a user owns.
+    pub fn owned_documents(&self, user: &str) -> Vec<DocumentId> {
+        self.docs
+            .iter()
+            .filter(|(_, r)| r.owner.as_deref() == Some(user))
+            .map(|(d, _)| d.clone())
+            .collect()
     }
 
     /// The documents tied to a relationship.

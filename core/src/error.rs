@@ -117,6 +117,10 @@ pub enum Error {
     /// The server does not have a document that was asked for.
     #[error("the server does not have document {0}")]
     Unavailable(String),
+    /// The organisation purged a document from the server; this device dropped its
+    /// copy too.
+    #[error("document {0} was purged from the server, and from this device")]
+    Purged(String),
     /// A document with changes the server does not have yet, which an operation
     /// would lose.
     #[error("document {0} has changes the server does not have yet; sync it first")]

@@ -33,6 +33,9 @@ pub struct PeerMetadata {
 /// [`Message::ManifestReply`].
 pub const MANIFEST_EXTENSION: &str = "manifest/1";
 
+/// The extension that tells devices a document was purged: [`Message::DocPurged`].
+pub const PURGE_EXTENSION: &str = "purge/1";
+
 /// A digest of a document's heads, as a manifest carries it: the first 8 bytes of
 /// sha256 over the sorted heads. Equal digests mean equal heads (a collision would
 /// only skip one sync, which the next change repairs).
@@ -190,6 +193,18 @@ pub enum Message {
         /// manifest once it has synced every document in `differ`.
         cursor: Option<u64>,
     },
+    /// Extension (`purge/1`), server to client: the organisation removed this
+    /// document from the server for good; the client drops its copy and never
+    /// offers it again. Sent only to peers that listed the extension and could read
+    /// the document; others get `doc-unavailable`.
+    DocPurged {
+        /// Who sent it.
+        sender_id: PeerId,
+        /// Who it is for.
+        target_id: PeerId,
+        /// The document.
+        document_id: DocumentId,
+    },
     /// A message type this implementation does not know; ignored, never a reason to
     /// close.
     Unknown {
@@ -214,6 +229,7 @@ impl Message {
             Message::RemoteHeadsChanged { .. } => "remote-heads-changed",
             Message::Manifest { .. } => "coachsync-manifest",
             Message::ManifestReply { .. } => "coachsync-manifest-reply",
+            Message::DocPurged { .. } => "coachsync-doc-purged",
             Message::Unknown { kind } => kind,
         }
     }
@@ -229,7 +245,8 @@ impl Message {
             | Message::RemoteSubscriptionChange { sender_id, .. }
             | Message::RemoteHeadsChanged { sender_id, .. }
             | Message::Manifest { sender_id, .. }
-            | Message::ManifestReply { sender_id, .. } => Some(sender_id),
+            | Message::ManifestReply { sender_id, .. }
+            | Message::DocPurged { sender_id, .. } => Some(sender_id),
             Message::Request(env) | Message::Sync(env) => Some(&env.sender_id),
             Message::Error { sender_id, .. } => sender_id.as_ref(),
             Message::Unknown { .. } => None,
@@ -241,6 +258,7 @@ impl Message {
         match self {
             Message::Request(env) | Message::Sync(env) => Some(&env.document_id),
             Message::DocUnavailable { document_id, .. }
+            | Message::DocPurged { document_id, .. }
             | Message::Ephemeral { document_id, .. }
             | Message::RemoteHeadsChanged { document_id, .. } => Some(document_id),
             _ => None,

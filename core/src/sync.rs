@@ -76,6 +76,10 @@ pub struct EngineConfig {
     /// Speak the `manifest/1` extension with peers that announce it (see
     /// `docs/PROTOCOL.md`); off, every reconnect syncs document by document.
     pub manifest: bool,
+    /// Server: for how long after a purge every reconnecting device whose user could
+    /// read the document is told of it (devices offline longer learn of it when
+    /// they next sync the document itself).
+    pub purge_notice: Duration,
 }
 
 impl EngineConfig {
@@ -95,6 +99,7 @@ impl EngineConfig {
             join_timeout: Duration::from_secs(10),
             tick: Duration::from_millis(500),
             manifest: true,
+            purge_notice: Duration::from_secs(365 * 86_400),
         }
     }
 }
@@ -230,6 +235,12 @@ pub enum Event {
         document: DocumentId,
         /// The connection.
         conn: ConnId,
+    },
+    /// Client: the server purged a document; its copy here is gone (memory, and the
+    /// store through an [`Output::Commit`] of [`StoreWrite::Delete`]).
+    DocumentPurged {
+        /// The document.
+        document: DocumentId,
     },
     /// Server: a peer asked for, or sent changes to, a document it may not read or
     /// write. The peer was told what it would be told of a missing document (or its

@@ -188,6 +188,11 @@ fn message_json(message: &Message) -> Value {
             sender_id,
             target_id,
             document_id,
+        }
+        | Message::DocPurged {
+            sender_id,
+            target_id,
+            document_id,
         } => {
             put("senderId", json!(sender_id.as_str()));
             put("targetId", json!(target_id.as_str()));
@@ -1979,8 +1984,13 @@ fn manifest_extension_messages_round_trip() {
             peer_metadata: Some(PeerMetadata {
                 storage_id: None,
                 is_ephemeral: true,
-                extensions: vec!["manifest/1".into()],
+                extensions: vec!["manifest/1".into(), "purge/1".into()],
             }),
+        },
+        Message::DocPurged {
+            sender_id: PeerId::new("server").unwrap(),
+            target_id: PeerId::new("client").unwrap(),
+            document_id: a.clone(),
         },
     ] {
         assert_eq!(Message::decode(&message.encode()).unwrap(), message);

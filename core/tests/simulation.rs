@@ -1790,3 +1790,98 @@ fn a_team_document_is_read_and_written_by_its_teams_members() {
         );
     }
 }
+
+fn purged_events(sim: &Sim, client: usize) -> Vec<DocumentId> {
+    sim.clients[client]
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::DocumentPurged { document } => Some(document.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn unavailable_events(sim: &Sim, client: usize) -> Vec<DocumentId> {
+    sim.clients[client]
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::DocumentUnavailable { document } => Some(document.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_purged_document_leaves_every_device_that_could_read_it_and_is_never_stored_again() {
+    for seed in seeds() {
+        let coach = user("coach", UserRole::Coach);
+        let principal = user("principal", UserRole::Client);
+        let outsider = user("coach-b", UserRole::Coach);
+        let (mut sim, doc) = signed_in(seed, &[coach.clone(), principal.clone(), outsider.clone()]);
+        sim.server
+            .engine
+            .grant(
+                &coach,
+                &doc,
+                Subject::User("principal".into()),
+                Some(UserRole::Client),
+                Access::Read,
+            )
+            .unwrap();
+        let now = sim.now;
+        sim.clients[1].engine.find(now, &doc);
+        sim.run();
+        assert_eq!(value(&sim, 1, &doc, "created"), Some(1), "seed {seed}");
+
+        // The principal's phone is offline when the document is purged.
+        sim.disconnect(1);
+        let now = sim.now;
+        let writes = sim.server.engine.purge(now, &doc, "operator");
+        sim.server.store.commit(&writes).unwrap();
+        sim.run();
+        assert_eq!(sim.server.store.load(&doc).unwrap(), None, "seed {seed}");
+        assert_eq!(sim.server.store.meta("purged/").unwrap().len(), 1);
+        assert!(sim.server.engine.access().record(&doc).is_none());
+
+        // The coach's device was connected: it drops the document at once.
+        assert_eq!(purged_events(&sim, 0), [doc.clone()], "seed {seed}");
+        assert!(sim.clients[0].engine.document(&doc).is_none());
+        assert_eq!(
+            sim.clients[0].store.load(&doc).unwrap(),
+            None,
+            "seed {seed}"
+        );
+
+        // The principal's phone hears of it when it reconnects.
+        sim.connect_as(1, Faults::default(), Who::User(principal.clone().into()));
+        sim.run();
+        assert_eq!(purged_events(&sim, 1), [doc.clone()], "seed {seed}");
+        assert_eq!(
+            sim.clients[1].store.load(&doc).unwrap(),
+            None,
+            "seed {seed}"
+        );
+
+        // Someone who could never read it hears only that it is unavailable, as of
+        // any unknown ID.
+        let now = sim.now;
+        sim.clients[2].engine.find(now, &doc);
+        sim.run();
+        assert!(purged_events(&sim, 2).is_empty(), "seed {seed}");
+        assert!(unavailable_events(&sim, 2).contains(&doc), "seed {seed}");
+
+        // Writing to the ID again stores nothing: the coach opens it afresh and edits
+        // at once, and is told again that it is gone.
+        let now = sim.now;
+        sim.clients[0].engine.find(now, &doc);
+        sim.drain(Some(0));
+        sim.run_stores(Some(0), true);
+        put(&mut sim, 0, &doc, "again", 1);
+        sim.run();
+        assert_eq!(purged_events(&sim, 0).len(), 2, "seed {seed}");
+        assert_eq!(sim.server.store.load(&doc).unwrap(), None, "seed {seed}");
+        assert!(sim.server.engine.document(&doc).is_none(), "seed {seed}");
+    }
+}

@@ -41,6 +41,10 @@ pub struct User {
     /// Offboarded: signs in no more, whatever token or JWT they show.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub disabled: bool,
+    /// When they were offboarded, ms since 1970: their private notes are purged a
+    /// retention period after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offboarded_ms: Option<i64>,
     /// When it was made, ms since 1970.
     pub created_ms: i64,
 }
@@ -229,14 +233,23 @@ impl Accounts {
         Ok(write)
     }
 
-    /// Disable a user (offboarded); returns the write.
-    pub fn disable(&mut self, name: &str) -> Result<StoreWrite> {
+    /// Disable a user (offboarded at `now_ms`); returns the write.
+    pub fn disable(&mut self, name: &str, now_ms: i64) -> Result<StoreWrite> {
         let user = self
             .users
             .get_mut(name)
             .ok_or_else(|| Error::Usage(format!("no user named {name:?}")))?;
         user.disabled = true;
+        user.offboarded_ms.get_or_insert(now_ms);
         Ok(user_write(user))
+    }
+
+    /// Every offboarded user, with when.
+    pub fn offboarded(&self) -> Vec<(String, i64)> {
+        self.users
+            .values()
+            .filter_map(|u| u.offboarded_ms.map(|at| (u.name.clone(), at)))
+            .collect()
     }
 
     /// Put a user in a group or take them out; returns the write.
@@ -349,6 +362,7 @@ mod tests {
             email: None,
             school: None,
             disabled: false,
+            offboarded_ms: None,
             created_ms: 0,
         }
     }

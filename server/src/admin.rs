@@ -109,6 +109,17 @@ pub enum AdminRequest {
         /// Only say what would change.
         dry_run: bool,
     },
+    /// Purge documents for good: every byte leaves the data directory, and the
+    /// devices that hold them drop them at their next sync.
+    DocPurge {
+        /// The document IDs.
+        documents: Vec<String>,
+    },
+    /// Write a relationship's documents as JSON, for a records request.
+    Export {
+        /// The relationship.
+        relationship: String,
+    },
     /// End a relationship: members keep read access for its read period.
     RelationshipEnd {
         /// The relationship.
@@ -191,6 +202,7 @@ impl Admin {
                         email: None,
                         school: None,
                         disabled: false,
+                        offboarded_ms: None,
                         created_ms: now,
                     };
                     let w1 = a.add_user(user)?;
@@ -274,6 +286,7 @@ impl Admin {
                         email: Some(row.email.clone()),
                         school: Some(row.school.clone()),
                         disabled: false,
+                        offboarded_ms: None,
                         created_ms: now,
                     };
                     plan.push(accounts.plan_roster(&line));
@@ -325,7 +338,7 @@ impl Admin {
                 // Sign-in first, so nothing more arrives from the departing user.
                 let (revoked, mut writes) = self.change(|a| {
                     let (ids, mut writes) = a.revoke(None, Some(&user))?;
-                    writes.push(a.disable(&user)?);
+                    writes.push(a.disable(&user, now)?);
                     Ok((ids, writes))
                 })?;
                 let mut relationships = Vec::new();
@@ -356,6 +369,36 @@ impl Admin {
                     "relationships": relationships.iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
                     "documents": documents,
                 }))
+            }
+            AdminRequest::DocPurge { documents } => {
+                let documents = crate::purge::check_purgeable(&*self.store, &documents)?;
+                let report = crate::purge::purge(
+                    &*self.store,
+                    &self.audit,
+                    self.driver.as_ref(),
+                    documents.clone(),
+                    "operator",
+                    from,
+                )?;
+                Ok(json!({
+                    "purged": documents.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "bytesBefore": report.bytes_before,
+                    "bytesAfter": report.bytes_after,
+                }))
+            }
+            AdminRequest::Export { relationship } => {
+                let relationship = self.relationship(&relationship)?;
+                let export = crate::export::export_relationship(&*self.store, &relationship)?;
+                let count = export["documents"].as_array().map_or(0, Vec::len);
+                self.commit(
+                    Vec::new(),
+                    vec![record(
+                        "export",
+                        Some(relationship.id.clone()),
+                        Some(format!("{count} documents")),
+                    )],
+                )?;
+                Ok(export)
             }
             AdminRequest::RelationshipList => {
                 Ok(serde_json::to_value(self.relationships()?).expect("relationships serialize"))

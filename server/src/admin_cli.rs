@@ -13,7 +13,8 @@ use crate::accounts::Accounts;
 use crate::admin::{Admin, AdminRequest, RosterRow};
 use crate::audit::AuditLog;
 use crate::cli::{
-    AdminArgs, AdminCommand, GroupCommand, RelationshipCommand, TokenCommand, UserCommand,
+    AdminArgs, AdminCommand, DocCommand, GroupCommand, RelationshipCommand, TokenCommand,
+    UserCommand,
 };
 use crate::error::{Error, Result};
 
@@ -69,6 +70,15 @@ fn request(command: &AdminCommand) -> Result<AdminRequest> {
             member: false,
         },
         AdminCommand::Audit { after, limit } => AdminRequest::Audit { after, limit },
+        AdminCommand::Doc(DocCommand::Purge { documents }) => AdminRequest::DocPurge {
+            documents: documents
+                .iter()
+                .map(|d| d.strip_prefix("automerge:").unwrap_or(d).to_owned())
+                .collect(),
+        },
+        AdminCommand::Export { relationship, .. } => AdminRequest::Export {
+            relationship: relationship.clone(),
+        },
         AdminCommand::ImportRoster { file, org, dry_run } => {
             crate::accounts::check_name("organisation", &org)?;
             AdminRequest::ImportRoster {
@@ -350,6 +360,33 @@ fn print(command: &AdminCommand, answer: &Value, out: &mut impl Write) -> Result
                 count("updated"),
                 count("unchanged")
             )?;
+        }
+        AdminCommand::Doc(DocCommand::Purge { .. }) => {
+            for id in answer["purged"].as_array().into_iter().flatten() {
+                writeln!(out, "purged {}", id.as_str().unwrap_or_default())?;
+            }
+            writeln!(
+                out,
+                "store rewritten: {} bytes before, {} after",
+                answer["bytesBefore"], answer["bytesAfter"]
+            )?;
+        }
+        AdminCommand::Export { out: file, .. } => {
+            let text = serde_json::to_string_pretty(answer).expect("JSON serializes");
+            match file {
+                Some(path) => {
+                    std::fs::write(path, text + "\n").map_err(|e| {
+                        Error::Usage(format!("cannot write {}: {e}", path.display()))
+                    })?;
+                    writeln!(
+                        out,
+                        "{} documents written to {}",
+                        answer["documents"].as_array().map_or(0, Vec::len),
+                        path.display()
+                    )?;
+                }
+                None => writeln!(out, "{text}")?,
+            }
         }
         AdminCommand::Relationship(RelationshipCommand::List) => {
             for r in answer.as_array().into_iter().flatten() {

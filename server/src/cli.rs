@@ -74,6 +74,19 @@ pub enum AdminCommand {
     /// Coaching relationships: who coaches whom, the unit of confidentiality.
     #[command(subcommand)]
     Relationship(RelationshipCommand),
+    /// Documents.
+    #[command(subcommand)]
+    Doc(DocCommand),
+    /// Write a relationship's documents as JSON, for a records request (private
+    /// notes are counted, not exported).
+    Export {
+        /// The relationship's id.
+        #[arg(long)]
+        relationship: String,
+        /// Write here instead of to standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Print the audit log, one JSON object per line.
     Audit {
         /// Only entries after this sequence number.
@@ -82,6 +95,19 @@ pub enum AdminCommand {
         /// At most this many entries.
         #[arg(long, default_value_t = 1000)]
         limit: usize,
+    },
+}
+
+/// `coachsync admin doc …`
+#[derive(Debug, Subcommand, Clone)]
+pub enum DocCommand {
+    /// Remove documents from the server for good: every byte leaves the data
+    /// directory (the store is rewritten), the purge is audited, and devices that
+    /// hold a copy drop it at their next sync.
+    Purge {
+        /// The document IDs (as in `automerge:<ID>`).
+        #[arg(required = true)]
+        documents: Vec<String>,
     },
 }
 
@@ -417,6 +443,15 @@ pub struct ServeArgs {
     /// The most bytes the documents one user owns may hold in the store.
     #[arg(long, env = "COACHSYNC_MAX_BYTES_PER_USER", default_value_t = 1024 * 1024 * 1024)]
     pub max_bytes_per_user: u64,
+
+    /// Days after a user is offboarded that their private notes (which nobody can
+    /// read once they are gone) are purged from the server.
+    #[arg(
+        long,
+        env = "COACHSYNC_PRIVATE_NOTES_RETENTION_DAYS",
+        default_value_t = 90
+    )]
+    pub private_notes_retention_days: u32,
 
     /// Frames per second one connection may send before it is slowed down.
     #[arg(long, env = "COACHSYNC_CONN_FRAMES_PER_SEC", default_value_t = 2_000)]

@@ -39,6 +39,8 @@ pub struct Config {
     pub max_documents_per_user: u64,
     /// The most bytes one user's documents may hold.
     pub max_bytes_per_user: u64,
+    /// How long an offboarded user's private notes are kept before they are purged.
+    pub private_notes_retention: Duration,
     /// What one connection may send.
     pub connection_rate: Rate,
     /// What one user may send over all their connections.
@@ -120,6 +122,9 @@ impl Config {
             allow_anonymous: args.allow_anonymous,
             max_documents_per_user: args.max_documents_per_user,
             max_bytes_per_user: args.max_bytes_per_user,
+            private_notes_retention: Duration::from_secs(
+                u64::from(args.private_notes_retention_days) * 86_400,
+            ),
             connection_rate: Rate {
                 frames: f64::from(args.conn_frames_per_sec),
                 bytes: args.conn_bytes_per_sec as f64,

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use coachsync_core::access::{
-    ACCESS_KEY_PREFIX, Access, AccessChange, Principal, Subject, UserRole, Who,
+    ACCESS_KEY_PREFIX, Access, AccessChange, PURGED_KEY_PREFIX, Principal, Subject, UserRole, Who,
 };
-use coachsync_core::store::{Store, StoreWorker, StoreWrite};
+use coachsync_core::store::{Store, StoreWorker, StoreWrite, VacuumReport};
 use coachsync_core::sync::{ConnId, Engine, EngineConfig, Event, OpId, Output, Role};
 use coachsync_core::{DocumentId, PeerId, Result as CoreResult};
 use tokio::sync::{mpsc, oneshot};
@@ -97,6 +97,18 @@ pub enum DriverMsg {
         /// The answer.
         reply: oneshot::Sender<CoreResult<usize>>,
     },
+    /// Purge documents for good (`by` is who asked, for the audit log); answered
+    /// once the purge is durable and the store's files no longer hold them.
+    Purge {
+        /// The documents.
+        documents: Vec<DocumentId>,
+        /// Who asked.
+        by: String,
+        /// Where from.
+        from: String,
+        /// The answer.
+        reply: oneshot::Sender<CoreResult<VacuumReport>>,
+    },
     /// Whether a user may read a document's access log.
     MaySeeLog {
         /// The user.
@@ -167,6 +179,8 @@ pub struct Driver {
     replies: HashMap<OpId, oneshot::Sender<CoreResult<()>>>,
     /// Document transfers waiting for their last write: how many moved.
     transfers: HashMap<OpId, (usize, oneshot::Sender<CoreResult<usize>>)>,
+    /// Purges waiting for their last write, then for the store's vacuum.
+    purges: HashMap<OpId, oneshot::Sender<CoreResult<VacuumReport>>>,
     next_op: u64,
     inbox: mpsc::Receiver<DriverMsg>,
     store: Arc<dyn Store>,
@@ -194,6 +208,7 @@ impl Driver {
         let mut engine = Engine::new(engine_config);
         let skipped = engine.restore_access(store.meta(ACCESS_KEY_PREFIX)?);
         engine.restore_sizes(store.document_sizes()?);
+        engine.restore_purged(store.meta(PURGED_KEY_PREFIX)?);
         let skipped_relationships = engine
             .restore_relationships(store.meta(coachsync_core::access::RELATIONSHIP_KEY_PREFIX)?);
         if skipped_relationships > 0 {
@@ -236,6 +251,7 @@ impl Driver {
                 audit,
                 replies: HashMap::new(),
                 transfers: HashMap::new(),
+                purges: HashMap::new(),
                 next_op: 0,
                 inbox,
                 store,
@@ -354,6 +370,12 @@ impl Driver {
                 }
                 self.flush_outputs();
             }
+            DriverMsg::Purge {
+                documents,
+                by,
+                from,
+                reply,
+            } => self.purge(now, documents, by, from, reply),
             DriverMsg::MaySeeLog {
                 user,
                 document,
@@ -394,6 +416,18 @@ impl Driver {
                         let _ = reply.send(result);
                     } else if let Some((moved, reply)) = self.transfers.remove(&op) {
                         let _ = reply.send(result.map(|()| moved));
+                    } else if let Some(reply) = self.purges.remove(&op) {
+                        match result {
+                            Ok(()) => {
+                                let store = self.store.clone();
+                                tokio::task::spawn_blocking(move || {
+                                    let _ = reply.send(store.vacuum());
+                                });
+                            }
+                            Err(e) => {
+                                let _ = reply.send(Err(e));
+                            }
+                        }
                     } else if let Err(e) = result {
                         tracing::error!(error = %e, "an audit entry was not stored");
                     }
@@ -401,6 +435,43 @@ impl Driver {
             }
             DriverMsg::Shutdown => {}
         }
+    }
+
+    /// Purge documents: the engine lets go of them and tells their peers, then one
+    /// batch deletes them, leaves purge records and audits each; once it is
+    /// durable, the store is vacuumed so no file holds their bytes.
+    fn purge(
+        &mut self,
+        now: Instant,
+        documents: Vec<DocumentId>,
+        by: String,
+        from: String,
+        reply: oneshot::Sender<CoreResult<VacuumReport>>,
+    ) {
+        let mut batch = Vec::new();
+        for document in &documents {
+            for write in self.engine.purge(now, document, &by) {
+                batch.push((self.driver_op(), write));
+            }
+            batch.push(self.audit(Record {
+                who: by.clone(),
+                action: "purge",
+                document: Some(document.to_string()),
+                subject: None,
+                from: Some(from.clone()),
+                detail: None,
+            }));
+        }
+        match batch.last() {
+            Some((last, _)) => {
+                self.purges.insert(*last, reply);
+                self.worker.submit(batch);
+            }
+            None => {
+                let _ = reply.send(Ok(VacuumReport::default()));
+            }
+        }
+        self.flush_outputs();
     }
 
     /// Grant or revoke; the answer waits for the record (and its audit entry) to be
@@ -598,6 +669,7 @@ impl Driver {
             | Event::PeerHeads { .. }
             | Event::CaughtUp { .. }
             | Event::DocumentUnavailable { .. }
+            | Event::DocumentPurged { .. }
             | Event::Ephemeral { .. } => {}
         }
     }

@@ -127,6 +127,13 @@ impl Server {
                 self.config.data_dir.display()
             );
         }
+        let retention_task = tokio::spawn(crate::purge::retain_private_notes(
+            self.store.clone(),
+            self.accounts.clone(),
+            self.audit.clone(),
+            handle.clone(),
+            self.config.private_notes_retention,
+        ));
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let driver_for_shutdown = handle.clone();
         let grace = self.config.shutdown_grace;
@@ -152,6 +159,7 @@ impl Server {
         });
         drop(handle);
         serve.await?;
+        retention_task.abort();
         if let Some(task) = admin_task {
             task.abort();
             let _ = std::fs::remove_file(crate::admin::socket_path(&self.config.data_dir));

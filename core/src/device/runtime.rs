@@ -462,18 +462,8 @@ impl Runtime {
                     return;
                 }
                 self.engine.forget(&document);
-                // Queued after the engine's own delete, in the same order.
-                let record = self.book.remove(&document);
-                self.queue_device_write(record);
-                let tombstone = self.queue_device_write(StoreWrite::Meta {
-                    key: format!("{DELETED_PREFIX}{document}"),
-                    value: Vec::new(),
-                });
-                self.doc_observers.retain(|_, (d, _)| *d != document);
-                self.reported.remove(&document);
-                for deferred in self.deferred.remove(&document).unwrap_or_default() {
-                    deferred.fail(Error::UnknownDocument(document.to_string()));
-                }
+                let tombstone =
+                    self.drop_local(&document, || Error::UnknownDocument(document.to_string()));
                 self.removed.push((tombstone, reply));
             }
             Command::SetServer { url, reply } => {
@@ -795,6 +785,28 @@ impl Runtime {
     }
 
     /// Queue a write of the device's own, to go with the engine's next batch.
+    /// After the engine forgot a document (and queued its delete): remove what the
+    /// device keeps about it, and fail whoever waits on it with `error`. Returns the
+    /// op of the tombstone that keeps it from coming back, the last write.
+    fn drop_local(&mut self, document: &DocumentId, error: impl Fn() -> Error) -> OpId {
+        // Queued after the engine's own delete, in the same order.
+        let record = self.book.remove(document);
+        self.queue_device_write(record);
+        let tombstone = self.queue_device_write(StoreWrite::Meta {
+            key: format!("{DELETED_PREFIX}{document}"),
+            value: Vec::new(),
+        });
+        self.doc_observers.retain(|_, (d, _)| d != document);
+        self.reported.remove(document);
+        for deferred in self.deferred.remove(document).unwrap_or_default() {
+            deferred.fail(error());
+        }
+        for reply in self.fetches.remove(document).unwrap_or_default() {
+            let _ = reply.send(Err(error()));
+        }
+        tombstone
+    }
+
     fn queue_device_write(&mut self, write: StoreWrite) -> OpId {
         let op = self.device_op();
         self.pending_device_writes.push((op, write));
@@ -870,6 +882,18 @@ impl Runtime {
                 if self.current_conn() == Some(conn) {
                     self.book.caught_up();
                 }
+            }
+            Event::DocumentPurged { document } => {
+                let unsynced = self
+                    .book
+                    .status(&document)
+                    .is_some_and(|s| s.status == Status::Pending);
+                if unsynced {
+                    tracing::warn!(%document, "the server purged a document this device had unsynced changes to; they are dropped with it");
+                } else {
+                    tracing::info!(%document, "the server purged a document; dropped here too");
+                }
+                self.drop_local(&document, || Error::Purged(document.to_string()));
             }
             Event::DocumentUnavailable { document } => {
                 for reply in self.fetches.remove(&document).unwrap_or_default() {

@@ -454,6 +454,11 @@ impl Message {
                 target_id: f.peer_id("targetId")?,
                 document_id: f.document_id()?,
             },
+            "coachsync-doc-purged" => Message::DocPurged {
+                sender_id: f.peer_id("senderId")?,
+                target_id: f.peer_id("targetId")?,
+                document_id: f.document_id()?,
+            },
             "ephemeral" => Message::Ephemeral {
                 sender_id: f.peer_id("senderId")?,
                 target_id: f.peer_id("targetId")?,
@@ -618,9 +623,14 @@ impl Message {
                 sender_id,
                 target_id,
                 document_id,
+            }
+            | Message::DocPurged {
+                sender_id,
+                target_id,
+                document_id,
             } => {
                 e.map(4)?;
-                e.str("type")?.str("doc-unavailable")?;
+                e.str("type")?.str(self.kind())?;
                 e.str("senderId")?.str(sender_id.as_str())?;
                 e.str("targetId")?.str(target_id.as_str())?;
                 e.str("documentId")?.str(document_id.as_str())?;

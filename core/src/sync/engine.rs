@@ -16,8 +16,8 @@ use crate::access::{
 use crate::error::{Error, Result};
 use crate::id::{DocumentId, PeerId, StorageId};
 use crate::protocol::{
-    HeadsDigest, MANIFEST_EXTENSION, Message, PROTOCOL_VERSION, PeerMetadata, SyncEnvelope,
-    heads_digest,
+    HeadsDigest, MANIFEST_EXTENSION, Message, PROTOCOL_VERSION, PURGE_EXTENSION, PeerMetadata,
+    SyncEnvelope, heads_digest,
 };
 use crate::store::{ChangedSince, StoreWrite, StoredDocument};
 
@@ -46,6 +46,8 @@ struct Conn {
     documents: HashSet<DocumentId>,
     /// The peer speaks the `manifest/1` extension.
     manifest: bool,
+    /// The peer speaks the `purge/1` extension.
+    purge: bool,
     /// Client: a manifest was sent and not yet answered; the heads each entry named.
     manifest_sent: Option<HashMap<DocumentId, Vec<ChangeHash>>>,
     /// Client: documents the manifest's answer named that are not yet in sync, and
@@ -251,6 +253,7 @@ impl Engine {
                 refused: HashSet::new(),
                 documents: HashSet::new(),
                 manifest: false,
+                purge: false,
                 manifest_sent: None,
                 catching_up: None,
             },
@@ -261,23 +264,36 @@ impl Engine {
                 Message::Join {
                     sender_id: self.config.peer_id.clone(),
                     supported_protocol_versions: vec![PROTOCOL_VERSION.to_owned()],
-                    peer_metadata: Some(self.our_metadata(self.config.manifest)),
+                    peer_metadata: Some(self.our_metadata(None)),
                 },
             );
         }
         self.arm_tick(now);
     }
 
-    /// What we say about ourselves; extensions only to peers that can take them.
-    fn our_metadata(&self, extensions: bool) -> PeerMetadata {
+    /// The extensions this engine speaks.
+    fn extensions(&self) -> Vec<&'static str> {
+        let mut extensions = Vec::new();
+        if self.config.manifest {
+            extensions.push(MANIFEST_EXTENSION);
+        }
+        extensions.push(PURGE_EXTENSION);
+        extensions
+    }
+
+    /// What we say about ourselves: every extension we speak in a `join`; in a
+    /// `peer`, only those the joining peer listed too, so that other implementations
+    /// see the metadata they expect.
+    fn our_metadata(&self, peer_extensions: Option<&[String]>) -> PeerMetadata {
         PeerMetadata {
             storage_id: self.config.storage_id.clone(),
             is_ephemeral: self.config.storage_id.is_none(),
-            extensions: if extensions {
-                vec![MANIFEST_EXTENSION.to_owned()]
-            } else {
-                Vec::new()
-            },
+            extensions: self
+                .extensions()
+                .into_iter()
+                .filter(|x| peer_extensions.is_none_or(|theirs| theirs.iter().any(|t| t == x)))
+                .map(str::to_owned)
+                .collect(),
         }
     }
 
@@ -441,14 +457,18 @@ impl Engine {
                 "replaced by a new connection from the same peer".into(),
             );
         }
-        let manifest = self.mark_ready(conn, &peer, metadata);
+        let theirs = metadata
+            .as_ref()
+            .map(|m| m.extensions.clone())
+            .unwrap_or_default();
+        self.mark_ready(conn, &peer, metadata);
         self.send(
             conn,
             Message::Peer {
                 sender_id: self.config.peer_id.clone(),
                 target_id: peer.clone(),
                 selected_protocol_version: PROTOCOL_VERSION.to_owned(),
-                peer_metadata: Some(self.our_metadata(manifest)),
+                peer_metadata: Some(self.our_metadata(Some(&theirs))),
             },
         );
     }
@@ -458,8 +478,9 @@ impl Engine {
     /// Returns whether the peer speaks the manifest extension.
     fn mark_ready(&mut self, conn: ConnId, peer: &PeerId, metadata: Option<PeerMetadata>) -> bool {
         let metadata = metadata.unwrap_or_default();
-        let manifest =
-            self.config.manifest && metadata.extensions.iter().any(|x| x == MANIFEST_EXTENSION);
+        let speaks = |x: &str| metadata.extensions.iter().any(|e| e == x);
+        let manifest = self.config.manifest && speaks(MANIFEST_EXTENSION);
+        let purge = speaks(PURGE_EXTENSION);
         let storage_id = if metadata.is_ephemeral {
             None
         } else {
@@ -472,6 +493,7 @@ impl Engine {
                 storage_id,
             };
             c.manifest = manifest;
+            c.purge = purge;
         }
         self.event(Event::PeerJoined {
             conn,
@@ -608,6 +630,18 @@ impl Engine {
                     "ignoring a manifest message meant for the other role"
                 );
             }
+            Message::DocPurged { document_id, .. } if self.config.role == Role::Client => {
+                if self.docs.contains_key(&document_id) && !self.deleted.contains(&document_id) {
+                    tracing::info!(document = %document_id, "the server purged a document; dropping the copy here");
+                    self.forget(&document_id);
+                    self.event(Event::DocumentPurged {
+                        document: document_id,
+                    });
+                }
+            }
+            Message::DocPurged { .. } => {
+                tracing::debug!(conn = conn.0, "ignoring a purge notice sent to a server");
+            }
             Message::Error { .. } | Message::Leave { .. } | Message::Unknown { .. } => {}
         }
     }
@@ -722,6 +756,10 @@ impl Engine {
     fn on_sync(&mut self, now: Instant, conn: ConnId, env: SyncEnvelope, is_request: bool) {
         if self.deleted.contains(&env.document_id) {
             tracing::debug!(document = %env.document_id, "ignoring a sync of a document removed here");
+            return;
+        }
+        if self.config.role == Role::Server && self.access.is_purged(&env.document_id) {
+            self.tell_purged(conn, &env.document_id);
             return;
         }
         // A document with a record needs no load to be refused: nothing is read
@@ -1399,6 +1437,73 @@ impl Engine {
         Ok(change)
     }
 
+    /// Server: purge a document for good. It leaves memory at once; every
+    /// connection on it is told (`coachsync-doc-purged` to former readers that speak
+    /// `purge/1`, `doc-unavailable` to the rest), and from now on it is answered
+    /// that way and never stored again. Returns the writes the caller commits: the
+    /// content's delete and the purge record in place of the access record (after
+    /// which [`Store::vacuum`](crate::store::Store::vacuum) clears the files).
+    pub fn purge(&mut self, _now: Instant, document: &DocumentId, by: &str) -> Vec<StoreWrite> {
+        let mut conns: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.documents.contains(document))
+            .map(|(id, _)| *id)
+            .chain(
+                self.docs
+                    .get(document)
+                    .map(|d| d.peers.keys().copied().collect::<Vec<_>>())
+                    .unwrap_or_default(),
+            )
+            .collect();
+        conns.sort();
+        conns.dedup();
+        self.docs.remove(document);
+        let mut writes = vec![StoreWrite::Delete {
+            document: document.clone(),
+        }];
+        writes.extend(self.access.purge(document, by, self.wall_clock_ms));
+        for conn in conns {
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.documents.remove(document);
+            }
+            self.tell_purged(conn, document);
+        }
+        writes
+    }
+
+    /// Server: documents purged earlier (`Store::meta(PURGED_KEY_PREFIX)`), read at
+    /// start.
+    pub fn restore_purged(&mut self, records: impl IntoIterator<Item = (String, Vec<u8>)>) {
+        self.access.restore_purged(records);
+    }
+
+    /// Answer a message about a purged document.
+    fn tell_purged(&mut self, conn: ConnId, document: &DocumentId) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let ConnPhase::Ready { peer, .. } = &c.phase else {
+            return;
+        };
+        let (sender_id, target_id, document_id) =
+            (self.config.peer_id.clone(), peer.clone(), document.clone());
+        let message = if c.purge && self.access.could_read_purged(&c.who, document) {
+            Message::DocPurged {
+                sender_id,
+                target_id,
+                document_id,
+            }
+        } else {
+            Message::DocUnavailable {
+                sender_id,
+                target_id,
+                document_id,
+            }
+        };
+        self.send(conn, message);
+    }
+
     /// Server: access to `document` changed (here or elsewhere): detach every
     /// connection that may no longer read it, and sync the rest.
     pub fn handle_access_changed(&mut self, now: Instant, document: &DocumentId) {
@@ -1447,6 +1552,33 @@ impl Engine {
         let storage = self.peer_storage_id(conn).cloned();
         if let Some(storage) = &storage {
             self.subscribers.insert(storage.clone(), conn);
+        }
+        // A manifest with a cursor leaves out what the device holds unchanged, and a
+        // purge leaves nothing in the change log: tell every device of a recent
+        // purge its user could read, listed or not. (A device that no longer holds
+        // the document ignores the notice.)
+        let mut told = HashSet::new();
+        if let Some(c) = self.conns.get(&conn) {
+            let since = self.wall_clock_ms.saturating_sub(
+                i64::try_from(self.config.purge_notice.as_millis()).unwrap_or(i64::MAX),
+            );
+            told.extend(self.access.purged_for(&c.who, since));
+        }
+        let entries: Vec<(DocumentId, HeadsDigest)> = entries
+            .into_iter()
+            .filter(|(document, _)| {
+                if self.access.is_purged(document) {
+                    told.insert(document.clone());
+                    false
+                } else {
+                    true
+                }
+            })
+            .collect();
+        let mut told: Vec<DocumentId> = told.into_iter().collect();
+        told.sort();
+        for document in told {
+            self.tell_purged(conn, &document);
         }
         // Every answer carries the change cursor, so the client's next manifest can
         // list only what it changed; with no `since` nothing is read from the log
