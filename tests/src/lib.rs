@@ -3,6 +3,7 @@
 
 pub mod peer;
 pub mod server_process;
+pub mod site;
 
 pub use peer::Peer;
 pub use server_process::{ServerProcess, admin};

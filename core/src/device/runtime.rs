@@ -218,6 +218,8 @@ pub(super) struct Runtime {
     closing: Vec<oneshot::Sender<Result<()>>>,
     /// Removals waiting for their last write to be durable.
     removed: Vec<(OpId, oneshot::Sender<Result<()>>)>,
+    /// Purges whose last write, once durable, is followed by a vacuum.
+    vacuum_after: HashSet<OpId>,
     /// The device's own writes, submitted with the engine's next batch.
     pending_device_writes: Vec<(OpId, StoreWrite)>,
     loads_in_flight: usize,
@@ -332,6 +334,7 @@ impl Runtime {
             all_safe: false,
             closing: Vec::new(),
             removed: Vec::new(),
+            vacuum_after: HashSet::new(),
             pending_device_writes: Vec::new(),
             loads_in_flight: 0,
             commits_in_flight: 0,
@@ -683,6 +686,9 @@ impl Runtime {
                             let (_, reply) = self.removed.remove(i);
                             let _ = reply.send(result);
                         }
+                        if self.vacuum_after.remove(&op) && report.result.is_ok() {
+                            self.vacuum();
+                        }
                         continue;
                     }
                     let result = report.result.clone().map_err(Error::Storage);
@@ -807,6 +813,20 @@ impl Runtime {
         tombstone
     }
 
+    /// Rewrite the store without what was deleted, off the runtime's thread (reads
+    /// and writes wait for it).
+    fn vacuum(&self) {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || match store.vacuum() {
+            Ok(report) => tracing::info!(
+                before = report.bytes_before,
+                after = report.bytes_after,
+                "store rewritten after a purge"
+            ),
+            Err(e) => tracing::error!(error = %e, "rewriting the store after a purge failed"),
+        });
+    }
+
     fn queue_device_write(&mut self, write: StoreWrite) -> OpId {
         let op = self.device_op();
         self.pending_device_writes.push((op, write));
@@ -893,7 +913,10 @@ impl Runtime {
                 } else {
                     tracing::info!(%document, "the server purged a document; dropped here too");
                 }
-                self.drop_local(&document, || Error::Purged(document.to_string()));
+                let tombstone = self.drop_local(&document, || Error::Purged(document.to_string()));
+                // The organisation wanted it gone: once the delete is stored, the
+                // store is rewritten so that no file on the phone keeps its bytes.
+                self.vacuum_after.insert(tombstone);
             }
             Event::DocumentUnavailable { document } => {
                 for reply in self.fetches.remove(&document).unwrap_or_default() {

@@ -1,0 +1,193 @@
+//! A site for end-to-end tests of access control: a `coachsync serve` that
+//! requires tokens, its users and their tokens, and helpers to drive it.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use coachsync_core::device::Backoff;
+use coachsync_core::{Device, DeviceConfig, DocumentId};
+use serde_json::{Value, json};
+
+use crate::{ServerProcess, admin};
+
+/// How long a test waits for something that should happen.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A server that requires tokens, and the tokens of the users it knows.
+pub struct Site {
+    running: Option<ServerProcess>,
+    _dir: tempfile::TempDir,
+    tokens: std::collections::HashMap<String, String>,
+}
+
+impl Site {
+    /// Users added before the server starts (the store is opened directly), and
+    /// then one more through the running server's admin socket.
+    pub fn start(users: &[(&str, &str)], extra: &[&str]) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let mut tokens = std::collections::HashMap::new();
+        let (late, early) = users.split_last().context("at least one user")?;
+        for (name, role) in early {
+            let token = admin(dir.path(), &["user", "add", "--name", name, "--role", role])?;
+            tokens.insert(name.to_string(), token);
+        }
+        let server = ServerProcess::start_secure(dir.path(), extra)?;
+        let token = admin(
+            dir.path(),
+            &["user", "add", "--name", late.0, "--role", late.1],
+        )?;
+        tokens.insert(late.0.to_string(), token);
+        Ok(Self {
+            running: Some(server),
+            _dir: dir,
+            tokens,
+        })
+    }
+
+    /// SIGKILL the server and start a new one on the same data directory.
+    pub fn restart(&mut self) -> Result<()> {
+        self.restart_with(&[])
+    }
+
+    /// [`restart`](Self::restart) with these flags.
+    pub fn restart_with(&mut self, extra: &[&str]) -> Result<()> {
+        let old = self.running.take().context("a server runs")?;
+        let dir = old.data_dir().to_owned();
+        old.kill()?;
+        self.running = Some(ServerProcess::start_secure(&dir, extra)?);
+        Ok(())
+    }
+
+    /// The running server.
+    pub fn server(&self) -> &ServerProcess {
+        self.running
+            .as_ref()
+            .expect("a server runs between restarts")
+    }
+
+    /// A user's token.
+    pub fn token(&self, user: &str) -> &str {
+        &self.tokens[user]
+    }
+
+    /// A device of `user` in `dir`, syncing with the server.
+    pub async fn device(&self, dir: &Path, user: &str) -> Result<Device> {
+        let mut config = DeviceConfig::new(dir).with_server(self.server().sync_url());
+        config.token = Some(self.token(user).to_owned());
+        config.backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(500), 0.5);
+        config.connect_timeout = Duration::from_secs(2);
+        Ok(Device::open(config).await?)
+    }
+
+    /// `POST` (or `DELETE`) `/api/docs/{id}/grants` as `user`.
+    pub async fn grants(
+        &self,
+        method: &str,
+        user: &str,
+        document: &DocumentId,
+        body: Value,
+    ) -> Result<(u16, Value)> {
+        let (status, body) = self
+            .server()
+            .http(
+                method,
+                &format!("/api/docs/{document}/grants"),
+                Some(self.token(user)),
+                Some(&body.to_string()),
+            )
+            .await?;
+        Ok((status, serde_json::from_str(&body).unwrap_or(Value::Null)))
+    }
+
+    /// The audit log once `done` holds of it (entries are written with the next
+    /// group commit, a moment after what they record).
+    pub async fn audit_until(
+        &self,
+        admin_user: &str,
+        done: impl Fn(&[Value]) -> bool,
+    ) -> Result<Vec<Value>> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let audit = self.audit(admin_user).await?;
+            if done(&audit) {
+                return Ok(audit);
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("the audit log never showed what was expected: {audit:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The audit log, read as an admin.
+    pub async fn audit(&self, admin_user: &str) -> Result<Vec<Value>> {
+        let (status, body) = self
+            .server()
+            .http("GET", "/api/audit", Some(self.token(admin_user)), None)
+            .await?;
+        if status != 200 {
+            bail!("GET /api/audit: {status} {body}");
+        }
+        Ok(serde_json::from_str(&body)?)
+    }
+}
+
+/// Wait until the device's changes are all safe on the server.
+pub async fn synced(device: &Device) -> Result<()> {
+    tokio::time::timeout(WAIT, device.wait_synced())
+        .await
+        .context("the device did not sync in time")??;
+    Ok(())
+}
+
+/// `coachsync admin relationship add` through the running server; its id.
+pub fn relationship(site: &Site, coaches: &[&str], clients: &[&str]) -> Result<String> {
+    let mut args = vec!["relationship", "add", "--school", "north-elementary"];
+    for c in coaches {
+        args.extend(["--coach", c]);
+    }
+    for c in clients {
+        args.extend(["--client", c]);
+    }
+    admin(site.server().data_dir(), &args)
+}
+
+/// A valid work plan tied to a relationship.
+pub fn work_plan(relationship: &str) -> Result<Value> {
+    let mut plan = coachsync_core::domain::example("work-plan").context("an example work plan")?;
+    plan["relationship"] = json!(relationship);
+    Ok(plan)
+}
+
+/// Wait until `check` holds.
+pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> Result<bool>) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check().await? {
+        if tokio::time::Instant::now() > deadline {
+            bail!("{what} did not happen in time");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+/// Files under `dir` (recursively) whose bytes contain `needle`; sockets and other
+/// unreadable entries are skipped.
+pub fn files_containing(dir: &Path, needle: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_containing(&path, needle));
+        } else if let Ok(bytes) = std::fs::read(&path)
+            && bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+        {
+            found.push(path);
+        }
+    }
+    found
+}
