@@ -1846,7 +1846,11 @@ fn a_purged_document_leaves_every_device_that_could_read_it_and_is_never_stored_
         assert!(sim.server.engine.access().record(&doc).is_none());
 
         // The coach's device was connected: it drops the document at once.
-        assert_eq!(purged_events(&sim, 0), std::slice::from_ref(&doc), "seed {seed}");
+        assert_eq!(
+            purged_events(&sim, 0),
+            std::slice::from_ref(&doc),
+            "seed {seed}"
+        );
         assert!(sim.clients[0].engine.document(&doc).is_none());
         assert_eq!(
             sim.clients[0].store.load(&doc).unwrap(),
@@ -1857,7 +1861,11 @@ fn a_purged_document_leaves_every_device_that_could_read_it_and_is_never_stored_
         // The principal's phone hears of it when it reconnects.
         sim.connect_as(1, Faults::default(), Who::User(principal.clone().into()));
         sim.run();
-        assert_eq!(purged_events(&sim, 1), std::slice::from_ref(&doc), "seed {seed}");
+        assert_eq!(
+            purged_events(&sim, 1),
+            std::slice::from_ref(&doc),
+            "seed {seed}"
+        );
         assert_eq!(
             sim.clients[1].store.load(&doc).unwrap(),
             None,

@@ -1558,7 +1558,7 @@ impl Engine {
         // purge its user could read, listed or not. (A device that no longer holds
         // the document ignores the notice.)
         let mut told = HashSet::new();
-        if let Some(c) = self.conns.get(&conn) {
+        if let Some(c) = self.conns.get(&conn).filter(|c| c.purge) {
             let since = self.wall_clock_ms.saturating_sub(
                 i64::try_from(self.config.purge_notice.as_millis()).unwrap_or(i64::MAX),
             );

@@ -47,3 +47,26 @@ test("a relationship's client reads and edits its work plan with no grant; the s
   await assert.rejects(findDoc(supervisor, plan.url, 10_000), /unavailable/);
   for (const repo of [coach, principal, supervisor]) await shutdownRepo(repo);
 });
+
+test("after a purge the JavaScript client stops receiving the document and carries on with the rest", { timeout: 60_000 }, async () => {
+  const coach = repoOf("coach");
+  const plan = coach.create({ schema: "work-plan", schemaVersion: 1, relationship, title: "To be purged", theoryOfAction: "" });
+  const kept = coach.create({ schema: "work-plan", schemaVersion: 1, relationship, title: "Kept", theoryOfAction: "" });
+  await waitServerHas(coach, plan);
+  await waitServerHas(coach, kept);
+  const principal = repoOf("principal");
+  const hers = await findDoc(principal, plan.url);
+  const keptHers = await findDoc(principal, kept.url);
+
+  const summary = await runAdmin(server.dataDir, ["doc", "purge", plan.url]);
+  assert.match(summary, /^store rewritten/);
+
+  // Edits to the purged document reach nobody; the other document still syncs both ways.
+  plan.change(d => { d.title = "Edited after the purge"; });
+  keptHers.change(d => { d.theoryOfAction = "If we meet weekly, then…"; });
+  await waitFor(() => kept.doc().theoryOfAction === "If we meet weekly, then…", { label: "the kept document syncing" });
+  assert.equal(docJson(hers).title, "To be purged");
+  const fresh = repoOf("principal");
+  await assert.rejects(findDoc(fresh, plan.url, 10_000), /unavailable/);
+  for (const repo of [coach, principal, fresh]) await shutdownRepo(repo);
+});
