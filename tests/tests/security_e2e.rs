@@ -811,3 +811,78 @@ async fn owners_grants_and_relationships_survive_a_restart() -> Result<()> {
     other.close().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn when_a_relationship_ends_its_client_reads_for_the_grace_period_and_then_gets_nothing()
+-> Result<()> {
+    let site = Site::start(
+        &[
+            ("coach", "coach"),
+            ("principal", "client"),
+            ("root", "admin"),
+        ],
+        &[],
+    )?;
+    let rel = relationship(&site, &["coach"], &["principal"])?;
+    let dirs = [tempfile::tempdir()?, tempfile::tempdir()?];
+    let coach = site.device(dirs[0].path(), "coach").await?;
+    let principal = site.device(dirs[1].path(), "principal").await?;
+    let doc = coach.create(work_plan(&rel)?).await?;
+    synced(&coach).await?;
+    tokio::time::timeout(WAIT, principal.fetch(&doc)).await??;
+
+    // Ended with a grace period: the client still reads, but her edits stay hers.
+    admin(
+        site.server().data_dir(),
+        &["relationship", "end", &rel, "--read-days", "30"],
+    )?;
+    coach
+        .set(
+            &doc,
+            &"theoryOfAction".parse()?,
+            json!("read after the end"),
+        )
+        .await?;
+    synced(&coach).await?;
+    eventually("the coach's edit at the client", async || {
+        Ok(principal.value(&doc).await?["theoryOfAction"] == "read after the end")
+    })
+    .await?;
+    principal
+        .set(&doc, &"title".parse()?, json!("written after the end"))
+        .await?;
+    principal.sync_now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_ne!(coach.value(&doc).await?["title"], "written after the end");
+
+    // The grace period set to nothing: updates stop.
+    let second = relationship(&site, &["coach"], &["principal"])?;
+    let other = coach.create(work_plan(&second)?).await?;
+    synced(&coach).await?;
+    tokio::time::timeout(WAIT, principal.fetch(&other)).await??;
+    admin(
+        site.server().data_dir(),
+        &["relationship", "end", &second, "--read-days", "0"],
+    )?;
+    coach
+        .set(&other, &"theoryOfAction".parse()?, json!("after the end"))
+        .await?;
+    synced(&coach).await?;
+    principal.sync_now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_ne!(
+        principal.value(&other).await?["theoryOfAction"],
+        "after the end"
+    );
+    let fresh = tempfile::tempdir()?;
+    let again = site.device(fresh.path(), "principal").await?;
+    assert!(
+        tokio::time::timeout(WAIT, again.fetch(&other))
+            .await?
+            .is_err()
+    );
+    for d in [coach, principal, again] {
+        d.close().await?;
+    }
+    Ok(())
+}
