@@ -331,7 +331,7 @@ impl AccessBook {
             record.owner.as_deref() == Some(user.name.as_str())
                 || self
                     .relationship_of(record)
-                    .is_some_and(|r| r.is_member(&user.name))
+                    .is_some_and(|r| r.is_member(user))
         })
     }
 
@@ -405,7 +405,8 @@ impl AccessBook {
         unix_ms: i64,
     ) -> AccessChange {
         let mut record = DocAccess::new(user, audience.kind, audience.visibility, unix_ms);
-        record.relationship = self.joinable(audience.relationship.as_deref(), &user.name);
+        record.relationship =
+            self.joinable(audience.relationship.as_deref(), |r| r.is_member(user));
         // A team document is its team's when its creator is in that team.
         record.group = audience.group.filter(|g| user.groups.contains(g));
         let write = record.store_write(document);
@@ -415,10 +416,14 @@ impl AccessBook {
 
     /// The relationship a document names, if its owner belongs to it (a document
     /// cannot join a relationship its owner is not in).
-    fn joinable(&self, relationship: Option<&str>, owner: &str) -> Option<String> {
+    fn joinable(
+        &self,
+        relationship: Option<&str>,
+        owner_is_member: impl FnOnce(&Relationship) -> bool,
+    ) -> Option<String> {
         let id = relationship?;
         let r = self.relationships.get(id)?;
-        r.is_member(owner).then(|| id.to_owned())
+        owner_is_member(r).then(|| id.to_owned())
     }
 
     /// A document took its first `schema` (fixing its class) or its first
@@ -433,7 +438,7 @@ impl AccessBook {
     ) -> Option<AccessChange> {
         let record = self.docs.get(document)?;
         let joined = match (&record.relationship, &record.owner) {
-            (None, Some(owner)) => self.joinable(relationship, owner),
+            (None, Some(owner)) => self.joinable(relationship, |r| r.names(owner)),
             _ => None,
         };
         let record = self.docs.get_mut(document)?;

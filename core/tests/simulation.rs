@@ -1566,6 +1566,7 @@ fn relationship(id: &str, coaches: &[&str], clients: &[&str]) -> Relationship {
         org: "district".into(),
         coaches: coaches.iter().map(|s| s.to_string()).collect(),
         clients: clients.iter().map(|s| s.to_string()).collect(),
+        client_groups: Default::default(),
         school: "north".into(),
         focus: None,
         start: "2026-09-01".into(),

@@ -81,6 +81,9 @@ pub enum AdminRequest {
         coaches: Vec<String>,
         /// Its clients.
         clients: Vec<String>,
+        /// Teams that are clients, by group.
+        #[serde(default)]
+        client_groups: Vec<String>,
         /// The school.
         school: String,
         /// What the coaching is about.
@@ -131,8 +134,11 @@ pub enum AdminRequest {
     RelationshipMember {
         /// The relationship.
         id: String,
-        /// The user.
+        /// The user, or the group with `team`.
         user: String,
+        /// `user` names a group: a team that is a client.
+        #[serde(default)]
+        team: bool,
         /// As a client (else as a coach) when adding.
         client: bool,
         /// Add, or remove.
@@ -406,15 +412,20 @@ impl Admin {
             AdminRequest::RelationshipAdd {
                 coaches,
                 clients,
+                client_groups,
                 school,
                 focus,
                 start,
                 read_after_end_days,
             } => {
-                if coaches.is_empty() || clients.is_empty() {
+                if coaches.is_empty() || (clients.is_empty() && client_groups.is_empty()) {
                     return Err(Error::Usage(
-                        "a relationship needs at least one --coach and one --client".into(),
+                        "a relationship needs at least one --coach and one --client or --client-group"
+                            .into(),
                     ));
+                }
+                for group in &client_groups {
+                    crate::accounts::check_name("group", group)?;
                 }
                 let org = {
                     let accounts = self.accounts.read().expect("accounts lock");
@@ -446,6 +457,7 @@ impl Admin {
                     org,
                     coaches: coaches.into_iter().collect(),
                     clients: clients.into_iter().collect(),
+                    client_groups: client_groups.into_iter().collect(),
                     school,
                     focus,
                     start,
@@ -481,10 +493,34 @@ impl Admin {
             AdminRequest::RelationshipMember {
                 id,
                 user,
+                team,
                 client,
                 add,
             } => {
                 let mut relationship = self.relationship(&id)?;
+                if team {
+                    crate::accounts::check_name("group", &user)?;
+                    let changed = if add {
+                        relationship.client_groups.insert(user.clone())
+                    } else {
+                        relationship.client_groups.remove(&user)
+                    };
+                    if !changed {
+                        return Err(Error::Usage(format!(
+                            "group {user} is {} a client team of {id}",
+                            if add { "already" } else { "not" }
+                        )));
+                    }
+                    let action = if add {
+                        "relationship-team-add"
+                    } else {
+                        "relationship-team-remove"
+                    };
+                    self.save_relationship(&relationship, record(action, Some(user), Some(id)))?;
+                    return Ok(
+                        serde_json::to_value(&relationship).expect("a relationship serializes")
+                    );
+                }
                 if add {
                     if self
                         .accounts

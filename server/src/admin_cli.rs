@@ -90,6 +90,7 @@ fn request(command: &AdminCommand) -> Result<AdminRequest> {
         AdminCommand::Relationship(RelationshipCommand::Add {
             coaches,
             clients,
+            client_groups,
             school,
             focus,
             start,
@@ -97,6 +98,7 @@ fn request(command: &AdminCommand) -> Result<AdminRequest> {
         }) => AdminRequest::RelationshipAdd {
             coaches,
             clients,
+            client_groups,
             school,
             focus,
             start,
@@ -109,22 +111,29 @@ fn request(command: &AdminCommand) -> Result<AdminRequest> {
                 read_after_end_days: read_days,
             }
         }
-        AdminCommand::Relationship(RelationshipCommand::AddMember { id, user, role }) => {
-            AdminRequest::RelationshipMember {
-                id,
-                user,
-                client: role == "client",
-                add: true,
-            }
-        }
-        AdminCommand::Relationship(RelationshipCommand::RemoveMember { id, user }) => {
-            AdminRequest::RelationshipMember {
-                id,
-                user,
-                client: false,
-                add: false,
-            }
-        }
+        AdminCommand::Relationship(RelationshipCommand::AddMember {
+            id,
+            user,
+            role,
+            client_group,
+        }) => AdminRequest::RelationshipMember {
+            id,
+            team: client_group.is_some(),
+            client: client_group.is_some() || role.as_deref() == Some("client"),
+            user: client_group.or(user).unwrap_or_default(),
+            add: true,
+        },
+        AdminCommand::Relationship(RelationshipCommand::RemoveMember {
+            id,
+            user,
+            client_group,
+        }) => AdminRequest::RelationshipMember {
+            id,
+            team: client_group.is_some(),
+            client: false,
+            user: client_group.or(user).unwrap_or_default(),
+            add: false,
+        },
     })
 }
 
@@ -184,7 +193,11 @@ fn relationship_line(r: &Value) -> String {
         r["id"].as_str().unwrap_or_default(),
         r["school"].as_str().unwrap_or_default(),
         names("coaches"),
-        names("clients"),
+        [names("clients"), names("clientGroups")]
+            .into_iter()
+            .filter(|n| !n.is_empty())
+            .collect::<Vec<_>>()
+            .join(","),
         r["start"].as_str().unwrap_or_default(),
     )
 }

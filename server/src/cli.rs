@@ -120,8 +120,12 @@ pub enum RelationshipCommand {
         #[arg(long = "coach", required = true)]
         coaches: Vec<String>,
         /// A client (repeatable).
-        #[arg(long = "client", required = true)]
+        #[arg(long = "client", required_unless_present = "client_groups")]
         clients: Vec<String>,
+        /// A team that is a client, by its group (repeatable): whoever is in the
+        /// group is a client.
+        #[arg(long = "client-group")]
+        client_groups: Vec<String>,
         /// The school.
         #[arg(long)]
         school: String,
@@ -150,19 +154,34 @@ pub enum RelationshipCommand {
         /// The relationship's id.
         id: String,
         /// The user.
+        #[arg(
+            long,
+            required_unless_present = "client_group",
+            conflicts_with = "client_group"
+        )]
+        user: Option<String>,
+        /// `coach` or `client` (with `--user`).
+        #[arg(long = "as", value_parser = ["coach", "client"], required_unless_present = "client_group")]
+        role: Option<String>,
+        /// A team that becomes a client, by its group.
         #[arg(long)]
-        user: String,
-        /// `coach` or `client`.
-        #[arg(long = "as", value_parser = ["coach", "client"])]
-        role: String,
+        client_group: Option<String>,
     },
-    /// Remove a member: their devices stop receiving its documents.
+    /// Remove a member (or a client team): their devices stop receiving its
+    /// documents.
     RemoveMember {
         /// The relationship's id.
         id: String,
         /// The user.
+        #[arg(
+            long,
+            required_unless_present = "client_group",
+            conflicts_with = "client_group"
+        )]
+        user: Option<String>,
+        /// A client team, by its group.
         #[arg(long)]
-        user: String,
+        client_group: Option<String>,
     },
 }
 

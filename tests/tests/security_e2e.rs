@@ -886,3 +886,100 @@ async fn when_a_relationship_ends_its_client_reads_for_the_grace_period_and_then
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_team_that_is_a_client_reads_and_writes_through_its_group_membership() -> Result<()> {
+    let site = Site::start(
+        &[
+            ("coach", "coach"),
+            ("teacher-a", "team-member"),
+            ("teacher-b", "team-member"),
+            ("root", "admin"),
+        ],
+        &[],
+    )?;
+    let data_dir = site.server().data_dir().to_owned();
+    admin(
+        &data_dir,
+        &["group", "add", "--group", "grade-3", "--user", "teacher-a"],
+    )?;
+    let rel = admin(
+        &data_dir,
+        &[
+            "relationship",
+            "add",
+            "--coach",
+            "coach",
+            "--client-group",
+            "grade-3",
+            "--school",
+            "north-elementary",
+        ],
+    )?;
+    let listed = admin(&data_dir, &["relationship", "list"])?;
+    assert!(listed.contains("clients: grade-3"), "{listed}");
+    let dirs = [
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+    ];
+    let coach = site.device(dirs[0].path(), "coach").await?;
+    let plan = coach.create(work_plan(&rel)?).await?;
+    synced(&coach).await?;
+
+    let teacher_a = site.device(dirs[1].path(), "teacher-a").await?;
+    tokio::time::timeout(WAIT, teacher_a.fetch(&plan)).await??;
+    teacher_a
+        .set(
+            &plan,
+            &"theoryOfAction".parse()?,
+            json!("If we plan together, then…"),
+        )
+        .await?;
+    synced(&teacher_a).await?;
+    eventually("the team member's edit at the coach", async || {
+        Ok(coach.value(&plan).await?["theoryOfAction"] == "If we plan together, then…")
+    })
+    .await?;
+    let teacher_b = site.device(dirs[2].path(), "teacher-b").await?;
+    assert!(
+        tokio::time::timeout(WAIT, teacher_b.fetch(&plan))
+            .await?
+            .is_err()
+    );
+    teacher_b.close().await?;
+
+    // Membership moves: out of the group, out of the coaching; into it, in.
+    admin(
+        &data_dir,
+        &[
+            "group",
+            "remove",
+            "--group",
+            "grade-3",
+            "--user",
+            "teacher-a",
+        ],
+    )?;
+    admin(
+        &data_dir,
+        &["group", "add", "--group", "grade-3", "--user", "teacher-b"],
+    )?;
+    coach
+        .set(&plan, &"title".parse()?, json!("after the move"))
+        .await?;
+    synced(&coach).await?;
+    let teacher_b = site.device(dirs[2].path(), "teacher-b").await?;
+    tokio::time::timeout(WAIT, teacher_b.fetch(&plan)).await??;
+    eventually("the new team member reads it", async || {
+        Ok(teacher_b.value(&plan).await?["title"] == "after the move")
+    })
+    .await?;
+    teacher_a.sync_now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_ne!(teacher_a.value(&plan).await?["title"], "after the move");
+    for d in [coach, teacher_a, teacher_b] {
+        d.close().await?;
+    }
+    Ok(())
+}

@@ -133,7 +133,7 @@ impl DocAccess {
         if self.visibility == Some(Visibility::Private) {
             return None;
         }
-        let by_relationship = relationship.and_then(|r| r.access_of(&user.name, now_ms));
+        let by_relationship = relationship.and_then(|r| r.access_of(user, now_ms));
         let coaching = self.visibility == Some(Visibility::Coaching);
         let evaluator_of_coaching = coaching && user.role == UserRole::Evaluator;
         // In a relationship the client decides what leaves it: only their grants
@@ -170,7 +170,7 @@ impl DocAccess {
     /// one, else by role.
     pub fn is_client(&self, user: &Principal, relationship: Option<&Relationship>) -> bool {
         match relationship {
-            Some(r) => r.is_client(&user.name),
+            Some(r) => r.is_client(user),
             None => user.role == UserRole::Client,
         }
     }

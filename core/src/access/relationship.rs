@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::Access;
+use super::{Access, Principal};
 use crate::store::StoreWrite;
 
 /// The store meta key prefix of relationship records.
@@ -25,8 +25,12 @@ pub struct Relationship {
     pub org: String,
     /// The coaches, by user name.
     pub coaches: BTreeSet<String>,
-    /// The clients (a principal, a teacher leader, a team's members), by user name.
+    /// The clients (a principal, a teacher leader), by user name.
     pub clients: BTreeSet<String>,
+    /// Teams that are clients, by group: whoever is in the group when access is
+    /// decided is a client.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub client_groups: BTreeSet<String>,
     /// The school.
     pub school: String,
     /// What the coaching is about, if said.
@@ -47,18 +51,27 @@ pub struct Relationship {
 
 impl Relationship {
     /// Whether `user` is a coach or a client of it.
-    pub fn is_member(&self, user: &str) -> bool {
-        self.coaches.contains(user) || self.clients.contains(user)
+    pub fn is_member(&self, user: &Principal) -> bool {
+        self.coaches.contains(&user.name) || self.is_client(user)
     }
 
-    /// Whether `user` is one of its clients: who decides what is shared beyond it.
-    pub fn is_client(&self, user: &str) -> bool {
-        self.clients.contains(user)
+    /// Whether `user` is one of its clients, by name or as a member of a client team:
+    /// who decides what is shared beyond it.
+    pub fn is_client(&self, user: &Principal) -> bool {
+        self.clients.contains(&user.name)
+            || user.groups.iter().any(|g| self.client_groups.contains(g))
+    }
+
+    /// Whether the user named `name` is a member by name (a coach or a client named
+    /// in the record, not through a team): all that can be known of a user who is
+    /// not signed in.
+    pub fn names(&self, name: &str) -> bool {
+        self.coaches.contains(name) || self.clients.contains(name)
     }
 
     /// What a member may do at `now_ms`: write while it lasts, read for the grace
     /// period after it ends, nothing after that; `None` for a non-member.
-    pub fn access_of(&self, user: &str, now_ms: i64) -> Option<Access> {
+    pub fn access_of(&self, user: &Principal, now_ms: i64) -> Option<Access> {
         if !self.is_member(user) {
             return None;
         }
@@ -93,6 +106,7 @@ mod tests {
             org: "district".into(),
             coaches: ["coach".to_owned()].into(),
             clients: ["principal".to_owned()].into(),
+            client_groups: ["grade-3".to_owned()].into(),
             school: "north".into(),
             focus: None,
             start: "2026-09-01".into(),
@@ -100,14 +114,28 @@ mod tests {
             read_after_end_days: 30,
             created_ms: 0,
         };
-        assert_eq!(r.access_of("coach", 0), Some(Access::Write));
-        assert_eq!(r.access_of("principal", 0), Some(Access::Write));
-        assert_eq!(r.access_of("supervisor", 0), None);
+        let user = |name: &str, groups: &[&str]| Principal {
+            name: name.into(),
+            role: super::super::UserRole::Client,
+            org: "district".into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+        };
+        assert_eq!(r.access_of(&user("coach", &[]), 0), Some(Access::Write));
+        assert_eq!(r.access_of(&user("principal", &[]), 0), Some(Access::Write));
+        assert_eq!(r.access_of(&user("supervisor", &[]), 0), None);
+        // A team that is a client: its members are clients while they are in it.
+        let teacher = user("teacher", &["grade-3"]);
+        assert!(r.is_client(&teacher));
+        assert_eq!(r.access_of(&teacher, 0), Some(Access::Write));
+        assert_eq!(r.access_of(&user("teacher", &["grade-4"]), 0), None);
         r.ended_ms = Some(1_000);
         assert_eq!(
-            r.access_of("principal", 1_000 + 29 * DAY_MS),
+            r.access_of(&user("principal", &[]), 1_000 + 29 * DAY_MS),
             Some(Access::Read)
         );
-        assert_eq!(r.access_of("principal", 1_000 + 30 * DAY_MS), None);
+        assert_eq!(
+            r.access_of(&user("principal", &[]), 1_000 + 30 * DAY_MS),
+            None
+        );
     }
 }
