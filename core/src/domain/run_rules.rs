@@ -145,3 +145,31 @@ fn trends(points: &[Point]) -> Vec<Signal> {
     }
     found
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_of_odd_and_even_counts() {
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[3.0]), Some(3.0));
+        assert_eq!(median(&[5.0, 1.0, 3.0]), Some(3.0));
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median(&[f64::NAN, 2.0]), Some(2.0));
+    }
+
+    #[test]
+    fn a_flat_or_alternating_series_has_no_signal() {
+        let points = |values: &[f64]| -> Vec<Point> {
+            values
+                .iter()
+                .enumerate()
+                .map(|(i, &y)| Point { x: i as i64, y })
+                .collect()
+        };
+        assert_eq!(signals(&points(&[5.0; 12]), 5.0), []);
+        let zigzag = [5.0, 6.0, 5.0, 6.0, 5.0, 6.0, 5.0, 6.0];
+        assert_eq!(signals(&points(&zigzag), 5.5), []);
+    }
+}
