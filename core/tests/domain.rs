@@ -934,14 +934,24 @@ fn the_work_plan_refers_to_its_own_goals_and_the_needs_assessments() {
             "{}",
             goal.id
         );
-        assert!(goal.capacity.is_some(), "{} names its leader capacity", goal.id);
+        assert!(
+            goal.capacity.is_some(),
+            "{} names its leader capacity",
+            goal.id
+        );
     }
     // Both kinds of activity: the coach's support moves and the leader's own actions.
     let kinds: BTreeSet<String> = plan
         .activities
         .values()
         .filter_map(|a| a.kind.as_ref())
-        .map(|k| serde_json::to_value(k).unwrap().as_str().unwrap().to_owned())
+        .map(|k| {
+            serde_json::to_value(k)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     assert_eq!(
         kinds,
@@ -1613,7 +1623,10 @@ fn a_goal_that_already_lists_its_student_goals_keeps_them() {
     let mut value = fixture("work-plan-v1");
     at(&mut value, "goals.0")["studentGoals"] = json!(["sg-reading", "sg-math"]);
     domain::migrate(&mut value).unwrap();
-    assert_eq!(value["goals"][0]["studentGoals"], json!(["sg-reading", "sg-math"]));
+    assert_eq!(
+        value["goals"][0]["studentGoals"],
+        json!(["sg-reading", "sg-math"])
+    );
     assert!(value["goals"][0].get("studentGoal").is_none());
 }
 
@@ -1645,7 +1658,10 @@ fn v1_self_assessments_and_teams_and_v1_and_v2_observations_migrate_to_current()
         obs["script"][0]["text"],
         "Students worked in pairs on fraction strips; most pairs talked about equal parts."
     );
-    assert_eq!(obs["context"], "Grade 3 math, fractions; 24 students, co-taught.");
+    assert_eq!(
+        obs["context"],
+        "Grade 3 math, fractions; 24 students, co-taught."
+    );
     assert_eq!(
         obs["deviceNote"],
         json!({"from": "an app that wrote v1 with extras"})
@@ -1688,7 +1704,10 @@ fn editing_a_v1_work_plan_stores_it_at_the_current_version() {
         stored["goals"][0]["capacity"],
         "Giving teachers feedback on their instruction."
     );
-    assert_eq!(stored["activities"]["act-feedback-tracker"]["kind"], "coach-support");
+    assert_eq!(
+        stored["activities"]["act-feedback-tracker"]["kind"],
+        "coach-support"
+    );
     // What the older app wrote beside the known fields stays, at every depth.
     assert_eq!(stored["goals"][0]["priority"], "high");
     assert_eq!(stored["goals"][0]["evidence"][0]["reviewed"], true);
@@ -1715,7 +1734,11 @@ fn editing_a_v1_self_assessment_and_team_stores_them_at_the_current_version() {
                 "chosenAt": 1_788_906_600_000_i64
             }]),
         ),
-        ("team-v1", "purpose", json!("We test small changes together.")),
+        (
+            "team-v1",
+            "purpose",
+            json!("We test small changes together."),
+        ),
     ] {
         let v1 = fixture(name);
         let kind = domain::kind_of(&v1).unwrap();
@@ -1791,7 +1814,10 @@ fn a_team_story_names_only_people_who_consented() {
         .expect("a story names someone");
 
     let mut value = example.clone();
-    *at(&mut value, &format!("stories.{story}.named.0.consent.given")) = json!(false);
+    *at(
+        &mut value,
+        &format!("stories.{story}.named.0.consent.given"),
+    ) = json!(false);
     assert_one_problem(
         &value,
         &format!("stories.{story}.named.0.name"),
@@ -1811,7 +1837,9 @@ fn a_team_story_names_only_people_who_consented() {
     at(&mut value, &format!("stories.{story}.named"))
         .as_array_mut()
         .unwrap()
-        .push(json!({"name": "Ana Reyes", "consent": {"given": true, "at": 1_793_300_000_000_i64}}));
+        .push(
+            json!({"name": "Ana Reyes", "consent": {"given": true, "at": 1_793_300_000_000_i64}}),
+        );
     assert_valid("two named people who consented", &value);
     let team: Team = domain::read(&value).unwrap();
     let named = team.stories.unwrap()[story].named.clone().unwrap();
@@ -1822,7 +1850,11 @@ fn a_team_story_names_only_people_who_consented() {
 #[test]
 fn a_self_assessment_has_one_to_five_focus_elements_each_once() {
     let example = example(kind("rubric-self-assessment"));
-    assert_eq!(example["focus"].as_array().unwrap().len(), 3, "typically three");
+    assert_eq!(
+        example["focus"].as_array().unwrap().len(),
+        3,
+        "typically three"
+    );
 
     let mut value = example.clone();
     let focus = at(&mut value, "focus").as_array_mut().unwrap();
@@ -1901,7 +1933,10 @@ fn a_measure_has_an_operational_definition_and_dated_points() {
     assert_eq!(kind("measure").visibility, domain::Visibility::Team);
     assert_eq!(kind("driver-diagram").visibility, domain::Visibility::Team);
     let measure: Measure = domain::read(&example).unwrap();
-    assert!(measure.points.len() >= 12, "enough points for the run chart rules");
+    assert!(
+        measure.points.len() >= 12,
+        "enough points for the run chart rules"
+    );
     assert!(measure.points.windows(2).all(|w| w[0].at < w[1].at));
     for a in measure.annotations.iter().flatten() {
         assert!(

@@ -744,16 +744,10 @@ fn five_rising_points_are_a_trend_and_a_repeated_value_neither_counts_nor_breaks
     // going up, days 1 to 6. Median 3.5: no run of six on one side.
     let (median, found) = rules(&[5., 1., 2., 2., 3., 4., 6., 5.]);
     assert_eq!(median, 3.5);
-    assert_eq!(
-        found,
-        [signal(SignalKind::Trend, Direction::Up, 5, (1, 6))]
-    );
+    assert_eq!(found, [signal(SignalKind::Trend, Direction::Up, 5, (1, 6))]);
     // Without the repeat the same five points are the same trend.
     let (_, found) = rules(&[5., 1., 2., 3., 4., 6., 5.]);
-    assert_eq!(
-        found,
-        [signal(SignalKind::Trend, Direction::Up, 5, (1, 5))]
-    );
+    assert_eq!(found, [signal(SignalKind::Trend, Direction::Up, 5, (1, 5))]);
 }
 
 #[test]
@@ -914,13 +908,22 @@ fn a_driver_diagram_is_a_tree_whose_change_ideas_link_to_their_cycles() {
         assert!(at > last, "in the diagram's order");
         last = at;
         for secondary in parsed.secondaries_of(&primary.id) {
-            let s = tree.find(&esc(&secondary.text)).expect("the secondary driver");
+            let s = tree
+                .find(&esc(&secondary.text))
+                .expect("the secondary driver");
             assert!(s > at);
         }
     }
-    let uses: usize = parsed.change_ideas.iter().map(|c| c.secondaries.len()).sum();
+    let uses: usize = parsed
+        .change_ideas
+        .iter()
+        .map(|c| c.secondaries.len())
+        .sum();
     assert_eq!(tree.matches("<li class=\"idea\">").count(), uses);
-    assert_eq!(tree.matches("<li class=\"secondary\">").count(), parsed.secondary.len());
+    assert_eq!(
+        tree.matches("<li class=\"secondary\">").count(),
+        parsed.secondary.len()
+    );
     // The cycle in the report is a link to its section, the others are named as
     // absent.
     let cycle: domain::PdsaCycle = domain::read(&example("pdsa-cycle")).unwrap();
@@ -955,7 +958,9 @@ fn focus_elements_show_their_goals_and_stage_history_and_nothing_is_a_score() {
     let report = render(&[(doc_id(2), value)]);
     let html = &report.html;
     let focus = sa.focus.clone().unwrap();
-    let heading = html.find("<h3>Focus elements</h3>").expect("a focus section");
+    let heading = html
+        .find("<h3>Focus elements</h3>")
+        .expect("a focus section");
     for f in &focus {
         let name = &rubric.element(&f.element).unwrap().name;
         let goal = html.find(&esc(&f.goal)).expect("the goal is shown");

@@ -131,11 +131,7 @@ const OBSERVATION: &[Field] = &[
         Shape::Text,
         "A short title, such as \"Room 12, grade 3 math\".",
     ),
-    opt(
-        "observer",
-        Shape::Str,
-        "Who observed, by user name.",
-    ),
+    opt("observer", Shape::Str, "Who observed, by user name."),
     req(
         "setting",
         Shape::Enum(SETTINGS),
@@ -668,7 +664,11 @@ const RITUAL_FIELDS: &[Field] = &[
 ];
 static NAMED: Shape = Shape::Object(NAMED_FIELDS);
 const NAMED_FIELDS: &[Field] = &[
-    req("name", Shape::Str, "The person's name, as the story gives it."),
+    req(
+        "name",
+        Shape::Str,
+        "The person's name, as the story gives it.",
+    ),
     req(
         "consent",
         Shape::Object(CONSENT_FIELDS),
@@ -721,7 +721,11 @@ const MEASURE: &[Field] = &[
         Shape::Text,
         "Its operational definition: exactly what is counted, from what source, how often, so everyone collects it the same way.",
     ),
-    req("unit", Shape::Str, "The unit, such as \"%\" or \"students\"."),
+    req(
+        "unit",
+        Shape::Str,
+        "The unit, such as \"%\" or \"students\".",
+    ),
     opt(
         "type",
         Shape::Enum(&["outcome", "process", "balancing"]),
@@ -783,11 +787,7 @@ const CHANGE_IDEA_FIELDS: &[Field] = &[
         },
         "The IDs of the secondary drivers it acts on.",
     ),
-    opt(
-        "cycles",
-        list(&Shape::Url),
-        "The PDSA cycles that test it.",
-    ),
+    opt("cycles", list(&Shape::Url), "The PDSA cycles that test it."),
 ];
 const DRIVER_DIAGRAM: &[Field] = &[
     req(
@@ -795,12 +795,12 @@ const DRIVER_DIAGRAM: &[Field] = &[
         Shape::Text,
         "The aim: what will improve, by how much, by when, for whom.",
     ),
-    opt("team", Shape::Url, "The team whose theory of improvement it is."),
-    req(
-        "primary",
-        list(&PRIMARY_DRIVER),
-        "The primary drivers.",
+    opt(
+        "team",
+        Shape::Url,
+        "The team whose theory of improvement it is.",
     ),
+    req("primary", list(&PRIMARY_DRIVER), "The primary drivers."),
     req(
         "secondary",
         list(&SECONDARY_DRIVER),

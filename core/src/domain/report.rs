@@ -17,12 +17,12 @@ use serde_json::Value;
 
 use super::run_rules::{self, Direction, Signal, SignalKind};
 use super::{
-    ActivityKind, DataPoint, DriverDiagram, Focus, Goal, Measure, Measurement, PdsaCycle, Rating, Record,
-    Rubric, RubricSelfAssessment, WorkPlan, read, starter_definitions,
+    ActivityKind, DataPoint, DriverDiagram, Focus, Goal, Measure, Measurement, PdsaCycle, Rating,
+    Record, Rubric, RubricSelfAssessment, WorkPlan, read, starter_definitions,
 };
+use crate::AutomergeUrl;
 use crate::error::{Error, Result};
 use crate::id::DocumentId;
-use crate::AutomergeUrl;
 
 /// What a chart shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -732,7 +732,15 @@ impl Page {
             focus.sort_by_key(|f| position(&f.element));
             out.push_str("<h3>Focus elements</h3>\n<div class=\"stage-grid\">\n");
             for f in focus {
-                self.stage_element(out, id, rubric, sa, &f.element, named_of(&f.element), Some(f));
+                self.stage_element(
+                    out,
+                    id,
+                    rubric,
+                    sa,
+                    &f.element,
+                    named_of(&f.element),
+                    Some(f),
+                );
             }
             out.push_str("</div>\n");
         }
@@ -975,7 +983,11 @@ impl Page {
         .map(|(what, url)| format!("<b>{what}</b> {}", self.link(url)))
         .collect();
         if !links.is_empty() {
-            let _ = writeln!(out, "<p class=\"meta\"><span>{}</span></p>", links.join("</span><span>"));
+            let _ = writeln!(
+                out,
+                "<p class=\"meta\"><span>{}</span></p>",
+                links.join("</span><span>")
+            );
         }
         let _ = writeln!(
             out,

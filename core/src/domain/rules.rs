@@ -150,10 +150,13 @@ fn driver_links_exist(value: &Value, problems: &mut Vec<Problem>) {
     // A missing list, or an item without a string ID, is the shape check's to
     // report; links into such a list are not checked against what it lacks.
     let checkable = |key: &str| {
-        value.get(key).and_then(Value::as_array).is_some_and(|list| {
-            list.iter()
-                .all(|item| item.get("id").is_some_and(Value::is_string))
-        })
+        value
+            .get(key)
+            .and_then(Value::as_array)
+            .is_some_and(|list| {
+                list.iter()
+                    .all(|item| item.get("id").is_some_and(Value::is_string))
+            })
     };
     let primary = ids("primary");
     let secondary = ids("secondary");
