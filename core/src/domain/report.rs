@@ -709,14 +709,6 @@ impl Page {
              shown over time, and never added up or averaged.</p>\n",
         );
 
-        let named_of = |element: &str| {
-            rubric.domains.iter().find_map(|d| {
-                d.elements
-                    .iter()
-                    .find(|e| e.id == element)
-                    .map(|e| (e.name.as_str(), d.name.as_str()))
-            })
-        };
         if !focus.is_empty() {
             // In the rubric's order, like every other list of elements on the page;
             // elements the rubric lacks come last.
@@ -732,15 +724,7 @@ impl Page {
             focus.sort_by_key(|f| position(&f.element));
             out.push_str("<h3>Focus elements</h3>\n<div class=\"stage-grid\">\n");
             for f in focus {
-                self.stage_element(
-                    out,
-                    id,
-                    rubric,
-                    sa,
-                    &f.element,
-                    named_of(&f.element),
-                    Some(f),
-                );
+                self.stage_element(out, id, rubric, sa, &f.element, Some(f));
             }
             out.push_str("</div>\n");
         }
@@ -801,8 +785,8 @@ impl Page {
                     "Other rated elements"
                 };
                 let _ = writeln!(out, "<h3>{heading}</h3>\n<div class=\"stage-grid\">");
-                for (element, named) in others {
-                    self.stage_element(out, id, rubric, sa, element, named, None);
+                for (element, _) in others {
+                    self.stage_element(out, id, rubric, sa, element, None);
                 }
                 out.push_str("</div>\n");
             }
@@ -812,7 +796,6 @@ impl Page {
 
     /// One element of a self-assessment: its goal when it is a focus, and its stage
     /// history (current and target stage over time) as a chart.
-    #[allow(clippy::too_many_arguments)]
     fn stage_element(
         &mut self,
         out: &mut String,
@@ -820,9 +803,15 @@ impl Page {
         rubric: &Rubric,
         sa: &RubricSelfAssessment,
         element: &str,
-        named: Option<(&str, &str)>,
         focus: Option<&Focus>,
     ) {
+        // The element's name and its domain's, when the rubric has it.
+        let named = rubric.domains.iter().find_map(|d| {
+            d.elements
+                .iter()
+                .find(|e| e.id == element)
+                .map(|e| (e.name.as_str(), d.name.as_str()))
+        });
         let history = sa.history(element);
         let title = named.map(|(n, _)| n).unwrap_or(element);
         out.push_str("<div class=\"element\">");
@@ -1353,7 +1342,7 @@ fn notes_of(readings: &[Reading], annotations: &[(i64, &str)]) -> Vec<Note> {
         Some((*at, nearest.value, None, *text))
     });
     let mut all: Vec<(i64, f64, Option<f64>, &str)> = own.chain(dated).collect();
-    all.sort_by(|a, b| a.0.cmp(&b.0));
+    all.sort_by_key(|a| a.0);
     all.into_iter()
         .enumerate()
         .map(|(i, (x, y, value, text))| Note {
