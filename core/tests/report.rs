@@ -157,6 +157,18 @@ impl Linear {
     }
 }
 
+/// The x map of a chart's first series, fitted on its drawn points.
+fn check_drawn_x(svg: &str, chart: &Chart) -> Linear {
+    let drawn = polyline(svg, &chart.series[0].name);
+    let xs: Vec<(f64, f64)> = chart.series[0]
+        .points
+        .iter()
+        .zip(&drawn)
+        .map(|(p, d)| (p.x as f64, d.0))
+        .collect();
+    Linear::fit(&xs)
+}
+
 /// Check a series' polyline against its points: as many, x growing with time,
 /// y falling as the value grows, both linear in the data. Returns the y map.
 fn check_drawn(svg: &str, chart: &Chart, series: usize) -> Option<Linear> {
@@ -874,6 +886,40 @@ fn a_measure_gets_a_run_chart_with_its_median_and_signals_marked() {
         "<b>Signal</b> trend: 6 points in a row going up, from 2026-10-05 to 2026-11-09."
     ));
     assert_eq!(svg.matches("<g class=\"note\">").count(), 2);
+    // Each signal is marked on the chart over the points it counted: a shift as a
+    // band on its side of the median, a trend as a stroke under its points.
+    assert_eq!(svg.matches("<rect class=\"signal-band shift\"").count(), 2);
+    let x = check_drawn_x(svg, chart);
+    let band = |n: usize, name: &str| -> f64 {
+        let at = svg
+            .match_indices("<rect class=\"signal-band shift\"")
+            .nth(n)
+            .unwrap()
+            .0;
+        attribute(&svg[at..], "signal-band", name)
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let median_y = reference_y(svg, "ref-median");
+    // Below: from the median line down, weeks 1 to 7.
+    assert!((band(0, "y") - median_y).abs() < 0.2);
+    assert!((band(0, "x") + 7.0 - x.at(week(1) as f64)).abs() < 0.2);
+    assert!((band(0, "x") + band(0, "width") - 7.0 - x.at(week(7) as f64)).abs() < 0.2);
+    // Above: from the top down to the median line, weeks 8 to 14.
+    assert!((band(1, "y") + band(1, "height") - median_y).abs() < 0.2);
+    assert!((band(1, "x") + 7.0 - x.at(week(8) as f64)).abs() < 0.2);
+    let trend = attribute(svg, "<polyline class=\"signal-trend\"", "points").unwrap();
+    let drawn = polyline(svg, "Measured");
+    assert_eq!(
+        trend,
+        drawn[4..10]
+            .iter()
+            .map(|(x, y)| format!("{x:.1},{y:.1}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        "weeks 5 to 10"
+    );
     for a in measure.annotations.unwrap() {
         assert!(report.html.contains(&esc(&a.text)), "{}", a.text);
     }

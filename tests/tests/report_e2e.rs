@@ -104,7 +104,7 @@ fn a_device_s_plans_assessments_and_cycles_become_one_page() -> Result<()> {
     }
     // Two goals, three rated elements, two run charts (the cycle's and the measure's).
     ensure!(html.matches("<svg viewBox").count() == 7);
-    ensure!(html.matches("<polyline").count() == 2 + 3 * 2 + 1 + 1);
+    ensure!(html.matches("<polyline class=\"s-").count() == 2 + 3 * 2 + 1 + 1);
     // The measure's run chart marks its signals: a shift below the median, a shift
     // above it and a trend up.
     ensure!(html.matches("data-rule=\"shift\"").count() == 2);

@@ -1219,6 +1219,16 @@ struct TimeChart<'a> {
     baseline: Option<f64>,
 }
 
+/// A signal's rule and which way it points, as the page says them.
+fn signal_words(signal: &Signal) -> (&'static str, &'static str) {
+    match (signal.kind, signal.direction) {
+        (SignalKind::Shift, Direction::Above) => ("shift", "above the median"),
+        (SignalKind::Shift, _) => ("shift", "below the median"),
+        (SignalKind::Trend, Direction::Up) => ("trend", "going up"),
+        (SignalKind::Trend, _) => ("trend", "going down"),
+    }
+}
+
 /// The run chart's signals as sentences, or that there are none yet.
 fn signals_text(out: &mut String, signals: &[Signal], points: usize) {
     if signals.is_empty() {
@@ -1234,12 +1244,7 @@ fn signals_text(out: &mut String, signals: &[Signal], points: usize) {
         return;
     }
     for s in signals {
-        let (rule, how) = match (s.kind, s.direction) {
-            (SignalKind::Shift, Direction::Above) => ("shift", "above the median"),
-            (SignalKind::Shift, _) => ("shift", "below the median"),
-            (SignalKind::Trend, Direction::Up) => ("trend", "going up"),
-            (SignalKind::Trend, _) => ("trend", "going down"),
-        };
+        let (rule, how) = signal_words(s);
         let _ = writeln!(
             out,
             "<p class=\"signal\" data-rule=\"{rule}\"><b>Signal</b> {rule}: {} points in a row \
@@ -1597,6 +1602,49 @@ fn svg(out: &mut String, chart: &Chart, size: Size, notes: &[Note]) {
         );
     }
 
+    // A run chart's signals, so the eye finds them before reading the sentences under
+    // the chart: a shift as a band on its side of the median over the points it
+    // counted, a trend as a wide stroke under its points.
+    let median_y = chart.median.map(|m| frame.y(m));
+    for signal in &chart.signals {
+        let (rule, how) = signal_words(signal);
+        let title = format!("<title>{rule}: {} points {how}</title>", signal.length);
+        match (signal.kind, median_y) {
+            (SignalKind::Shift, Some(median_y)) => {
+                let pad = 7.0;
+                let (x0, x1) = (frame.x(signal.from) - pad, frame.x(signal.to) + pad);
+                let (y0, y1) = if signal.direction == Direction::Above {
+                    (frame.plot_top(), median_y)
+                } else {
+                    (median_y, bottom)
+                };
+                let _ = writeln!(
+                    out,
+                    "<rect class=\"signal-band shift\" x=\"{x0:.1}\" y=\"{y0:.1}\" width=\"{:.1}\" height=\"{:.1}\">{title}</rect>",
+                    x1 - x0,
+                    y1 - y0,
+                );
+            }
+            (SignalKind::Trend, _) => {
+                let coords: Vec<String> = chart
+                    .series
+                    .first()
+                    .map(|s| s.points.as_slice())
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|p| (signal.from..=signal.to).contains(&p.x))
+                    .map(|p| format!("{:.1},{:.1}", frame.x(p.x), frame.y(p.y)))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "<polyline class=\"signal-trend\" points=\"{}\">{title}</polyline>",
+                    coords.join(" ")
+                );
+            }
+            _ => {}
+        }
+    }
+
     // Reference lines, labelled at the right; labels kept apart.
     let mut label_ys: Vec<(f64, usize)> = refs
         .iter()
@@ -1920,6 +1968,8 @@ svg .dot-second { fill: none; stroke: var(--orange); stroke-width: 2.2; }
 svg .ref-target { stroke: var(--green); stroke-width: 2; stroke-dasharray: 8 5; }
 svg .ref-baseline { stroke: var(--grey); stroke-width: 1.5; stroke-dasharray: 2 4; }
 svg .ref-median { stroke: var(--purple); stroke-width: 2; stroke-dasharray: 8 5; }
+svg .signal-band { fill: #7c3aed; fill-opacity: .09; stroke: #7c3aed; stroke-opacity: .4; stroke-dasharray: 3 3; }
+svg .signal-trend { fill: none; stroke: #f59e0b; stroke-opacity: .45; stroke-width: 12; stroke-linejoin: round; stroke-linecap: round; }
 svg text.reflabel { font-weight: 600; stroke: none; }
 svg text.ref-target { fill: var(--green); } svg text.ref-baseline { fill: #6b7280; } svg text.ref-median { fill: var(--purple); }
 svg .note circle { fill: #fff; stroke: #64748b; stroke-width: 1.2; }
@@ -1953,6 +2003,7 @@ td.rank { font-weight: 700; color: var(--muted); width: 2em; }
 .element figure.chart { margin-top: 2px; }
 .signal { margin: 10px 0 0; padding: 8px 12px; border-radius: 8px; background: #f5f3ff; color: #4c1d95; font-size: 14px; }
 .signal.none { background: #f9fafb; color: var(--muted); }
+.signal[data-rule="trend"] { background: #fffbeb; color: #92400e; }
 .pdsa-grid { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; margin-top: 24px; }
 .card { border: 1px solid var(--line); border-top: 5px solid; border-radius: 10px; padding: 14px 18px; break-inside: avoid; }
 .card p { margin: 0 0 8px; white-space: pre-line; }
