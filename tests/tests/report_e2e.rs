@@ -107,8 +107,16 @@ fn a_device_s_plans_assessments_and_cycles_become_one_page() -> Result<()> {
     ensure!(html.matches("<polyline class=\"s-").count() == 2 + 3 * 2 + 1 + 1);
     // The measure's run chart marks its signals: a shift below the median, a shift
     // above it and a trend up.
-    ensure!(html.matches("data-rule=\"shift\"").count() == 2);
-    ensure!(html.matches("data-rule=\"trend\"").count() == 1);
+    ensure!(
+        html.matches("<p class=\"signal\" data-rule=\"shift\">")
+            .count()
+            == 2
+    );
+    ensure!(
+        html.matches("<p class=\"signal\" data-rule=\"trend\">")
+            .count()
+            == 1
+    );
     // The driver diagram's tree, down to its change ideas.
     ensure!(html.contains("<ol class=\"tree\">"));
     ensure!(html.matches("<li class=\"idea\">").count() == 6);
