@@ -1,5 +1,6 @@
 //! The coaching domain: typed documents for observations, work plans, rubrics,
-//! coaching logs and improvement cycles.
+//! coaching logs, and the improvement work of teams (PDSA cycles, measures, driver
+//! diagrams).
 //!
 //! Each kind of document is described as data ([`Kind`], [`Shape`]): validation, the
 //! writer that stores prose as mergeable text and everything else as plain values,
@@ -14,6 +15,8 @@ mod migrate;
 mod records;
 mod reference;
 mod report;
+mod rules;
+pub mod run_rules;
 mod shape;
 mod write;
 
@@ -28,6 +31,7 @@ pub use migrate::migrate;
 pub use records::*;
 pub use reference::reference_markdown;
 pub use report::{Chart, ChartKind, Point, Report, Series, render};
+pub use run_rules::{Direction, Signal, SignalKind};
 pub use shape::{Field, MAX_STRING_BYTES, Problem, Shape, check_fields, object_schema};
 pub use write::write;
 
@@ -82,7 +86,7 @@ pub fn validate(value: &Value) -> Result<&'static Kind, Vec<Problem>> {
     if let Value::Object(map) = &current {
         check_fields(kind.fields, map, "", &mut problems);
     }
-    check_kind_rules(kind, &current, &mut problems);
+    rules::check(kind, &current, &mut problems);
     let newer = value
         .get("schemaVersion")
         .and_then(Value::as_u64)
@@ -95,32 +99,6 @@ pub fn validate(value: &Value) -> Result<&'static Kind, Vec<Problem>> {
         Ok(kind)
     } else {
         Err(problems)
-    }
-}
-
-/// Rules that span fields: a rubric's element IDs are unique across its domains,
-/// because ratings name an element by its ID alone.
-fn check_kind_rules(kind: &Kind, value: &Value, problems: &mut Vec<Problem>) {
-    if kind.name != "rubric" {
-        return;
-    }
-    let mut seen = std::collections::HashMap::new();
-    let domains = value.get("domains").and_then(Value::as_array);
-    for (d, domain) in domains.into_iter().flatten().enumerate() {
-        let elements = domain.get("elements").and_then(Value::as_array);
-        for (e, element) in elements.into_iter().flatten().enumerate() {
-            let Some(id) = element.get("id").and_then(Value::as_str) else {
-                continue;
-            };
-            if let Some(first) = seen.insert(id.to_owned(), format!("domains.{d}.elements.{e}.id"))
-                && !first.starts_with(&format!("domains.{d}."))
-            {
-                problems.push(Problem {
-                    path: format!("domains.{d}.elements.{e}.id"),
-                    message: format!("{id:?} is already the ID of {first}'s element"),
-                });
-            }
-        }
     }
 }
 
@@ -280,13 +258,9 @@ pub fn edit(
     })?;
     write(tx, kind, &next)?;
     // The writer keeps keys it does not know (a newer app's); keys that the
-    // migration or the edit itself took out are gone for good.
+    // migration or the edit itself took out, at any depth, are gone for good.
     if let (Value::Object(before), Value::Object(after)) = (current, &next) {
-        for key in before.keys().filter(|k| !after.contains_key(*k)) {
-            if automerge::ReadDoc::get(tx, automerge::ROOT, key.as_str())?.is_some() {
-                automerge::transaction::Transactable::delete(tx, automerge::ROOT, key.as_str())?;
-            }
-        }
+        write::drop_removed(tx, &automerge::ROOT, before, after)?;
     }
     Ok(())
 }

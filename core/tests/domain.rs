@@ -19,10 +19,10 @@ use std::fmt::Debug;
 
 use automerge::{Automerge, ObjId, ObjType, Prop, ROOT, ReadDoc, ScalarValue, Value as AmValue};
 use coachsync_core::domain::{
-    self, ActivityStatus, ActivityType, CoachingLog, CoachingRelationship, Field, KINDS, Kind,
-    NeedsAssessment, Observation, ObservationPrivateNotes, ObservationStatus, ObservationTemplate,
-    PdsaAct, PdsaCycle, PdsaStage, Problem, Record, ResponseType, Rubric, RubricSelfAssessment,
-    Setting, Shape, Team, WorkPlan,
+    self, ActivityKind, ActivityStatus, ActivityType, CoachingLog, CoachingRelationship,
+    DriverDiagram, Field, KINDS, Kind, Measure, MeasureType, NeedsAssessment, Observation,
+    ObservationPrivateNotes, ObservationStatus, ObservationTemplate, PdsaAct, PdsaCycle, PdsaStage,
+    Problem, Record, ResponseType, Rubric, RubricSelfAssessment, Setting, Shape, Team, WorkPlan,
 };
 use coachsync_core::json::{put_root, to_json};
 use serde::Serialize;
@@ -246,6 +246,8 @@ fn through_record(value: &Value) -> Value {
         "coaching-relationship" => round_trip::<CoachingRelationship>(value),
         "pdsa-cycle" => round_trip::<PdsaCycle>(value),
         "team" => round_trip::<Team>(value),
+        "measure" => round_trip::<Measure>(value),
+        "driver-diagram" => round_trip::<DriverDiagram>(value),
         other => panic!("no record for kind {other}: add one to records.rs"),
     }
 }
@@ -302,8 +304,13 @@ fn examples_show_every_field_of_their_kind() {
             .iter()
             .filter(|p| !present.contains(*p))
             // Absent in a realistic document: no activity was removed, and a PDSA
-            // cycle's measurements measure the cycle, not a goal.
+            // cycle's measurements measure the cycle, not a goal. The access fields
+            // (`relationship`, `group`) tie a document to a relationship or team of
+            // one server: a template printed for anyone to start from names none.
             .filter(|p| *p != "activities.*.removed" && *p != "measurements.*.goal")
+            .filter(|p| {
+                kind.name == "coaching-relationship" || (*p != "relationship" && *p != "group")
+            })
             .collect();
         assert!(
             missing.is_empty(),
@@ -394,6 +401,8 @@ fn record_enums_read_and_write_every_value_of_their_kind() {
                     check::<ResponseType>(&what, values)
                 }
                 ("work-plan", "activities.*.status") => check::<ActivityStatus>(&what, values),
+                ("work-plan", "activities.*.kind") => check::<ActivityKind>(&what, values),
+                ("measure", "type") => check::<MeasureType>(&what, values),
                 ("coaching-log", "sessions.*.activityType") => check::<ActivityType>(&what, values),
                 ("pdsa-cycle", "act") => check::<PdsaAct>(&what, values),
                 ("pdsa-cycle", "stage") => check::<PdsaStage>(&what, values),
@@ -402,7 +411,7 @@ fn record_enums_read_and_write_every_value_of_their_kind() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 8);
+    assert_eq!(checked, 10);
 }
 
 // ----- validation ---------------------------------------------------------------------
@@ -919,12 +928,35 @@ fn the_work_plan_refers_to_its_own_goals_and_the_needs_assessments() {
     let goals: BTreeSet<String> = plan.goals.iter().map(|g| g.id.clone()).collect();
     assert_eq!(plan.goals.len(), 2);
     for goal in &plan.goals {
+        let served = goal.student_goals.as_deref().unwrap_or_default();
         assert!(
-            student_goals.contains(goal.student_goal.as_deref().unwrap()),
+            (1..=2).contains(&served.len()) && served.iter().all(|g| student_goals.contains(g)),
             "{}",
             goal.id
         );
+        assert!(
+            goal.capacity.is_some(),
+            "{} names its leader capacity",
+            goal.id
+        );
     }
+    // Both kinds of activity: the coach's support moves and the leader's own actions.
+    let kinds: BTreeSet<String> = plan
+        .activities
+        .values()
+        .filter_map(|a| a.kind.as_ref())
+        .map(|k| {
+            serde_json::to_value(k)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from(["client-action".to_owned(), "coach-support".to_owned()])
+    );
     for (id, activity) in &plan.activities {
         for goal in activity.goals.iter().flatten() {
             assert!(
@@ -1047,10 +1079,10 @@ fn observation_v1() -> Value {
 }
 
 #[test]
-fn migrate_turns_a_v1_observation_into_v2() {
+fn migrate_turns_a_v1_observation_into_the_current_version() {
     let mut value = observation_v1();
     assert_eq!(domain::migrate(&mut value), Ok(1));
-    assert_eq!(value["schemaVersion"], 2);
+    assert_eq!(value["schemaVersion"], 3);
     assert!(value.get("notes").is_none());
     assert_eq!(
         value["script"],
@@ -1068,7 +1100,7 @@ fn migrate_turns_a_v1_observation_into_v2() {
     assert_valid("the migrated observation", &value);
     // Migrating again is no change.
     let again = value.clone();
-    assert_eq!(domain::migrate(&mut value), Ok(2));
+    assert_eq!(domain::migrate(&mut value), Ok(3));
     assert_eq!(value, again);
 }
 
@@ -1077,7 +1109,7 @@ fn a_v1_observation_validates_and_reads_as_the_current_version() {
     let value = observation_v1();
     assert_valid("a v1 observation", &value);
     let observation: Observation = domain::read(&value).expect("read migrates");
-    assert_eq!(observation.schema_version, 2);
+    assert_eq!(observation.schema_version, 3);
     assert_eq!(observation.script.len(), 1);
     assert_eq!(observation.extra["futureField"], value["futureField"]);
     // A v1 observation without notes gets an empty script.
@@ -1092,16 +1124,16 @@ fn a_v1_observation_validates_and_reads_as_the_current_version() {
 #[test]
 fn a_document_from_a_newer_version_validates_its_known_fields_and_keeps_the_rest() {
     let mut value = example(kind("observation"));
-    value["schemaVersion"] = json!(3);
+    value["schemaVersion"] = json!(4);
     value["reflection"] =
         json!({"byClient": "I want to see this again in spring.", "at": 1_773_514_800_000_i64});
     at(&mut value, "script.0")["audio"] = json!("automerge:uSQ17gMSYpJcz3vpiWLmWSDLr1H");
-    assert_valid("a v3 observation", &value);
+    assert_valid("a v4 observation", &value);
     let before = value.clone();
-    assert_eq!(domain::migrate(&mut value), Ok(3));
+    assert_eq!(domain::migrate(&mut value), Ok(4));
     assert_eq!(value, before, "a newer document is left as it is");
     let observation: Observation = domain::read(&value).unwrap();
-    assert_eq!(observation.schema_version, 3);
+    assert_eq!(observation.schema_version, 4);
     assert_eq!(domain::to_value(&observation).unwrap(), before);
     // Its known fields are still checked.
     remove(&mut value, "script.1.text");
@@ -1188,7 +1220,7 @@ fn write_stores_prose_as_text_and_other_values_as_plain_values() {
         assert!(is_text(&doc, path), "{path} should be text");
     }
     assert_eq!(scalar(&doc, "schema"), ScalarValue::Str("work-plan".into()));
-    assert_eq!(scalar(&doc, "schemaVersion"), ScalarValue::Int(1));
+    assert_eq!(scalar(&doc, "schemaVersion"), ScalarValue::Int(2));
     assert_eq!(
         scalar(&doc, "coach"),
         ScalarValue::Str("Dana Whitfield".into())
@@ -1479,7 +1511,7 @@ fn editing_an_older_document_stores_it_migrated_without_the_fields_the_migration
     })
     .unwrap();
     let stored = to_json(&doc);
-    assert_eq!(stored["schemaVersion"], json!(2));
+    assert_eq!(stored["schemaVersion"], json!(3));
     assert!(
         stored.get("notes").is_none(),
         "moved into the script: {stored}"
@@ -1495,4 +1527,461 @@ fn editing_an_older_document_stores_it_migrated_without_the_fields_the_migration
         "a field it does not know is kept"
     );
     assert_valid("the migrated observation", &stored);
+}
+
+// ----- the versions of issue 5 ------------------------------------------------------------
+
+/// A document as an older app wrote it, with fields this version does not know.
+fn fixture(name: &str) -> Value {
+    let path = format!(
+        "{}/tests/fixtures/domain/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Every key of `before`, at every depth (list items matched by position), is in
+/// `after` with the same value, except those at the `changed` dot paths.
+fn assert_kept(before: &Value, after: &Value, changed: &[&str], path: &str) {
+    if changed.contains(&path) {
+        return;
+    }
+    match (before, after) {
+        (Value::Object(b), Value::Object(a)) => {
+            for (key, v) in b {
+                let at = child(path, key);
+                if changed.contains(&at.as_str()) {
+                    continue;
+                }
+                let kept = a
+                    .get(key)
+                    .unwrap_or_else(|| panic!("{at} was lost: {after:#}"));
+                assert_kept(v, kept, changed, &at);
+            }
+        }
+        (Value::Array(b), Value::Array(a)) => {
+            assert_eq!(b.len(), a.len(), "{path} changed length");
+            for (i, (v, kept)) in b.iter().zip(a).enumerate() {
+                assert_kept(v, kept, changed, &child(path, &i.to_string()));
+            }
+        }
+        _ => assert_eq!(before, after, "{path} changed"),
+    }
+}
+
+/// Migrate a fixture to its kind's current version: it validates, reads as its
+/// record, and keeps what it had (apart from `changed`), unknown fields included.
+fn migrates_to_current(name: &str, changed: &[&str]) -> Value {
+    let before = fixture(name);
+    let kind = domain::kind_of(&before).expect("a kind");
+    assert_valid(&format!("{name} as it is"), &before);
+    let mut value = before.clone();
+    let from = domain::migrate(&mut value).expect("it migrates");
+    assert_eq!(Some(from), before["schemaVersion"].as_u64());
+    assert_eq!(value["schemaVersion"], kind.version, "{name}");
+    assert_valid(&format!("{name} migrated"), &value);
+    let mut changed = changed.to_vec();
+    changed.push("schemaVersion");
+    assert_kept(&before, &value, &changed, "");
+    // Read, the record holds the migrated document and writes it back unchanged.
+    assert_eq!(through_record(&value), value, "{name}");
+    assert_eq!(domain::current(&before), value);
+    value
+}
+
+#[test]
+fn a_v1_work_plan_migrates_its_student_goal_into_a_list() {
+    let before = fixture("work-plan-v1");
+    let value = migrates_to_current(
+        "work-plan-v1",
+        &["goals.0.studentGoal", "goals.1.studentGoal"],
+    );
+    for (i, goal) in value["goals"].as_array().unwrap().iter().enumerate() {
+        assert!(goal.get("studentGoal").is_none(), "{goal}");
+        assert_eq!(
+            goal["studentGoals"],
+            json!([before["goals"][i]["studentGoal"]]),
+            "goal {i}"
+        );
+    }
+    assert_eq!(value["goals"][0]["priority"], "high");
+    assert_eq!(value["goals"][0]["evidence"][0]["reviewed"], true);
+    assert_eq!(value["activities"]["act-schedule"]["color"], "#2563eb");
+    assert_eq!(value["signedOff"], before["signedOff"]);
+    let plan: WorkPlan = domain::read(&before).unwrap();
+    assert_eq!(plan.schema_version, 2);
+    assert_eq!(
+        plan.goals[0].student_goals.as_deref(),
+        Some(&["sg-reading".to_owned()][..])
+    );
+    assert_eq!(plan.goals[0].extra["priority"], "high");
+}
+
+#[test]
+fn a_goal_that_already_lists_its_student_goals_keeps_them() {
+    let mut value = fixture("work-plan-v1");
+    at(&mut value, "goals.0")["studentGoals"] = json!(["sg-reading", "sg-math"]);
+    domain::migrate(&mut value).unwrap();
+    assert_eq!(
+        value["goals"][0]["studentGoals"],
+        json!(["sg-reading", "sg-math"])
+    );
+    assert!(value["goals"][0].get("studentGoal").is_none());
+}
+
+#[test]
+fn v1_self_assessments_and_teams_and_v1_and_v2_observations_migrate_to_current() {
+    let sa = migrates_to_current("rubric-self-assessment-v1", &[]);
+    assert_eq!(sa["schemaVersion"], 2);
+    assert!(sa.get("focus").is_none(), "no focus is invented");
+    assert_eq!(sa["sharedWithSupervisor"], false);
+    assert_eq!(sa["ratings"][0]["mood"], "hopeful");
+
+    let team = migrates_to_current("team-v1", &[]);
+    assert_eq!(team["schemaVersion"], 2);
+    assert_eq!(team["meetingRoom"], "Library, Thursdays 3:15");
+    assert!(team["stories"][0].get("named").is_none());
+
+    // Version 2 to 3 keeps everything, the free-text context included.
+    let v2 = fixture("observation-v2");
+    let obs = migrates_to_current("observation-v2", &[]);
+    assert_eq!(obs["schemaVersion"], 3);
+    assert_eq!(obs["context"], v2["context"]);
+    assert_eq!(obs["reviewedBy"], v2["reviewedBy"]);
+    assert_eq!(obs["script"][0]["confidence"], "high");
+
+    // Version 1 goes through 2: its notes become the script.
+    let obs = migrates_to_current("observation-v1", &["notes"]);
+    assert_eq!(obs["schemaVersion"], 3);
+    assert_eq!(
+        obs["script"][0]["text"],
+        "Students worked in pairs on fraction strips; most pairs talked about equal parts."
+    );
+    assert_eq!(
+        obs["context"],
+        "Grade 3 math, fractions; 24 students, co-taught."
+    );
+    assert_eq!(
+        obs["deviceNote"],
+        json!({"from": "an app that wrote v1 with extras"})
+    );
+}
+
+#[test]
+fn editing_a_v1_work_plan_stores_it_at_the_current_version() {
+    let v1 = fixture("work-plan-v1");
+    let mut doc = Automerge::new();
+    doc.transact(|tx| put_root(tx, &v1)).unwrap();
+    let plan = kind("work-plan");
+    doc.transact(|tx| {
+        let current = to_json(tx);
+        domain::edit(tx, plan, &current, |scratch| {
+            coachsync_core::json::set_path(
+                scratch,
+                &"goals.0.capacity".parse()?,
+                &json!("Giving teachers feedback on their instruction."),
+            )?;
+            coachsync_core::json::set_path(
+                scratch,
+                &"activities.act-feedback-tracker.kind".parse()?,
+                &json!("coach-support"),
+            )
+        })
+    })
+    .unwrap();
+    let stored = to_json(&doc);
+    assert_eq!(stored["schemaVersion"], 2);
+    assert_valid("the edited plan", &stored);
+    for goal in stored["goals"].as_array().unwrap() {
+        assert!(
+            goal.get("studentGoal").is_none(),
+            "the old field leaves the stored goal too: {goal}"
+        );
+        assert_eq!(goal["studentGoals"], json!(["sg-reading"]));
+    }
+    assert_eq!(
+        stored["goals"][0]["capacity"],
+        "Giving teachers feedback on their instruction."
+    );
+    assert_eq!(
+        stored["activities"]["act-feedback-tracker"]["kind"],
+        "coach-support"
+    );
+    // What the older app wrote beside the known fields stays, at every depth.
+    assert_eq!(stored["goals"][0]["priority"], "high");
+    assert_eq!(stored["goals"][0]["evidence"][0]["reviewed"], true);
+    assert_eq!(stored["activities"]["act-schedule"]["color"], "#2563eb");
+    assert_eq!(stored["signedOff"], v1["signedOff"]);
+    // The stored document is what reading the old one gives, plus the edit.
+    let mut want = domain::current(&v1);
+    want["goals"][0]["capacity"] = stored["goals"][0]["capacity"].clone();
+    want["activities"]["act-feedback-tracker"]["kind"] = json!("coach-support");
+    assert_eq!(stored, want);
+}
+
+#[test]
+fn editing_a_v1_self_assessment_and_team_stores_them_at_the_current_version() {
+    for (name, path, edit) in [
+        (
+            "rubric-self-assessment-v1",
+            "focus",
+            json!([{
+                "id": "f-hc",
+                "element": "hard-conversations",
+                "goal": "Move from pre-initiation to developing.",
+                "target": "developing",
+                "chosenAt": 1_788_906_600_000_i64
+            }]),
+        ),
+        (
+            "team-v1",
+            "purpose",
+            json!("We test small changes together."),
+        ),
+    ] {
+        let v1 = fixture(name);
+        let kind = domain::kind_of(&v1).unwrap();
+        let mut doc = Automerge::new();
+        doc.transact(|tx| put_root(tx, &v1)).unwrap();
+        doc.transact(|tx| {
+            let current = to_json(tx);
+            domain::edit(tx, kind, &current, |scratch| {
+                coachsync_core::json::set_path(scratch, &path.parse()?, &edit)
+            })
+        })
+        .unwrap();
+        let stored = to_json(&doc);
+        assert_eq!(stored["schemaVersion"], kind.version, "{name}");
+        assert_eq!(stored[path], edit, "{name}");
+        assert_valid(name, &stored);
+        assert_kept(&v1, &stored, &["schemaVersion", path], "");
+    }
+}
+
+// ----- consent and other rules across fields ------------------------------------------------
+
+#[test]
+fn an_observed_person_is_named_only_with_their_consent() {
+    let example = example(kind("observation"));
+    assert_eq!(example["observed"]["consent"]["given"], true);
+    assert_valid("a name with consent", &example);
+
+    let mut value = example.clone();
+    remove(&mut value, "observed.consent");
+    assert_one_problem(&value, "observed.name", "only with the person's consent");
+
+    let mut value = example.clone();
+    *at(&mut value, "observed.consent.given") = json!(false);
+    assert_one_problem(&value, "observed.name", "only with the person's consent");
+
+    // Without a name, no consent is needed: role, grade and subject say enough.
+    let mut value = example.clone();
+    remove(&mut value, "observed.name");
+    remove(&mut value, "observed.consent");
+    assert_valid("an observed person by role", &value);
+    // A declined consent is worth recording too, when no name is kept.
+    at(&mut value, "observed")["consent"] = json!({"given": false, "at": 1_773_162_000_000_i64});
+    assert_valid("a declined consent without a name", &value);
+
+    let observation: Observation = domain::read(&example).unwrap();
+    let observed = observation.observed.unwrap();
+    assert!(domain::Consent::is_given(observed.consent.as_ref()));
+    assert_eq!(observed.name.as_deref(), Some("Victoria Garcia"));
+}
+
+#[test]
+fn an_observation_ends_after_it_starts() {
+    let mut value = example(kind("observation"));
+    let start = value["observedAt"].as_i64().unwrap();
+    value["endedAt"] = json!(start - 60_000);
+    assert_one_problem(&value, "endedAt", "must not be before observedAt");
+    value["endedAt"] = json!(start);
+    assert_valid("an observation ending as it starts", &value);
+}
+
+#[test]
+fn a_team_story_names_only_people_who_consented() {
+    let example = example(kind("team"));
+    assert_valid("a story naming someone who consented", &example);
+    let (story, _) = example["stories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .find(|(_, s)| s.get("named").is_some())
+        .map(|(i, s)| (i, s.clone()))
+        .expect("a story names someone");
+
+    let mut value = example.clone();
+    *at(
+        &mut value,
+        &format!("stories.{story}.named.0.consent.given"),
+    ) = json!(false);
+    assert_one_problem(
+        &value,
+        &format!("stories.{story}.named.0.name"),
+        "without their consent",
+    );
+
+    let mut value = example.clone();
+    remove(&mut value, &format!("stories.{story}.named.0.consent"));
+    assert_one_problem(
+        &value,
+        &format!("stories.{story}.named.0.consent"),
+        "is required",
+    );
+
+    // A second person, who agreed: accepted.
+    let mut value = example.clone();
+    at(&mut value, &format!("stories.{story}.named"))
+        .as_array_mut()
+        .unwrap()
+        .push(
+            json!({"name": "Ana Reyes", "consent": {"given": true, "at": 1_793_300_000_000_i64}}),
+        );
+    assert_valid("two named people who consented", &value);
+    let team: Team = domain::read(&value).unwrap();
+    let named = team.stories.unwrap()[story].named.clone().unwrap();
+    assert_eq!(named.len(), 2);
+    assert!(named.iter().all(|n| n.consent.given));
+}
+
+#[test]
+fn a_self_assessment_has_one_to_five_focus_elements_each_once() {
+    let example = example(kind("rubric-self-assessment"));
+    assert_eq!(
+        example["focus"].as_array().unwrap().len(),
+        3,
+        "typically three"
+    );
+
+    let mut value = example.clone();
+    let focus = at(&mut value, "focus").as_array_mut().unwrap();
+    let first = focus[0].clone();
+    for (i, element) in ["shared-vision", "equity-data", "instructional-expectations"]
+        .iter()
+        .enumerate()
+    {
+        let mut more = first.clone();
+        more["id"] = json!(format!("f-more-{i}"));
+        more["element"] = json!(element);
+        focus.push(more);
+    }
+    assert_one_problem(&value, "focus", "must have from 1 to 5 items, not 6");
+
+    let mut value = example.clone();
+    *at(&mut value, "focus") = json!([]);
+    assert_one_problem(&value, "focus", "must have from 1 to 5 items, not 0");
+
+    let mut value = example.clone();
+    *at(&mut value, "focus.1.element") = example["focus"][0]["element"].clone();
+    assert_one_problem(&value, "focus.1.element", "already a focus element");
+
+    // Each focus element and its target are the rubric's.
+    let rubric: Rubric = domain::read(&starter("leadership-rubric", 1).unwrap()).unwrap();
+    let sa: RubricSelfAssessment = domain::read(&example).unwrap();
+    for f in sa.focus.unwrap() {
+        assert!(rubric.element(&f.element).is_some(), "{}", f.element);
+        assert!(rubric.stage_index(f.target.as_deref().unwrap()).is_some());
+        assert!(!sa.ratings.iter().all(|r| r.element != f.element), "rated");
+    }
+}
+
+#[test]
+fn a_driver_diagram_links_only_to_its_own_drivers() {
+    let example = example(kind("driver-diagram"));
+    let diagram: DriverDiagram = domain::read(&example).unwrap();
+    // Every primary driver has secondary drivers, every secondary driver change ideas.
+    for p in &diagram.primary {
+        let secondaries = diagram.secondaries_of(&p.id);
+        assert!(!secondaries.is_empty(), "{}", p.id);
+        for s in secondaries {
+            assert!(!diagram.ideas_for(&s.id).is_empty(), "{}", s.id);
+        }
+    }
+
+    let mut value = example.clone();
+    *at(&mut value, "secondary.1.primary") = json!("p-nowhere");
+    assert_one_problem(
+        &value,
+        "secondary.1.primary",
+        "\"p-nowhere\" is not the ID of a primary driver",
+    );
+    let mut value = example.clone();
+    *at(&mut value, "changeIdeas.0.secondaries.1") = json!("s-nowhere");
+    assert_one_problem(
+        &value,
+        "changeIdeas.0.secondaries.1",
+        "\"s-nowhere\" is not the ID of a secondary driver",
+    );
+    let mut value = example.clone();
+    *at(&mut value, "changeIdeas.0.cycles.0") = json!("PDSA cycle 1");
+    assert_one_problem(&value, "changeIdeas.0.cycles.0", "automerge: URL");
+    let mut value = example;
+    *at(&mut value, "changeIdeas.0.secondaries") = json!([]);
+    assert_one_problem(
+        &value,
+        "changeIdeas.0.secondaries",
+        "must have at least 1 items, not 0",
+    );
+}
+
+#[test]
+fn a_measure_has_an_operational_definition_and_dated_points() {
+    let example = example(kind("measure"));
+    assert_eq!(kind("measure").visibility, domain::Visibility::Team);
+    assert_eq!(kind("driver-diagram").visibility, domain::Visibility::Team);
+    let measure: Measure = domain::read(&example).unwrap();
+    assert!(
+        measure.points.len() >= 12,
+        "enough points for the run chart rules"
+    );
+    assert!(measure.points.windows(2).all(|w| w[0].at < w[1].at));
+    for a in measure.annotations.iter().flatten() {
+        assert!(
+            measure.points.iter().any(|p| p.at == a.at),
+            "{} is attached to a data point's date",
+            a.id
+        );
+    }
+    for path in ["name", "definition", "unit", "points"] {
+        let mut value = example.clone();
+        remove(&mut value, path);
+        assert_one_problem(&value, path, "is required");
+    }
+    let mut value = example;
+    *at(&mut value, "points.3.value") = json!("57%");
+    assert_one_problem(&value, "points.3.value", "must be a number");
+}
+
+#[test]
+fn access_fields_are_declared_and_checked_where_the_server_reads_them() {
+    for kind in KINDS {
+        let declared = |name: &str| kind.fields.iter().find(|f| f.name == name);
+        match kind.visibility {
+            domain::Visibility::Coaching => {
+                let field = declared("relationship")
+                    .unwrap_or_else(|| panic!("{} lacks relationship", kind.name));
+                let mut value = example(kind);
+                value["relationship"] = json!("rel-3f2a9c01b7d4");
+                assert_valid(kind.name, &value);
+                value["relationship"] = json!(7);
+                assert_one_problem(&value, "relationship", "must be a string");
+                assert_eq!(field.required, kind.name == "coaching-relationship");
+            }
+            domain::Visibility::Team => {
+                assert!(declared("group").is_some(), "{} lacks group", kind.name);
+                let mut value = example(kind);
+                value["group"] = json!("lakeview-4th-reading");
+                assert_valid(kind.name, &value);
+                assert_eq!(through_record(&value), value);
+                value["group"] = json!(["a", "b"]);
+                assert_one_problem(&value, "group", "must be a string");
+            }
+            _ => {
+                assert!(declared("relationship").is_none() && declared("group").is_none());
+            }
+        }
+    }
 }

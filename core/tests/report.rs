@@ -2,7 +2,8 @@
 //! draws that data, and the page is self-contained and escapes what people wrote.
 
 use coachsync_core::domain::{
-    self, Chart, ChartKind, Measurement, Point, Report, Rubric, RubricSelfAssessment, WorkPlan,
+    self, Chart, ChartKind, Direction, DriverDiagram, Measure, Measurement, Point, Report, Rubric,
+    RubricSelfAssessment, Signal, SignalKind, WorkPlan, run_rules,
 };
 use coachsync_core::{DocumentId, Error};
 use serde_json::{Value, json};
@@ -154,6 +155,18 @@ impl Linear {
             "{data} is drawn at {px}, the others put it at {want}"
         );
     }
+}
+
+/// The x map of a chart's first series, fitted on its drawn points.
+fn check_drawn_x(svg: &str, chart: &Chart) -> Linear {
+    let drawn = polyline(svg, &chart.series[0].name);
+    let xs: Vec<(f64, f64)> = chart.series[0]
+        .points
+        .iter()
+        .zip(&drawn)
+        .map(|(p, d)| (p.x as f64, d.0))
+        .collect();
+    Linear::fit(&xs)
 }
 
 /// Check a series' polyline against its points: as many, x growing with time,
@@ -681,4 +694,377 @@ fn a_measurement_of_no_goal_is_reported_not_charted() {
     assert!(report.html.contains("class=\"problem\""));
     let total: usize = report.charts.iter().map(|c| c.series[0].points.len()).sum();
     assert_eq!(total, 5, "the five example measurements");
+}
+
+// ----- run chart rules --------------------------------------------------------------------
+
+const DAY: i64 = 86_400_000;
+
+/// One value a day from day 0.
+fn daily(values: &[f64]) -> Vec<Point> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(day, &y)| Point {
+            x: day as i64 * DAY,
+            y,
+        })
+        .collect()
+}
+
+fn signal(kind: SignalKind, direction: Direction, length: usize, days: (i64, i64)) -> Signal {
+    Signal {
+        kind,
+        direction,
+        length,
+        from: days.0 * DAY,
+        to: days.1 * DAY,
+    }
+}
+
+/// The median and signals of a series, as the report finds them.
+fn rules(values: &[f64]) -> (f64, Vec<Signal>) {
+    let median = run_rules::median(values).expect("values");
+    (median, run_rules::signals(&daily(values), median))
+}
+
+#[test]
+fn six_points_below_the_median_are_a_shift() {
+    // Sorted 2 3 3 3 4 4 | 8 8 8 9 9 9: median 6. Days 3 to 8 are all below it; the
+    // runs above are three long; the longest run down (9 8 3, or 4 3 2) is three.
+    let (median, found) = rules(&[8., 9., 8., 3., 4., 3., 2., 4., 3., 9., 8., 9.]);
+    assert_eq!(median, 6.0);
+    assert_eq!(
+        found,
+        [signal(SignalKind::Shift, Direction::Below, 6, (3, 8))]
+    );
+}
+
+#[test]
+fn five_points_on_one_side_are_not_a_shift() {
+    // Sorted 2 3 3 4 4 5 | 7 8 8 9 9 9: median 6. Days 2 to 6 are below it and days
+    // 7 to 11 above: two runs of five. Nor does it go one way five times in a row
+    // (4 3 2 and 2 4 9 are the longest).
+    let (median, found) = rules(&[5., 9., 3., 4., 3., 2., 4., 9., 8., 9., 7., 8.]);
+    assert_eq!(median, 6.0);
+    assert_eq!(found, []);
+}
+
+#[test]
+fn five_rising_points_are_a_trend_and_a_repeated_value_neither_counts_nor_breaks_it() {
+    // 1 2 2 3 4 6 from day 1: the repeated 2 (day 3) is skipped, leaving five points
+    // going up, days 1 to 6. Median 3.5: no run of six on one side.
+    let (median, found) = rules(&[5., 1., 2., 2., 3., 4., 6., 5.]);
+    assert_eq!(median, 3.5);
+    assert_eq!(found, [signal(SignalKind::Trend, Direction::Up, 5, (1, 6))]);
+    // Without the repeat the same five points are the same trend.
+    let (_, found) = rules(&[5., 1., 2., 3., 4., 6., 5.]);
+    assert_eq!(found, [signal(SignalKind::Trend, Direction::Up, 5, (1, 5))]);
+}
+
+#[test]
+fn four_points_going_one_way_are_not_a_trend() {
+    // 3 4 5 6 go up (four), then the series turns; median 4, which day 1 sits on.
+    let (median, found) = rules(&[3., 4., 5., 6., 2., 7., 1.]);
+    assert_eq!(median, 4.0);
+    assert_eq!(found, []);
+}
+
+#[test]
+fn points_on_the_median_neither_count_toward_a_shift_nor_break_it() {
+    // Sorted: 1 1 2 2 3 5 [5] 6 6 7 7 8 9: median 5. Above it: days 3, 4, 6, 8, 9 and
+    // 10, with days 5 and 7 on it; six points, so a shift. Broken at the median it
+    // would be runs of two and four. The series also rises five points (days 0 to 4)
+    // and falls five (days 8 to 12).
+    let (median, found) = rules(&[1., 2., 3., 6., 7., 5., 8., 5., 9., 7., 6., 2., 1.]);
+    assert_eq!(median, 5.0);
+    assert_eq!(
+        found,
+        [
+            signal(SignalKind::Shift, Direction::Above, 6, (3, 10)),
+            signal(SignalKind::Trend, Direction::Up, 5, (0, 4)),
+            signal(SignalKind::Trend, Direction::Down, 5, (8, 12)),
+        ]
+    );
+}
+
+#[test]
+fn a_long_run_is_one_signal_and_a_turning_point_belongs_to_both_trends() {
+    // Up six (days 0 to 5), down five from the peak (days 5 to 9).
+    let (_, found) = rules(&[1., 2., 3., 4., 5., 9., 8., 7., 6., 0.]);
+    let trends: Vec<&Signal> = found
+        .iter()
+        .filter(|s| s.kind == SignalKind::Trend)
+        .collect();
+    assert_eq!(
+        trends,
+        [
+            &signal(SignalKind::Trend, Direction::Up, 6, (0, 5)),
+            &signal(SignalKind::Trend, Direction::Down, 5, (5, 9)),
+        ]
+    );
+    // Too few points for either rule: nothing.
+    assert_eq!(rules(&[1., 2., 3., 4.]).1, []);
+}
+
+#[test]
+fn the_pdsa_example_shows_no_signal_yet() {
+    // 48 52 50 57 55 | 61 63 60 66 68: five below the median of 58.5, then five
+    // above; it rises, falls and rises again, never five in a row.
+    let report = render(&examples());
+    let [chart] = &charts_of(&report, ChartKind::RunChart)[..] else {
+        panic!("one run chart");
+    };
+    assert_eq!(chart.signals, []);
+    assert!(report.html.contains("No signal yet"));
+}
+
+// ----- measures, driver diagrams and focus elements ------------------------------------------
+
+#[test]
+fn a_measure_gets_a_run_chart_with_its_median_and_signals_marked() {
+    let value = example("measure");
+    let measure: Measure = domain::read(&value).unwrap();
+    let report = render(&[(doc_id(5), value)]);
+    let [chart] = &charts_of(&report, ChartKind::RunChart)[..] else {
+        panic!("one measure, one run chart");
+    };
+    assert_eq!(chart.document, doc_id(5));
+    assert_eq!(
+        chart.title,
+        "Run chart: 4th graders on track in guided reading (%)"
+    );
+    let points: Vec<Point> = measure
+        .points
+        .iter()
+        .map(|p| Point {
+            x: p.at,
+            y: p.value,
+        })
+        .collect();
+    assert_eq!(chart.series[0].points, points);
+    // 41 44 40 43 42 45 47 | 49 50 52 51 54 55 56, weekly: the median is 48, the
+    // first seven weeks are below it and the last seven above; weeks 5 to 10
+    // (42 45 47 49 50 52) rise six in a row.
+    assert_eq!(chart.median, Some(48.0));
+    let week = |n: usize| measure.points[n - 1].at;
+    assert_eq!(
+        chart.signals,
+        [
+            Signal {
+                kind: SignalKind::Shift,
+                direction: Direction::Below,
+                length: 7,
+                from: week(1),
+                to: week(7)
+            },
+            Signal {
+                kind: SignalKind::Shift,
+                direction: Direction::Above,
+                length: 7,
+                from: week(8),
+                to: week(14)
+            },
+            Signal {
+                kind: SignalKind::Trend,
+                direction: Direction::Up,
+                length: 6,
+                from: week(5),
+                to: week(10)
+            },
+        ]
+    );
+    let svg = svg_of(&report.html, chart);
+    let y = check_drawn(svg, chart, 0).expect("the values differ");
+    y.check(48.0, reference_y(svg, "ref-median"));
+    // The signals are said in words, and the annotations are numbered on the chart
+    // and listed with their dates.
+    assert!(report.html.contains(
+        "<b>Signal</b> shift: 7 points in a row below the median, from 2026-09-07 to 2026-10-19."
+    ));
+    assert!(report.html.contains(
+        "<b>Signal</b> trend: 6 points in a row going up, from 2026-10-05 to 2026-11-09."
+    ));
+    assert_eq!(svg.matches("<g class=\"note\">").count(), 2);
+    // Each signal is marked on the chart over the points it counted: a shift as a
+    // band on its side of the median, a trend as a stroke under its points.
+    assert_eq!(svg.matches("<rect class=\"signal-band shift\"").count(), 2);
+    let x = check_drawn_x(svg, chart);
+    let band = |n: usize, name: &str| -> f64 {
+        let at = svg
+            .match_indices("<rect class=\"signal-band shift\"")
+            .nth(n)
+            .unwrap()
+            .0;
+        attribute(&svg[at..], "signal-band", name)
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let median_y = reference_y(svg, "ref-median");
+    // Below: from the median line down, weeks 1 to 7.
+    assert!((band(0, "y") - median_y).abs() < 0.2);
+    assert!((band(0, "x") + 7.0 - x.at(week(1) as f64)).abs() < 0.2);
+    assert!((band(0, "x") + band(0, "width") - 7.0 - x.at(week(7) as f64)).abs() < 0.2);
+    // Above: from the top down to the median line, weeks 8 to 14.
+    assert!((band(1, "y") + band(1, "height") - median_y).abs() < 0.2);
+    assert!((band(1, "x") + 7.0 - x.at(week(8) as f64)).abs() < 0.2);
+    let trend = attribute(svg, "<polyline class=\"signal-trend\"", "points").unwrap();
+    let drawn = polyline(svg, "Measured");
+    assert_eq!(
+        trend,
+        drawn[4..10]
+            .iter()
+            .map(|(x, y)| format!("{x:.1},{y:.1}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        "weeks 5 to 10"
+    );
+    for a in measure.annotations.unwrap() {
+        assert!(report.html.contains(&esc(&a.text)), "{}", a.text);
+    }
+    assert!(report.html.contains(&esc(&measure.definition)));
+    check_self_contained(&report.html);
+}
+
+#[test]
+fn a_measure_without_points_says_so() {
+    let mut value = example("measure");
+    value["points"] = json!([]);
+    let report = render(&[(doc_id(5), value)]);
+    assert!(report.charts.is_empty());
+    assert!(report.html.contains("No measurements yet."));
+}
+
+#[test]
+fn a_driver_diagram_is_a_tree_whose_change_ideas_link_to_their_cycles() {
+    let mut diagram = example("driver-diagram");
+    // The first change idea is tested by the cycle in this report.
+    diagram["changeIdeas"][0]["cycles"] = json!([doc_id(3).url().to_string()]);
+    let parsed: DriverDiagram = domain::read(&diagram).unwrap();
+    let report = render(&[(doc_id(4), diagram), (doc_id(3), example("pdsa-cycle"))]);
+    let html = &report.html;
+    assert!(report.charts.iter().all(|c| c.document == doc_id(3)));
+    let tree_start = html.find("<ol class=\"tree\">").expect("a tree");
+    let tree = &html[tree_start..tree_start + html[tree_start..].find("</ol>").unwrap()];
+    // Each driver once, under its primary; each idea under every secondary it acts on.
+    let mut last = 0;
+    for primary in &parsed.primary {
+        let at = tree.find(&esc(&primary.text)).expect("the primary driver");
+        assert!(at > last, "in the diagram's order");
+        last = at;
+        for secondary in parsed.secondaries_of(&primary.id) {
+            let s = tree
+                .find(&esc(&secondary.text))
+                .expect("the secondary driver");
+            assert!(s > at);
+        }
+    }
+    let uses: usize = parsed
+        .change_ideas
+        .iter()
+        .map(|c| c.secondaries.len())
+        .sum();
+    assert_eq!(tree.matches("<li class=\"idea\">").count(), uses);
+    assert_eq!(
+        tree.matches("<li class=\"secondary\">").count(),
+        parsed.secondary.len()
+    );
+    // The cycle in the report is a link to its section, the others are named as
+    // absent.
+    let cycle: domain::PdsaCycle = domain::read(&example("pdsa-cycle")).unwrap();
+    assert!(tree.contains(&format!("<a href=\"#doc-2\">{}</a>", esc(&cycle.title))));
+    let absent: usize = parsed
+        .change_ideas
+        .iter()
+        .skip(1)
+        .map(|c| c.cycles.as_ref().map_or(0, Vec::len) * c.secondaries.len())
+        .sum();
+    assert_eq!(tree.matches("(not in this report)").count(), absent);
+    assert!(html.contains("id=\"doc-2\""));
+    assert!(html.contains(&esc(&parsed.aim)));
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    check_self_contained(html);
+}
+
+#[test]
+fn a_driver_diagram_read_without_validation_says_what_hangs_loose() {
+    let mut diagram = example("driver-diagram");
+    diagram["secondary"][0]["primary"] = json!("p-gone");
+    let report = render(&[(doc_id(4), diagram)]);
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert!(report.problems[0].contains("\"p-gone\""));
+}
+
+#[test]
+fn focus_elements_show_their_goals_and_stage_history_and_nothing_is_a_score() {
+    let value = example("rubric-self-assessment");
+    let sa: RubricSelfAssessment = domain::read(&value).unwrap();
+    let rubric: Rubric = domain::read(&starter_rubric()).unwrap();
+    let report = render(&[(doc_id(2), value)]);
+    let html = &report.html;
+    let focus = sa.focus.clone().unwrap();
+    let heading = html
+        .find("<h3>Focus elements</h3>")
+        .expect("a focus section");
+    for f in &focus {
+        let name = &rubric.element(&f.element).unwrap().name;
+        let goal = html.find(&esc(&f.goal)).expect("the goal is shown");
+        assert!(goal > heading);
+        let chart = report
+            .charts
+            .iter()
+            .find(|c| &c.title == name)
+            .unwrap_or_else(|| panic!("a stage history of {name}"));
+        assert_eq!(chart.kind, ChartKind::StageHistory);
+        let history = sa.history(&f.element);
+        assert_eq!(chart.series[0].points.len(), history.len());
+        let figure = html
+            .find(&format!("id=\"{}\"", chart.id))
+            .expect("its figure");
+        assert!(goal < figure, "the goal comes before its chart");
+    }
+    // Every element the example rates is a focus, so there is no other section.
+    assert!(!html.contains("Other rated elements"));
+    // A growth tool: no totals, sums or averages of stages anywhere.
+    let lower = html.to_lowercase();
+    let page = lower.replace(
+        "a growth tool, not a score: each element's stages are shown over time, and never \
+         added up or averaged.",
+        "",
+    );
+    for score in ["total", "average", "mean", "score", "sum"] {
+        let said = page.match_indices(score).count();
+        assert_eq!(said, 0, "{score:?} appears on the page");
+    }
+    assert!(html.contains("A growth tool, not a score"));
+}
+
+#[test]
+fn elements_rated_outside_the_focus_are_charted_after_it() {
+    let mut value = example("rubric-self-assessment");
+    value["focus"] = json!([value["focus"][0].clone()]);
+    let report = render(&[(doc_id(2), value)]);
+    let html = &report.html;
+    let focus = html.find("<h3>Focus elements</h3>").unwrap();
+    let others = html.find("<h3>Other rated elements</h3>").unwrap();
+    assert!(focus < others);
+    assert_eq!(charts_of(&report, ChartKind::StageHistory).len(), 3);
+    assert_eq!(html[focus..others].matches("<figure").count(), 1);
+}
+
+#[test]
+fn a_work_plan_shows_capacities_who_acts_and_the_change_in_practice() {
+    let value = example("work-plan");
+    let plan: WorkPlan = domain::read(&value).unwrap();
+    let report = render(&[(doc_id(1), value)]);
+    let html = &report.html;
+    for goal in &plan.goals {
+        assert!(html.contains(&esc(goal.capacity.as_deref().unwrap())));
+    }
+    assert!(html.contains("coach support") && html.contains("leader&#39;s action"));
+    let evidence = plan.goals[0].evidence.as_ref().unwrap();
+    let with_feedback = evidence.iter().find(|e| e.feedback.is_some()).unwrap();
+    assert!(html.contains(&esc(with_feedback.feedback.as_deref().unwrap())));
+    assert!(html.contains(&esc(with_feedback.change_in_practice.as_deref().unwrap())));
 }

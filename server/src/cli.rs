@@ -21,8 +21,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// A terminal device: its own local store, synced with a server on request.
     Device(DeviceArgs),
-    /// Render work plans, rubric self-assessments and PDSA cycles on a device as one
-    /// self-contained HTML page with charts (offline).
+    /// Render work plans, rubric self-assessments, driver diagrams, PDSA cycles and
+    /// measures on a device as one self-contained HTML page with charts (offline).
     Report(ReportArgs),
     /// Manage users, tokens and groups, and read the audit log: through the running
     /// server's admin socket when one holds the data directory, else directly.
@@ -283,7 +283,8 @@ pub struct ReportArgs {
     pub out: Option<PathBuf>,
 
     /// The documents to report on, as `automerge:` URLs; with none, every work
-    /// plan, rubric self-assessment and PDSA cycle on the device.
+    /// plan, rubric self-assessment, driver diagram, PDSA cycle and measure on the
+    /// device.
     #[arg(value_name = "URL")]
     pub urls: Vec<String>,
 }

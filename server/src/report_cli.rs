@@ -1,11 +1,14 @@
-//! `coachsync report`: a work plan's progress, a rubric self-assessment's stage
-//! history and a PDSA cycle's run chart as one self-contained HTML page, made offline
-//! from the documents on a device.
+//! `coachsync report`: a work plan's progress, a rubric self-assessment's focus and
+//! stage history, a driver diagram's tree, and the run charts of PDSA cycles and
+//! measures as one self-contained HTML page, made offline from the documents on a
+//! device.
 
 use std::collections::BTreeSet;
 use std::io::Write;
 
-use coachsync_core::domain::{self, PdsaCycle, Record, Rubric, RubricSelfAssessment, WorkPlan};
+use coachsync_core::domain::{
+    self, DriverDiagram, Measure, PdsaCycle, Record, Rubric, RubricSelfAssessment, WorkPlan,
+};
 use coachsync_core::{AutomergeUrl, Device, DeviceConfig, DocumentId};
 use serde_json::Value;
 
@@ -13,7 +16,17 @@ use crate::cli::ReportArgs;
 use crate::error::{Error, Result};
 
 /// The kinds a report shows, in the order it shows them when given no URLs.
-const REPORTED: [&str; 3] = [WorkPlan::KIND, RubricSelfAssessment::KIND, PdsaCycle::KIND];
+const REPORTED: [&str; 5] = [
+    WorkPlan::KIND,
+    RubricSelfAssessment::KIND,
+    DriverDiagram::KIND,
+    PdsaCycle::KIND,
+    Measure::KIND,
+];
+
+/// The reported kinds, as the messages name them.
+const REPORTED_NAMES: &str =
+    "work plan, rubric self-assessment, driver diagram, PDSA cycle or measure";
 
 /// Render the report and write it to `--out`, or to `out` without one.
 pub async fn run(args: ReportArgs, out: &mut impl Write) -> Result<()> {
@@ -92,8 +105,7 @@ async fn collect(
         }
         if chosen.is_empty() {
             return Err(Error::Usage(format!(
-                "nothing to report: the device at {} holds no work plan, rubric \
-                 self-assessment or PDSA cycle",
+                "nothing to report: the device at {} holds no {REPORTED_NAMES}",
                 args.data_dir.display()
             )));
         }
@@ -113,7 +125,7 @@ async fn collect(
                     format!("it is a {kind}")
                 };
                 return Err(Error::Usage(format!(
-                    "{} is not a work plan, rubric self-assessment or PDSA cycle ({kind})",
+                    "{} is not a {REPORTED_NAMES} ({kind})",
                     id.url()
                 )));
             }

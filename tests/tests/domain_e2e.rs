@@ -284,3 +284,85 @@ async fn a_published_definition_never_changes() -> Result<()> {
     device.close().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_person_is_named_on_a_device_only_with_their_consent() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let device = Device::open(config(dir.path(), None)).await?;
+    let observation = device
+        .create(domain::example("observation").context("an example")?)
+        .await?;
+    let before = device.value(&observation).await?;
+    let err = device
+        .set(&observation, &path("observed.consent.given"), json!(false))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("observed.name: is recorded only with the person's consent"),
+        "{err}"
+    );
+    assert_eq!(device.value(&observation).await?, before, "nothing changed");
+
+    let team = device
+        .create(domain::example("team").context("an example")?)
+        .await?;
+    let stories = device.value(&team).await?["stories"].clone();
+    let mut story = stories[1].clone();
+    story["id"] = json!("story-new");
+    story["named"] =
+        json!([{"name": "Priya Patel", "consent": {"given": false, "at": 1_793_300_000_000_i64}}]);
+    let err = device
+        .push(&team, &path("stories"), story.clone())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("stories.2.named.0.name: is named without their consent"),
+        "{err}"
+    );
+    story["named"][0]["consent"]["given"] = json!(true);
+    device.push(&team, &path("stories"), story).await?;
+    assert_eq!(
+        device.value(&team).await?["stories"][2]["named"][0]["name"],
+        "Priya Patel"
+    );
+    device.close().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_version_1_work_plan_given_to_a_device_is_stored_at_version_2() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let device = Device::open(config(dir.path(), None)).await?;
+    let mut v1 = domain::example("work-plan").context("an example")?;
+    v1["schemaVersion"] = json!(1);
+    v1["signedOff"] = json!({"by": "victoria.garcia"});
+    for goal in v1["goals"].as_array_mut().context("goals")? {
+        let goal = goal.as_object_mut().context("a goal")?;
+        let first = goal.remove("studentGoals").context("student goals")?[0].clone();
+        goal.insert("studentGoal".into(), first);
+        goal.remove("capacity");
+    }
+    let doc = device.create(v1).await?;
+    let stored = device.value(&doc).await?;
+    assert_eq!(stored["schemaVersion"], 2);
+    assert_eq!(stored["goals"][0]["studentGoals"], json!(["sg-reading"]));
+    assert!(stored["goals"][1].get("studentGoal").is_none(), "{stored}");
+    assert_eq!(stored["signedOff"], json!({"by": "victoria.garcia"}));
+    device
+        .set(
+            &doc,
+            &path("goals.0.capacity"),
+            json!("Feedback on instruction."),
+        )
+        .await?;
+    let plan: WorkPlan = domain::read(&device.value(&doc).await?)?;
+    assert_eq!(plan.schema_version, 2);
+    assert_eq!(
+        plan.goals[0].capacity.as_deref(),
+        Some("Feedback on instruction.")
+    );
+    device.close().await?;
+    Ok(())
+}

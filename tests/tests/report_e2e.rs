@@ -55,12 +55,13 @@ fn create_example(dir: &Path, kind: &str) -> Result<String> {
     Ok(url.trim().to_owned())
 }
 
-const TITLES: [&str; 5] = [
+const TITLES: [&str; 6] = [
     "Goal 1: progress toward 90",
     "Goal 2: progress toward 6",
     "Observation and feedback",
     "Hard conversations",
     "Run chart: exit tickets correct (%)",
+    "Run chart: 4th graders on track in guided reading (%)",
 ];
 
 #[test]
@@ -70,6 +71,8 @@ fn a_device_s_plans_assessments_and_cycles_become_one_page() -> Result<()> {
     let plan = create_example(&device, "work-plan")?;
     let assessment = create_example(&device, "rubric-self-assessment")?;
     let cycle = create_example(&device, "pdsa-cycle")?;
+    let measure = create_example(&device, "measure")?;
+    let diagram = create_example(&device, "driver-diagram")?;
     // Not reported, and not in the way.
     let observation = create_example(&device, "observation")?;
     let d = device.to_str().context("a UTF-8 path")?;
@@ -99,12 +102,27 @@ fn a_device_s_plans_assessments_and_cycles_become_one_page() -> Result<()> {
             "{title}"
         );
     }
-    // Two goals, three rated elements, one run chart.
-    ensure!(html.matches("<svg viewBox").count() == 6);
-    ensure!(html.matches("<polyline").count() == 2 + 3 * 2 + 1);
+    // Two goals, three rated elements, two run charts (the cycle's and the measure's).
+    ensure!(html.matches("<svg viewBox").count() == 7);
+    ensure!(html.matches("<polyline class=\"s-").count() == 2 + 3 * 2 + 1 + 1);
+    // The measure's run chart marks its signals: a shift below the median, a shift
+    // above it and a trend up.
+    ensure!(
+        html.matches("<p class=\"signal\" data-rule=\"shift\">")
+            .count()
+            == 2
+    );
+    ensure!(
+        html.matches("<p class=\"signal\" data-rule=\"trend\">")
+            .count()
+            == 1
+    );
+    // The driver diagram's tree, down to its change ideas.
+    ensure!(html.contains("<ol class=\"tree\">"));
+    ensure!(html.matches("<li class=\"idea\">").count() == 6);
     ensure!(html.contains("class=\"ref-median\""));
     ensure!(html.contains("class=\"ref-target\""));
-    for url in [&plan, &assessment, &cycle] {
+    for url in [&plan, &assessment, &cycle, &measure, &diagram] {
         ensure!(html.contains(url.as_str()), "{url} has a section");
     }
     ensure!(!html.contains(observation.as_str()));
@@ -112,9 +130,10 @@ fn a_device_s_plans_assessments_and_cycles_become_one_page() -> Result<()> {
     for banned in ["<script", "http://", "https://"] {
         ensure!(!lower.contains(banned), "{banned}");
     }
-    // Work plans first, then self-assessments, then cycles.
+    // Work plans first, then self-assessments, driver diagrams, cycles and measures.
     let at = |url: &str| html.find(url).unwrap();
-    ensure!(at(&plan) < at(&assessment) && at(&assessment) < at(&cycle));
+    ensure!(at(&plan) < at(&assessment) && at(&assessment) < at(&diagram));
+    ensure!(at(&diagram) < at(&cycle) && at(&cycle) < at(&measure));
 
     // One document, to stdout.
     let one = succeed(&["report", "--data-dir", d, &cycle], b"")?;
@@ -155,7 +174,9 @@ fn what_cannot_be_reported_fails_with_the_reason() -> Result<()> {
 
     let e = fail(&["report", "--data-dir", d, &observation])?;
     ensure!(
-        e.contains("is not a work plan, rubric self-assessment or PDSA cycle"),
+        e.contains(
+            "is not a work plan, rubric self-assessment, driver diagram, PDSA cycle or measure"
+        ),
         "{e}"
     );
 

@@ -74,6 +74,11 @@ static EXAMPLES: &[(&str, &str)] = &[
         include_str!("../../data/examples/pdsa-cycle.json"),
     ),
     ("team", include_str!("../../data/examples/team.json")),
+    ("measure", include_str!("../../data/examples/measure.json")),
+    (
+        "driver-diagram",
+        include_str!("../../data/examples/driver-diagram.json"),
+    ),
 ];
 
 fn parse(file: &str, text: &str) -> Value {

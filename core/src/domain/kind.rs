@@ -52,6 +52,30 @@ const AT: Field = req("at", Shape::Timestamp, "When.");
 
 const SETTINGS: &[&str] = &["classroom", "hallway", "lunchroom", "meeting", "other"];
 
+/// The server reads this raw from a coaching document's root when it is first stored
+/// (docs/SECURITY.md); declared so it is validated and documented like any field.
+const RELATIONSHIP: Field = opt(
+    "relationship",
+    Shape::Str,
+    "The coaching relationship (`rel-…`) the document belongs to: when its creator is a member, every member reads and writes it. Read when the document is first stored.",
+);
+/// The team counterpart of [`RELATIONSHIP`].
+const GROUP: Field = opt(
+    "group",
+    Shape::Str,
+    "The group (a team) the document belongs to: when its creator is in the group, every member reads and writes it. Read when the document is first stored.",
+);
+
+/// Whether a person agreed to be named, and when they said so.
+const CONSENT_FIELDS: &[Field] = &[
+    req(
+        "given",
+        Shape::Bool,
+        "`true` when the person agreed to be named; `false` records that they declined.",
+    ),
+    req("at", Shape::Timestamp, "When they said so."),
+];
+
 // ----- observation ----------------------------------------------------------------
 
 static LOOK_FOR_RESPONSE: Shape = Shape::Object(LOOK_FOR_RESPONSE_FIELDS);
@@ -82,19 +106,45 @@ const SCRIPT_ENTRY_FIELDS: &[Field] = &[
         "Tags, usually the IDs of the look-fors the entry is evidence of.",
     ),
 ];
+const OBSERVED_FIELDS: &[Field] = &[
+    req(
+        "role",
+        Shape::Str,
+        "Their role, such as \"teacher\", \"assistant principal\" or \"grade-level team\".",
+    ),
+    opt("grade", Shape::Str, "The grade, such as \"3\" or \"K-2\"."),
+    opt("subject", Shape::Str, "The subject, such as \"math\"."),
+    opt(
+        "name",
+        Shape::Str,
+        "Their name: only with their consent recorded in `consent` (`given: true`).",
+    ),
+    opt(
+        "consent",
+        Shape::Object(CONSENT_FIELDS),
+        "Their consent to be named.",
+    ),
+];
 const OBSERVATION: &[Field] = &[
     req(
         "title",
         Shape::Text,
         "A short title, such as \"Room 12, grade 3 math\".",
     ),
+    opt("observer", Shape::Str, "Who observed, by user name."),
     req(
         "setting",
         Shape::Enum(SETTINGS),
         "Where the observation took place.",
     ),
     req("observedAt", Shape::Timestamp, "When it started."),
+    opt("endedAt", Shape::Timestamp, "When it ended."),
     opt("school", Shape::Str, "The school."),
+    opt(
+        "observed",
+        Shape::Object(OBSERVED_FIELDS),
+        "Who was observed: by role, grade and subject; by name only with their consent.",
+    ),
     opt(
         "context",
         Shape::Text,
@@ -121,6 +171,7 @@ const OBSERVATION: &[Field] = &[
         Shape::Enum(&["draft", "shared"]),
         "`draft` while the coach writes it; `shared` once shared with the client.",
     ),
+    RELATIONSHIP,
 ];
 
 const OBSERVATION_PRIVATE_NOTES: &[Field] = &[
@@ -282,14 +333,40 @@ const RATING_FIELDS: &[Field] = &[
     req("target", Shape::Str, "The stage ID the leader aims for."),
     opt("evidence", Shape::Text, "Evidence for the current stage."),
 ];
+static FOCUS: Shape = Shape::Object(FOCUS_FIELDS);
+const FOCUS_FIELDS: &[Field] = &[
+    ID,
+    req(
+        "element",
+        Shape::Str,
+        "The rubric element's ID; each element is a focus at most once.",
+    ),
+    req(
+        "goal",
+        Shape::Text,
+        "The leader's goal for it, such as \"move from pre-initiation to developing\".",
+    ),
+    opt("target", Shape::Str, "The stage ID the leader aims for."),
+    req("chosenAt", Shape::Timestamp, "When the leader chose it."),
+];
 const RUBRIC_SELF_ASSESSMENT: &[Field] = &[
     req("rubric", Shape::Ref, "The rubric: `{id, version}`."),
     req("leader", Shape::Str, "The leader assessing themselves."),
+    opt(
+        "focus",
+        Shape::List {
+            item: &FOCUS,
+            min: 1,
+            max: 5,
+        },
+        "The few elements the leader chose to work on (usually three), each with a goal.",
+    ),
     req(
         "ratings",
         list(&RATING),
         "Ratings over time, one per element each time the leader assesses: the stage history.",
     ),
+    RELATIONSHIP,
 ];
 
 // ----- work plan and needs assessment ---------------------------------------------------
@@ -300,6 +377,12 @@ const EVIDENCE_FIELDS: &[Field] = &[
     AT,
     req("text", Shape::Text, "What shows progress (or its absence)."),
     opt("url", Shape::Str, "A link to the artefact."),
+    opt("feedback", Shape::Text, "The feedback the leader gave."),
+    opt(
+        "changeInPractice",
+        Shape::Text,
+        "The change in practice seen afterwards, or that none was seen yet.",
+    ),
 ];
 static GOAL: Shape = Shape::Object(GOAL_FIELDS);
 const GOAL_FIELDS: &[Field] = &[
@@ -313,9 +396,18 @@ const GOAL_FIELDS: &[Field] = &[
     opt("baseline", Shape::Number, "Where the measure started."),
     opt("target", Shape::Number, "Where it should get to."),
     opt(
-        "studentGoal",
-        Shape::Str,
-        "The needs assessment's student-centred goal it serves (its ID).",
+        "capacity",
+        Shape::Text,
+        "The leader capacity the goal builds, such as \"giving teachers feedback on instruction\".",
+    ),
+    opt(
+        "studentGoals",
+        Shape::List {
+            item: &Shape::Str,
+            min: 1,
+            max: 2,
+        },
+        "The needs assessment's student-centred goals it serves (their IDs): one or two.",
     ),
     opt("evidence", list(&EVIDENCE), "Evidence linked to this goal."),
 ];
@@ -330,6 +422,11 @@ const ACTIVITY_FIELDS: &[Field] = &[
         "rank",
         Shape::Number,
         "Its place in the priority order, lowest first. Moving an activity sets only its own rank (between its new neighbours'), so two people reordering at once get one order with nothing lost or doubled.",
+    ),
+    opt(
+        "kind",
+        Shape::Enum(&["coach-support", "client-action"]),
+        "`coach-support`: a support move of the coach; `client-action`: the leader's own action.",
     ),
     opt("owner", Shape::Str, "Who leads it."),
     opt("cadence", Shape::Str, "How often, such as \"weekly\"."),
@@ -391,6 +488,7 @@ const WORK_PLAN: &[Field] = &[
         list(&MEASUREMENT),
         "Measurements of the goals over time.",
     ),
+    RELATIONSHIP,
 ];
 
 static FINDING: Shape = Shape::Object(FINDING_FIELDS);
@@ -426,6 +524,7 @@ const NEEDS_ASSESSMENT: &[Field] = &[
         },
         "One or two student-centred goals: more dilutes the work.",
     ),
+    RELATIONSHIP,
 ];
 
 // ----- coaching log, PDSA, team ---------------------------------------------------------
@@ -463,6 +562,7 @@ const COACHING_LOG: &[Field] = &[
     req("coach", Shape::Str, "The coach."),
     req("client", Shape::Str, "The client."),
     req("sessions", list(&SESSION), "The sessions, oldest first."),
+    RELATIONSHIP,
 ];
 
 // ----- coaching relationship -------------------------------------------------------
@@ -545,6 +645,7 @@ const PDSA_CYCLE: &[Field] = &[
         list(&MEASUREMENT),
         "The measure over time, for the run chart.",
     ),
+    GROUP,
 ];
 
 static MEMBER: Shape = Shape::Object(MEMBER_FIELDS);
@@ -561,11 +662,29 @@ const RITUAL_FIELDS: &[Field] = &[
     req("text", Shape::Text, "The ritual."),
     opt("cadence", Shape::Str, "How often."),
 ];
+static NAMED: Shape = Shape::Object(NAMED_FIELDS);
+const NAMED_FIELDS: &[Field] = &[
+    req(
+        "name",
+        Shape::Str,
+        "The person's name, as the story gives it.",
+    ),
+    req(
+        "consent",
+        Shape::Object(CONSENT_FIELDS),
+        "Their consent to be named: a story names no one who has not given it.",
+    ),
+];
 static STORY: Shape = Shape::Object(STORY_FIELDS);
 const STORY_FIELDS: &[Field] = &[
     ID,
     AT,
     req("text", Shape::Text, "The story, as the team tells it."),
+    opt(
+        "named",
+        list(&NAMED),
+        "Everyone the story names, each with their consent.",
+    ),
 ];
 const TEAM: &[Field] = &[
     req("name", Shape::Str, "The team's name."),
@@ -574,15 +693,134 @@ const TEAM: &[Field] = &[
     opt("norms", list(&NORM), "How the team works together."),
     opt("rituals", list(&RITUAL), "What it does regularly."),
     opt("stories", list(&STORY), "Stories of its coaching culture."),
+    GROUP,
+];
+
+// ----- measure and driver diagram -------------------------------------------------------
+
+static DATA_POINT: Shape = Shape::Object(DATA_POINT_FIELDS);
+const DATA_POINT_FIELDS: &[Field] = &[
+    ID,
+    AT,
+    req("value", Shape::Number, "The value, in the measure's unit."),
+];
+static ANNOTATION: Shape = Shape::Object(ANNOTATION_FIELDS);
+const ANNOTATION_FIELDS: &[Field] = &[
+    ID,
+    req("at", Shape::Timestamp, "The date it is about."),
+    req(
+        "text",
+        Shape::Text,
+        "What happened then, such as a change started or a disruption.",
+    ),
+];
+const MEASURE: &[Field] = &[
+    req("name", Shape::Str, "The measure's name."),
+    req(
+        "definition",
+        Shape::Text,
+        "Its operational definition: exactly what is counted, from what source, how often, so everyone collects it the same way.",
+    ),
+    req(
+        "unit",
+        Shape::Str,
+        "The unit, such as \"%\" or \"students\".",
+    ),
+    opt(
+        "type",
+        Shape::Enum(&["outcome", "process", "balancing"]),
+        "What it tells: the aim (`outcome`), whether a change is carried out (`process`), or harm elsewhere (`balancing`).",
+    ),
+    req(
+        "points",
+        list(&DATA_POINT),
+        "The data points, each dated, for the run chart.",
+    ),
+    opt(
+        "annotations",
+        list(&ANNOTATION),
+        "Notes attached to dates, shown on the run chart.",
+    ),
+    opt("team", Shape::Url, "The team that keeps it."),
+    opt("pdsaCycle", Shape::Url, "The PDSA cycle it measures."),
+    opt(
+        "driverDiagram",
+        Shape::Url,
+        "The driver diagram whose aim or drivers it measures.",
+    ),
+    GROUP,
+];
+
+static PRIMARY_DRIVER: Shape = Shape::Object(PRIMARY_DRIVER_FIELDS);
+const PRIMARY_DRIVER_FIELDS: &[Field] = &[
+    ID,
+    req(
+        "text",
+        Shape::Text,
+        "A primary driver: an area that must change to reach the aim.",
+    ),
+];
+static SECONDARY_DRIVER: Shape = Shape::Object(SECONDARY_DRIVER_FIELDS);
+const SECONDARY_DRIVER_FIELDS: &[Field] = &[
+    ID,
+    req(
+        "text",
+        Shape::Text,
+        "A secondary driver: a practice, norm or structure within a primary driver.",
+    ),
+    req(
+        "primary",
+        Shape::Str,
+        "The ID of the primary driver it belongs to.",
+    ),
+];
+static CHANGE_IDEA: Shape = Shape::Object(CHANGE_IDEA_FIELDS);
+const CHANGE_IDEA_FIELDS: &[Field] = &[
+    ID,
+    req("text", Shape::Text, "A change idea to test."),
+    req(
+        "secondaries",
+        Shape::List {
+            item: &Shape::Str,
+            min: 1,
+            max: usize::MAX,
+        },
+        "The IDs of the secondary drivers it acts on.",
+    ),
+    opt("cycles", list(&Shape::Url), "The PDSA cycles that test it."),
+];
+const DRIVER_DIAGRAM: &[Field] = &[
+    req(
+        "aim",
+        Shape::Text,
+        "The aim: what will improve, by how much, by when, for whom.",
+    ),
+    opt(
+        "team",
+        Shape::Url,
+        "The team whose theory of improvement it is.",
+    ),
+    req("primary", list(&PRIMARY_DRIVER), "The primary drivers."),
+    req(
+        "secondary",
+        list(&SECONDARY_DRIVER),
+        "The secondary drivers, each under one primary driver.",
+    ),
+    req(
+        "changeIdeas",
+        list(&CHANGE_IDEA),
+        "The change ideas, each acting on secondary drivers and tested by PDSA cycles.",
+    ),
+    GROUP,
 ];
 
 /// Every kind, in the order the docs list them.
 pub static KINDS: &[Kind] = &[
     Kind {
         name: "observation",
-        version: 2,
+        version: 3,
         visibility: Visibility::Coaching,
-        doc: "A classroom visit, walkthrough, meeting or hallway/lunchroom observation: look-for responses and timestamped notes, shared with the client once the coach marks it `shared`.",
+        doc: "A classroom visit, walkthrough, meeting or hallway/lunchroom observation: who observed whom, when, look-for responses and timestamped notes, shared with the client once the coach marks it `shared`. The person observed is recorded by role, grade and subject, and by name only with their consent.",
         fields: OBSERVATION,
     },
     Kind {
@@ -601,9 +839,9 @@ pub static KINDS: &[Kind] = &[
     },
     Kind {
         name: "work-plan",
-        version: 1,
+        version: 2,
         visibility: Visibility::Coaching,
-        doc: "The plan a principal and coach co-construct: goals, theory of action, prioritized activities, indicators and evidence.",
+        doc: "The plan a principal and coach co-construct: goals (each building a leader capacity and serving the needs assessment's student-centred goals), theory of action, prioritized activities (coach support moves and the leader's own actions), indicators, and evidence of the feedback given and the change in practice seen.",
         fields: WORK_PLAN,
     },
     Kind {
@@ -622,9 +860,9 @@ pub static KINDS: &[Kind] = &[
     },
     Kind {
         name: "rubric-self-assessment",
-        version: 1,
+        version: 2,
         visibility: Visibility::Coaching,
-        doc: "A leader's current and target stage per rubric element, with evidence, over time.",
+        doc: "A leader's current and target stage per rubric element, with evidence, over time, and the few focus elements they chose, each with a goal. A growth tool, never a score: stages are not added up or averaged anywhere.",
         fields: RUBRIC_SELF_ASSESSMENT,
     },
     Kind {
@@ -650,9 +888,23 @@ pub static KINDS: &[Kind] = &[
     },
     Kind {
         name: "team",
+        version: 2,
+        visibility: Visibility::Team,
+        doc: "An improvement team: members, norms, rituals and stories; a story names a person only with their consent.",
+        fields: TEAM,
+    },
+    Kind {
+        name: "measure",
         version: 1,
         visibility: Visibility::Team,
-        doc: "An improvement team: members, norms, rituals and stories.",
-        fields: TEAM,
+        doc: "A measure a team tracks: its operational definition, unit and dated data points, with annotations, for a run chart.",
+        fields: MEASURE,
+    },
+    Kind {
+        name: "driver-diagram",
+        version: 1,
+        visibility: Visibility::Team,
+        doc: "A team's theory of improvement: an aim, the primary and secondary drivers that lead to it, and the change ideas that act on them, linked to the PDSA cycles that test them.",
+        fields: DRIVER_DIAGRAM,
     },
 ];

@@ -16,11 +16,60 @@ struct Step {
     apply: fn(&mut Map<String, Value>),
 }
 
-static STEPS: &[Step] = &[Step {
-    kind: "observation",
-    from: 1,
-    apply: observation_v1_to_v2,
-}];
+static STEPS: &[Step] = &[
+    Step {
+        kind: "observation",
+        from: 1,
+        apply: observation_v1_to_v2,
+    },
+    Step {
+        kind: "observation",
+        from: 2,
+        apply: only_new_optional_fields,
+    },
+    Step {
+        kind: "work-plan",
+        from: 1,
+        apply: work_plan_v1_to_v2,
+    },
+    Step {
+        kind: "rubric-self-assessment",
+        from: 1,
+        apply: only_new_optional_fields,
+    },
+    Step {
+        kind: "team",
+        from: 1,
+        apply: only_new_optional_fields,
+    },
+];
+
+/// The step of a version that only added optional fields: observation 3 (observer,
+/// end time, the person observed), rubric-self-assessment 2 (focus elements) and
+/// team 2 (who a story names). An older document has none of them and is already
+/// valid as it is; nothing can be inferred for them (the old free-text `context` of
+/// an observation may mention a person, but not whether they agreed to be named).
+fn only_new_optional_fields(_doc: &mut Map<String, Value>) {}
+
+/// Version 1 of a work plan linked each goal to one student-centred goal
+/// (`studentGoal`); version 2 allows the one or two a needs assessment has
+/// (`studentGoals`). A goal that already has `studentGoals` (written by a newer app
+/// next to the old field) keeps it, and the old field is dropped either way.
+fn work_plan_v1_to_v2(doc: &mut Map<String, Value>) {
+    let Some(Value::Array(goals)) = doc.get_mut("goals") else {
+        return;
+    };
+    for goal in goals.iter_mut().filter_map(Value::as_object_mut) {
+        // A value that is not a string was never valid; it is kept where it is.
+        let Some(Value::String(old)) = goal.get("studentGoal") else {
+            continue;
+        };
+        let old = old.clone();
+        goal.remove("studentGoal");
+        goal.entry("studentGoals")
+            .or_insert_with(|| Value::Array(vec![Value::String(old)]));
+    }
+}
 
 /// Version 1 of an observation kept what the observer wrote in one `notes` text;
 /// version 2 keeps timestamped `script` entries. The notes become the first entry,

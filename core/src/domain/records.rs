@@ -147,7 +147,51 @@ pub enum Setting {
     Unknown(String),
 }
 
+/// Whether a person agreed to be named, and when they said so.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Consent {
+    /// `true` when they agreed; `false` records that they declined.
+    pub given: bool,
+    /// When they said so, ms since 1970.
+    pub at: i64,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl Consent {
+    /// Whether the person agreed to be named.
+    pub fn is_given(consent: Option<&Consent>) -> bool {
+        consent.is_some_and(|c| c.given)
+    }
+}
+
 // ----- observation ----------------------------------------------------------------
+
+/// The person observed: by role, grade and subject; by name only with their consent
+/// (validation refuses a name without it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Observed {
+    /// Their role.
+    pub role: String,
+    /// The grade.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grade: Option<String>,
+    /// The subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Their name, only with their consent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Their consent to be named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent: Option<Consent>,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
 
 /// Where an observation stands: drafts are the coach's until shared.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -196,7 +240,7 @@ pub struct ScriptEntry {
     pub extra: Extra,
 }
 
-/// An `observation` document (version 2: timestamped script entries).
+/// An `observation` document (version 3: who observed whom, and when it ended).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Observation {
@@ -206,13 +250,22 @@ pub struct Observation {
     pub schema_version: u32,
     /// A short title.
     pub title: String,
+    /// Who observed, by user name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observer: Option<String>,
     /// Where it took place.
     pub setting: Setting,
     /// When it started, in ms since 1970.
     pub observed_at: i64,
+    /// When it ended, in ms since 1970.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<i64>,
     /// The school.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub school: Option<String>,
+    /// Who was observed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<Observed>,
     /// Grade, subject, who was present, what it was for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<String>,
@@ -229,6 +282,10 @@ pub struct Observation {
     pub next_step: Option<String>,
     /// Draft or shared.
     pub status: ObservationStatus,
+    /// The coaching relationship (`rel-…`) it belongs to; the server reads it when the
+    /// document is first stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relationship: Option<String>,
     /// Fields this version does not know.
     #[serde(flatten)]
     pub extra: Extra,
@@ -447,7 +504,28 @@ pub struct Rating {
     pub extra: Extra,
 }
 
-/// A `rubric-self-assessment` document.
+/// An element the leader chose to focus on, with their goal for it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Focus {
+    /// Stable ID.
+    pub id: String,
+    /// The rubric element's ID.
+    pub element: String,
+    /// The leader's goal for it.
+    pub goal: String,
+    /// The stage ID the leader aims for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// When the leader chose it, ms since 1970.
+    pub chosen_at: i64,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A `rubric-self-assessment` document: a growth tool, never a score, so it has no
+/// total or average and nothing here computes one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RubricSelfAssessment {
@@ -459,8 +537,15 @@ pub struct RubricSelfAssessment {
     pub rubric: DefinitionRef,
     /// The leader.
     pub leader: String,
+    /// The elements the leader chose to work on (one to five, usually three).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub focus: Option<Vec<Focus>>,
     /// Every rating, over time.
     pub ratings: Vec<Rating>,
+    /// The coaching relationship (`rel-…`) it belongs to; the server reads it when the
+    /// document is first stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relationship: Option<String>,
     /// Fields this version does not know.
     #[serde(flatten)]
     pub extra: Extra,
@@ -496,6 +581,12 @@ pub struct Evidence {
     /// A link to the artefact.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// The feedback the leader gave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<String>,
+    /// The change in practice seen afterwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_in_practice: Option<String>,
     /// Fields this version does not know.
     #[serde(flatten)]
     pub extra: Extra,
@@ -526,9 +617,12 @@ pub struct Goal {
         serialize_with = "number::serialize_option"
     )]
     pub target: Option<f64>,
-    /// The needs assessment's student goal it serves (its ID).
+    /// The leader capacity it builds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub student_goal: Option<String>,
+    pub capacity: Option<String>,
+    /// The needs assessment's student-centred goals it serves (their IDs; one or two).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub student_goals: Option<Vec<String>>,
     /// Evidence linked to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<Vec<Evidence>>,
@@ -554,6 +648,19 @@ pub enum ActivityStatus {
     Unknown(String),
 }
 
+/// Who acts in a work plan activity.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActivityKind {
+    /// A support move of the coach.
+    CoachSupport,
+    /// The leader's own action.
+    ClientAction,
+    /// A kind a newer version added, as written.
+    #[serde(untagged)]
+    Unknown(String),
+}
+
 /// A prioritized high-leverage strategic activity of a work plan.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -563,6 +670,9 @@ pub struct Activity {
     /// Its place in the priority order, lowest first.
     #[serde(serialize_with = "number::serialize")]
     pub rank: f64,
+    /// A coach support move or the leader's own action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ActivityKind>,
     /// Who leads it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
@@ -663,6 +773,10 @@ pub struct WorkPlan {
     /// Measurements of the goals over time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<Vec<Measurement>>,
+    /// The coaching relationship (`rel-…`) it belongs to; the server reads it when the
+    /// document is first stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relationship: Option<String>,
     /// Fields this version does not know.
     #[serde(flatten)]
     pub extra: Extra,
@@ -732,6 +846,10 @@ pub struct NeedsAssessment {
     pub findings: Vec<Finding>,
     /// One or two student-centred goals (validation enforces the bound).
     pub student_goals: Vec<StudentGoal>,
+    /// The coaching relationship (`rel-…`) it belongs to; the server reads it when the
+    /// document is first stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relationship: Option<String>,
     /// Fields this version does not know.
     #[serde(flatten)]
     pub extra: Extra,
@@ -802,6 +920,10 @@ pub struct CoachingLog {
     pub client: String,
     /// The sessions, oldest first.
     pub sessions: Vec<Session>,
+    /// The coaching relationship (`rel-…`) it belongs to; the server reads it when the
+    /// document is first stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relationship: Option<String>,
     /// Fields this version does not know.
     #[serde(flatten)]
     pub extra: Extra,
@@ -935,6 +1057,10 @@ pub struct PdsaCycle {
     /// The measure over time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub measurements: Option<Vec<Measurement>>,
+    /// The group (team) it belongs to; the server reads it when the document is first
+    /// stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// Fields this version does not know.
     #[serde(flatten)]
     pub extra: Extra,
@@ -986,6 +1112,19 @@ pub struct Ritual {
     pub extra: Extra,
 }
 
+/// A person a team story names, with their consent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Named {
+    /// Their name.
+    pub name: String,
+    /// Their consent (validation refuses a story naming someone who did not give it).
+    pub consent: Consent,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
 /// A story of the team's coaching culture.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -996,6 +1135,9 @@ pub struct Story {
     pub at: i64,
     /// The story.
     pub text: String,
+    /// Everyone it names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub named: Option<Vec<Named>>,
     /// Fields this version does not know.
     #[serde(flatten)]
     pub extra: Extra,
@@ -1025,8 +1167,194 @@ pub struct Team {
     /// Stories of its coaching culture.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stories: Option<Vec<Story>>,
+    /// The group (team) it belongs to; the server reads it when the document is first
+    /// stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// Fields this version does not know.
     #[serde(flatten)]
     pub extra: Extra,
 }
 record!(Team, "team");
+
+// ----- measure and driver diagram -------------------------------------------------------
+
+/// What a measure tells a team.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MeasureType {
+    /// Whether the aim is being reached.
+    Outcome,
+    /// Whether a change is carried out as planned.
+    Process,
+    /// Whether the change causes harm elsewhere.
+    Balancing,
+    /// A type a newer version added, as written.
+    #[serde(untagged)]
+    Unknown(String),
+}
+
+/// One dated value of a measure.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DataPoint {
+    /// Stable ID.
+    pub id: String,
+    /// When, in ms since 1970.
+    pub at: i64,
+    /// The value, in the measure's unit.
+    #[serde(serialize_with = "number::serialize")]
+    pub value: f64,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A note attached to a date of a measure.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Annotation {
+    /// Stable ID.
+    pub id: String,
+    /// The date it is about, ms since 1970.
+    pub at: i64,
+    /// What happened then.
+    pub text: String,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A `measure` document.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Measure {
+    /// Always `measure`.
+    pub schema: String,
+    /// The schema version the document is at.
+    pub schema_version: u32,
+    /// Its name.
+    pub name: String,
+    /// Its operational definition.
+    pub definition: String,
+    /// Its unit.
+    pub unit: String,
+    /// Outcome, process or balancing (`type` in JSON).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub r#type: Option<MeasureType>,
+    /// The data points.
+    pub points: Vec<DataPoint>,
+    /// Notes attached to dates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<Vec<Annotation>>,
+    /// The `automerge:` URL of the team that keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// The `automerge:` URL of the PDSA cycle it measures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pdsa_cycle: Option<String>,
+    /// The `automerge:` URL of the driver diagram it measures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_diagram: Option<String>,
+    /// The group (team) it belongs to; the server reads it when the document is first
+    /// stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+record!(Measure, "measure");
+
+/// A primary driver of a driver diagram.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrimaryDriver {
+    /// Stable ID; secondary drivers refer to it.
+    pub id: String,
+    /// The driver.
+    pub text: String,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A secondary driver, under one primary driver.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecondaryDriver {
+    /// Stable ID; change ideas refer to it.
+    pub id: String,
+    /// The driver.
+    pub text: String,
+    /// The ID of its primary driver.
+    pub primary: String,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A change idea of a driver diagram.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeIdea {
+    /// Stable ID.
+    pub id: String,
+    /// The idea.
+    pub text: String,
+    /// The IDs of the secondary drivers it acts on.
+    pub secondaries: Vec<String>,
+    /// The `automerge:` URLs of the PDSA cycles that test it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cycles: Option<Vec<String>>,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A `driver-diagram` document.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DriverDiagram {
+    /// Always `driver-diagram`.
+    pub schema: String,
+    /// The schema version the document is at.
+    pub schema_version: u32,
+    /// The aim.
+    pub aim: String,
+    /// The `automerge:` URL of the team.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// The primary drivers.
+    pub primary: Vec<PrimaryDriver>,
+    /// The secondary drivers.
+    pub secondary: Vec<SecondaryDriver>,
+    /// The change ideas.
+    pub change_ideas: Vec<ChangeIdea>,
+    /// The group (team) it belongs to; the server reads it when the document is first
+    /// stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+record!(DriverDiagram, "driver-diagram");
+
+impl DriverDiagram {
+    /// The secondary drivers under a primary driver, in the diagram's order.
+    pub fn secondaries_of(&self, primary: &str) -> Vec<&SecondaryDriver> {
+        self.secondary
+            .iter()
+            .filter(|s| s.primary == primary)
+            .collect()
+    }
+
+    /// The change ideas acting on a secondary driver, in the diagram's order.
+    pub fn ideas_for(&self, secondary: &str) -> Vec<&ChangeIdea> {
+        self.change_ideas
+            .iter()
+            .filter(|c| c.secondaries.iter().any(|s| s == secondary))
+            .collect()
+    }
+}

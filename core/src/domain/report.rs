@@ -1,6 +1,7 @@
 //! Reports a person would rather look at than read: a work plan's progress, a
-//! rubric self-assessment's stage history and a PDSA cycle's run chart, as one
-//! self-contained HTML page.
+//! rubric self-assessment's focus elements and stage history, a driver diagram's
+//! tree, and the run charts of PDSA cycles and measures, as one self-contained HTML
+//! page.
 //!
 //! [`render`] is pure: it takes documents (already read from a device) and returns
 //! the page and, for tests and other renderers, the data of every chart it drew. The
@@ -14,10 +15,12 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::run_rules::{self, Direction, Signal, SignalKind};
 use super::{
-    Goal, Measurement, PdsaCycle, Rating, Record, Rubric, RubricSelfAssessment, WorkPlan, read,
-    starter_definitions,
+    ActivityKind, DataPoint, DriverDiagram, Focus, Goal, Measure, Measurement, PdsaCycle, Rating,
+    Record, Rubric, RubricSelfAssessment, WorkPlan, read, starter_definitions,
 };
+use crate::AutomergeUrl;
 use crate::error::{Error, Result};
 use crate::id::DocumentId;
 
@@ -30,7 +33,8 @@ pub enum ChartKind {
     /// One rubric element's current and target stage over time; the y axis is the
     /// rubric's stage scale.
     StageHistory,
-    /// A PDSA cycle's measure over time, with the median as a horizontal line.
+    /// A PDSA cycle's measurements or a measure's data points over time, with the
+    /// median as a horizontal line and the run chart rules' signals.
     RunChart,
 }
 
@@ -73,6 +77,9 @@ pub struct Chart {
     pub y_labels: Vec<String>,
     /// The median of a run chart's values.
     pub median: Option<f64>,
+    /// A run chart's signals (see [`run_rules::signals`]), shifts then trends; empty
+    /// on other charts.
+    pub signals: Vec<Signal>,
     /// A goal's target.
     pub target: Option<f64>,
     /// A goal's baseline.
@@ -91,8 +98,8 @@ pub struct Report {
     pub problems: Vec<String>,
 }
 
-/// Render the report of `documents`: each work plan, rubric self-assessment and PDSA
-/// cycle gets a section, in the order given. Rubric documents among them are not
+/// Render the report of `documents`: each work plan, rubric self-assessment, driver
+/// diagram, PDSA cycle and measure gets a section, in the order given. Rubric documents among them are not
 /// shown; they are the rubrics self-assessments are charted against (by `{id,
 /// version}`, falling back to the starter definitions). Documents of other kinds
 /// are left out.
@@ -108,6 +115,8 @@ pub fn render(documents: &[(DocumentId, Value)]) -> Result<Report> {
             Some(WorkPlan::KIND) => Section::WorkPlan(read_doc(id, value)?),
             Some(RubricSelfAssessment::KIND) => Section::SelfAssessment(read_doc(id, value)?),
             Some(PdsaCycle::KIND) => Section::Pdsa(read_doc(id, value)?),
+            Some(Measure::KIND) => Section::Measure(read_doc(id, value)?),
+            Some(DriverDiagram::KIND) => Section::Driver(read_doc(id, value)?),
             other => {
                 tracing::debug!(document = %id, kind = ?other, "not a reported kind; left out");
                 continue;
@@ -116,11 +125,22 @@ pub fn render(documents: &[(DocumentId, Value)]) -> Result<Report> {
         sections.push((id, section));
     }
 
-    let mut page = Page::default();
+    // Driver diagrams and measures link to the sections of the documents they name.
+    let anchors: BTreeMap<DocumentId, (String, String)> = sections
+        .iter()
+        .enumerate()
+        .map(|(n, (id, section))| ((*id).clone(), (format!("doc-{}", n + 1), section.title())))
+        .collect();
+    let mut page = Page {
+        anchors,
+        ..Page::default()
+    };
     let mut body = String::new();
     for (n, (id, section)) in sections.iter().enumerate() {
         let anchor = format!("doc-{}", n + 1);
         match section {
+            Section::Measure(measure) => page.measure(&mut body, &anchor, id, measure),
+            Section::Driver(diagram) => page.driver_diagram(&mut body, &anchor, id, diagram),
             Section::WorkPlan(plan) => page.work_plan(&mut body, &anchor, id, plan),
             Section::SelfAssessment(sa) => {
                 page.self_assessment(&mut body, &anchor, id, sa, &rubrics)
@@ -153,8 +173,8 @@ pub fn render(documents: &[(DocumentId, Value)]) -> Result<Report> {
     html.push_str("</header>\n");
     if sections.is_empty() {
         html.push_str(
-            "<p class=\"empty\">Nothing to report: no work plan, rubric self-assessment or \
-             PDSA cycle was given.</p>\n",
+            "<p class=\"empty\">Nothing to report: no work plan, rubric self-assessment, \
+             driver diagram, PDSA cycle or measure was given.</p>\n",
         );
     }
     html.push_str(&body);
@@ -173,6 +193,8 @@ enum Section {
     WorkPlan(WorkPlan),
     SelfAssessment(RubricSelfAssessment),
     Pdsa(PdsaCycle),
+    Measure(Measure),
+    Driver(DriverDiagram),
 }
 
 impl Section {
@@ -181,6 +203,8 @@ impl Section {
             Section::WorkPlan(_) => ("Work plan", "work-plan"),
             Section::SelfAssessment(_) => ("Self-assessment", "self-assessment"),
             Section::Pdsa(_) => ("PDSA cycle", "pdsa"),
+            Section::Measure(_) => ("Measure", "measure"),
+            Section::Driver(_) => ("Driver diagram", "driver"),
         }
     }
 
@@ -189,6 +213,8 @@ impl Section {
             Section::WorkPlan(plan) => plan.title.clone(),
             Section::SelfAssessment(sa) => sa.leader.clone(),
             Section::Pdsa(cycle) => cycle.title.clone(),
+            Section::Measure(measure) => measure.name.clone(),
+            Section::Driver(diagram) => diagram.aim.clone(),
         }
     }
 }
@@ -207,9 +233,19 @@ fn summary_line(sections: &[(&DocumentId, Section)]) -> String {
             "rubric self-assessments",
         ),
         (
+            count(|s| matches!(s, Section::Driver(_))),
+            "driver diagram",
+            "driver diagrams",
+        ),
+        (
             count(|s| matches!(s, Section::Pdsa(_))),
             "PDSA cycle",
             "PDSA cycles",
+        ),
+        (
+            count(|s| matches!(s, Section::Measure(_))),
+            "measure",
+            "measures",
         ),
     ];
     let listed: Vec<String> = parts
@@ -261,6 +297,8 @@ fn rubrics(documents: &[(DocumentId, Value)]) -> Vec<Rubric> {
 struct Page {
     charts: Vec<Chart>,
     problems: Vec<String>,
+    /// Each reported document's section anchor and title.
+    anchors: BTreeMap<DocumentId, (String, String)>,
 }
 
 impl Page {
@@ -325,15 +363,15 @@ impl Page {
             ],
             id,
         );
-        let progress = sorted(plan.progress.as_deref().unwrap_or_default());
+        let progress = readings(plan.progress.as_deref().unwrap_or_default());
         let goal_ids: BTreeSet<&str> = plan.goals.iter().map(|g| g.id.as_str()).collect();
         let mut problems = Vec::new();
-        let stray: Vec<&&Measurement> = progress
+        let stray: Vec<&Reading> = progress
             .iter()
-            .filter(|m| !m.goal.as_deref().is_some_and(|g| goal_ids.contains(g)))
+            .filter(|m| !m.goal.is_some_and(|g| goal_ids.contains(g)))
             .collect();
         if !stray.is_empty() {
-            let named: BTreeSet<&str> = stray.iter().filter_map(|m| m.goal.as_deref()).collect();
+            let named: BTreeSet<&str> = stray.iter().filter_map(|m| m.goal).collect();
             let which = if named.is_empty() {
                 String::new()
             } else {
@@ -360,10 +398,10 @@ impl Page {
         );
 
         for (n, goal) in plan.goals.iter().enumerate() {
-            let measured: Vec<&Measurement> = progress
+            let measured: Vec<Reading> = progress
                 .iter()
-                .copied()
-                .filter(|m| m.goal.as_deref() == Some(goal.id.as_str()))
+                .filter(|m| m.goal == Some(goal.id.as_str()))
+                .cloned()
                 .collect();
             self.goal(out, id, n + 1, goal, &measured, plan);
         }
@@ -375,7 +413,7 @@ impl Page {
         } else {
             out.push_str(
                 "<table class=\"activities\"><thead><tr><th>#</th><th>Activity</th>\
-                 <th>Goals</th><th>Owner</th><th>Cadence</th><th>Status</th></tr></thead><tbody>\n",
+                 <th>Goals</th><th>Who acts</th><th>Owner</th><th>Cadence</th><th>Status</th></tr></thead><tbody>\n",
             );
             for (n, (_, activity)) in activities.iter().enumerate() {
                 let goals: Vec<String> = activity
@@ -388,13 +426,21 @@ impl Page {
                     })
                     .collect();
                 let status = label(&activity.status);
+                let who = match &activity.kind {
+                    Some(ActivityKind::CoachSupport) => "coach support".to_owned(),
+                    Some(ActivityKind::ClientAction) => "leader's action".to_owned(),
+                    Some(ActivityKind::Unknown(other)) => other.clone(),
+                    None => "—".to_owned(),
+                };
                 let _ = writeln!(
                     out,
                     "<tr><td class=\"rank\">{}</td><td>{}</td><td class=\"nowrap\">{}</td>\
-                     <td>{}</td><td>{}</td><td><span class=\"status {}\">{}</span></td></tr>",
+                     <td class=\"nowrap\">{}</td><td>{}</td><td>{}</td>\
+                     <td><span class=\"status {}\">{}</span></td></tr>",
                     n + 1,
                     esc(&activity.title),
                     esc(&goals.join(", ")),
+                    esc(&who),
                     esc(activity.owner.as_deref().unwrap_or("—")),
                     esc(activity.cadence.as_deref().unwrap_or("—")),
                     class_name(&status),
@@ -412,7 +458,7 @@ impl Page {
         id: &DocumentId,
         n: usize,
         goal: &Goal,
-        measured: &[&Measurement],
+        measured: &[Reading],
         plan: &WorkPlan,
     ) {
         let _ = writeln!(
@@ -420,6 +466,21 @@ impl Page {
             "<div class=\"goal\">\n<h3><span class=\"goal-n\">Goal {n}</span></h3>\n<p class=\"goal-text\">{}</p>",
             esc(&goal.text)
         );
+        if let Some(capacity) = &goal.capacity {
+            let _ = writeln!(
+                out,
+                "<p class=\"muted\"><b>Leader capacity</b> {}</p>",
+                esc(capacity)
+            );
+        }
+        if let Some(student_goals) = goal.student_goals.as_deref().filter(|g| !g.is_empty()) {
+            let _ = writeln!(
+                out,
+                "<p class=\"muted\"><b>Serves student goal{}</b> {}</p>",
+                plural(student_goals.len()),
+                esc(&student_goals.join(", "))
+            );
+        }
         if let Some(measure) = &goal.measure {
             let _ = writeln!(
                 out,
@@ -480,33 +541,21 @@ impl Page {
                 }
                 out.push_str("</div>\n");
 
-                let chart = Chart {
-                    id: self.next_chart_id(),
-                    document: id.clone(),
-                    kind: ChartKind::GoalProgress,
-                    title: match goal.target {
-                        Some(target) => format!("Goal {n}: progress toward {}", num(target)),
-                        None => format!("Goal {n}: progress"),
+                self.time_chart(
+                    out,
+                    TimeChart {
+                        document: id,
+                        kind: ChartKind::GoalProgress,
+                        title: match goal.target {
+                            Some(target) => format!("Goal {n}: progress toward {}", num(target)),
+                            None => format!("Goal {n}: progress"),
+                        },
+                        readings: measured,
+                        annotations: &[],
+                        target: goal.target,
+                        baseline: goal.baseline,
                     },
-                    series: vec![Series {
-                        name: "Measured".into(),
-                        points: measured
-                            .iter()
-                            .map(|m| Point {
-                                x: m.at,
-                                y: m.value,
-                            })
-                            .collect(),
-                    }],
-                    y_labels: Vec::new(),
-                    median: None,
-                    target: goal.target,
-                    baseline: goal.baseline,
-                };
-                let notes = notes_of(measured);
-                figure(out, &chart, Size::WIDE, &notes);
-                notes_list(out, &notes);
-                self.charts.push(chart);
+                );
             }
         }
         let indicators: Vec<&str> = plan
@@ -542,6 +591,20 @@ impl Page {
                             out,
                             " <span class=\"artefact\">{}</span>",
                             esc(strip_scheme(url))
+                        );
+                    }
+                    if let Some(feedback) = &e.feedback {
+                        let _ = write!(
+                            out,
+                            "<br><b class=\"sub\">Feedback given</b> {}",
+                            esc(feedback)
+                        );
+                    }
+                    if let Some(change) = &e.change_in_practice {
+                        let _ = write!(
+                            out,
+                            "<br><b class=\"sub\">Change in practice</b> {}",
+                            esc(change)
                         );
                     }
                     out.push_str("</li>");
@@ -631,7 +694,40 @@ impl Page {
                 }
             }
         }
+        let focus = sa.focus.as_deref().unwrap_or_default();
+        for f in focus {
+            if rubric.element(&f.element).is_none() {
+                problems.push(format!(
+                    "Focus element {:?} is not in {} version {}; it is shown by its ID.",
+                    f.element, rubric.name, rubric.version
+                ));
+            }
+        }
         self.problems_box(out, problems);
+        out.push_str(
+            "<p class=\"muted growth\">A growth tool, not a score: each element's stages are \
+             shown over time, and never added up or averaged.</p>\n",
+        );
+
+        if !focus.is_empty() {
+            // In the rubric's order, like every other list of elements on the page;
+            // elements the rubric lacks come last.
+            let position = |element: &str| {
+                rubric
+                    .domains
+                    .iter()
+                    .flat_map(|d| &d.elements)
+                    .position(|e| e.id == element)
+                    .unwrap_or(usize::MAX)
+            };
+            let mut focus: Vec<&Focus> = focus.iter().collect();
+            focus.sort_by_key(|f| position(&f.element));
+            out.push_str("<h3>Focus elements</h3>\n<div class=\"stage-grid\">\n");
+            for f in focus {
+                self.stage_element(out, id, rubric, sa, &f.element, Some(f));
+            }
+            out.push_str("</div>\n");
+        }
 
         let stage_label = |stage: &str| match stage_of(stage) {
             Some(i) => esc(&rubric.stages[i].label),
@@ -677,55 +773,113 @@ impl Page {
             }
             out.push_str("</tbody></table>\n");
 
-            out.push_str("<h3>Stage history by element</h3>\n<div class=\"stage-grid\">\n");
-            let y_labels: Vec<String> = rubric.stages.iter().map(|s| s.label.clone()).collect();
-            for &(element, named) in &elements {
-                let history = sa.history(element);
-                let series = |name: &str, pick: fn(&Rating) -> &str| Series {
-                    name: name.into(),
-                    points: history
-                        .iter()
-                        .filter_map(|r| {
-                            stage_of(pick(r)).map(|i| Point {
-                                x: r.at,
-                                y: i as f64,
-                            })
-                        })
-                        .collect(),
+            let others: Vec<(&str, Option<(&str, &str)>)> = elements
+                .iter()
+                .copied()
+                .filter(|(e, _)| !focus.iter().any(|f| f.element == *e))
+                .collect();
+            if !others.is_empty() {
+                let heading = if focus.is_empty() {
+                    "Stage history by element"
+                } else {
+                    "Other rated elements"
                 };
-                let chart = Chart {
-                    id: self.next_chart_id(),
-                    document: id.clone(),
-                    kind: ChartKind::StageHistory,
-                    title: named.map(|(n, _)| n).unwrap_or(element).to_owned(),
-                    series: vec![
-                        series("Current stage", |r| &r.current),
-                        series("Target stage", |r| &r.target),
-                    ],
-                    y_labels: y_labels.clone(),
-                    median: None,
-                    target: None,
-                    baseline: None,
-                };
-                out.push_str("<div class=\"element\">");
-                if let Some((_, domain)) = named {
-                    let _ = write!(out, "<p class=\"eyebrow\">{}</p>", esc(domain));
-                }
-                figure(out, &chart, Size::HALF, &[]);
-                if let Some(last) = history.iter().rev().find(|r| r.evidence.is_some()) {
-                    let _ = write!(
-                        out,
-                        "<blockquote class=\"evidence\"><span class=\"date\">{}</span> {}</blockquote>",
-                        date(last.at),
-                        esc(last.evidence.as_deref().unwrap_or_default())
-                    );
+                let _ = writeln!(out, "<h3>{heading}</h3>\n<div class=\"stage-grid\">");
+                for (element, _) in others {
+                    self.stage_element(out, id, rubric, sa, element, None);
                 }
                 out.push_str("</div>\n");
-                self.charts.push(chart);
             }
-            out.push_str("</div>\n");
         }
         out.push_str("</section>\n");
+    }
+
+    /// One element of a self-assessment: its goal when it is a focus, and its stage
+    /// history (current and target stage over time) as a chart.
+    fn stage_element(
+        &mut self,
+        out: &mut String,
+        id: &DocumentId,
+        rubric: &Rubric,
+        sa: &RubricSelfAssessment,
+        element: &str,
+        focus: Option<&Focus>,
+    ) {
+        // The element's name and its domain's, when the rubric has it.
+        let named = rubric.domains.iter().find_map(|d| {
+            d.elements
+                .iter()
+                .find(|e| e.id == element)
+                .map(|e| (e.name.as_str(), d.name.as_str()))
+        });
+        let history = sa.history(element);
+        let title = named.map(|(n, _)| n).unwrap_or(element);
+        out.push_str("<div class=\"element\">");
+        if let Some((_, domain)) = named {
+            let _ = write!(out, "<p class=\"eyebrow\">{}</p>", esc(domain));
+        }
+        if let Some(f) = focus {
+            let aim = f
+                .target
+                .as_deref()
+                .map(|t| match rubric.stage_index(t) {
+                    Some(i) => format!(" · aiming for <b>{}</b>", esc(&rubric.stages[i].label)),
+                    None => format!(" · aiming for <b>{}</b>", esc(t)),
+                })
+                .unwrap_or_default();
+            let _ = write!(
+                out,
+                "<p class=\"focus-goal\"><b>Goal</b> {}</p><p class=\"muted small\">Chosen {}{aim}</p>",
+                esc(&f.goal),
+                date(f.chosen_at)
+            );
+        }
+        if history.is_empty() {
+            let _ = write!(
+                out,
+                "<p class=\"muted\"><b>{}</b>: not rated yet.</p>",
+                esc(title)
+            );
+        } else {
+            let series = |name: &str, pick: fn(&Rating) -> &str| Series {
+                name: name.into(),
+                points: history
+                    .iter()
+                    .filter_map(|r| {
+                        rubric.stage_index(pick(r)).map(|i| Point {
+                            x: r.at,
+                            y: i as f64,
+                        })
+                    })
+                    .collect(),
+            };
+            let chart = Chart {
+                id: self.next_chart_id(),
+                document: id.clone(),
+                kind: ChartKind::StageHistory,
+                title: title.to_owned(),
+                series: vec![
+                    series("Current stage", |r| &r.current),
+                    series("Target stage", |r| &r.target),
+                ],
+                y_labels: rubric.stages.iter().map(|s| s.label.clone()).collect(),
+                median: None,
+                signals: Vec::new(),
+                target: None,
+                baseline: None,
+            };
+            figure(out, &chart, Size::HALF, &[]);
+            self.charts.push(chart);
+        }
+        if let Some(last) = history.iter().rev().find(|r| r.evidence.is_some()) {
+            let _ = write!(
+                out,
+                "<blockquote class=\"evidence\"><span class=\"date\">{}</span> {}</blockquote>",
+                date(last.at),
+                esc(last.evidence.as_deref().unwrap_or_default())
+            );
+        }
+        out.push_str("</div>\n");
     }
 
     // ----- PDSA cycle ------------------------------------------------------------------
@@ -750,55 +904,9 @@ impl Page {
             esc(&cycle.change_idea)
         );
 
-        let measured = sorted(cycle.measurements.as_deref().unwrap_or_default());
+        let measured = readings(cycle.measurements.as_deref().unwrap_or_default());
         let measure = cycle.measure.as_deref().unwrap_or("Measure");
-        if measured.is_empty() {
-            out.push_str("<h3>Run chart</h3>\n<p class=\"muted\">No measurements yet.</p>\n");
-        } else {
-            let values: Vec<f64> = measured.iter().map(|m| m.value).collect();
-            let median = median(&values);
-            let chart = Chart {
-                id: self.next_chart_id(),
-                document: id.clone(),
-                kind: ChartKind::RunChart,
-                title: format!("Run chart: {measure}"),
-                series: vec![Series {
-                    name: "Measured".into(),
-                    points: measured
-                        .iter()
-                        .map(|m| Point {
-                            x: m.at,
-                            y: m.value,
-                        })
-                        .collect(),
-                }],
-                y_labels: Vec::new(),
-                median,
-                target: None,
-                baseline: None,
-            };
-            let notes = notes_of(&measured);
-            figure(out, &chart, Size::WIDE, &notes);
-            if let Some(median) = median {
-                let signals = signals(&measured, median);
-                if signals.is_empty() {
-                    let _ = writeln!(
-                        out,
-                        "<p class=\"signal none\">No signal yet: no shift (6 or more points in a \
-                         row on one side of the median) and no trend (5 or more points in a row \
-                         going up, or down). {} point{} so far.</p>",
-                        measured.len(),
-                        plural(measured.len())
-                    );
-                } else {
-                    for s in signals {
-                        let _ = writeln!(out, "<p class=\"signal\"><b>Signal</b> {}</p>", esc(&s));
-                    }
-                }
-            }
-            notes_list(out, &notes);
-            self.charts.push(chart);
-        }
+        self.run_chart(out, id, format!("Run chart: {measure}"), &measured, &[]);
 
         out.push_str("<div class=\"pdsa-grid\">\n");
         let text = |t: Option<&str>| match t {
@@ -837,6 +945,315 @@ impl Page {
         );
         out.push_str("</div>\n</section>\n");
     }
+
+    // ----- measure ---------------------------------------------------------------------
+
+    fn measure(&mut self, out: &mut String, anchor: &str, id: &DocumentId, measure: &Measure) {
+        Self::header(
+            out,
+            anchor,
+            ("Measure", "measure"),
+            &measure.name,
+            &[
+                ("Unit", measure.unit.clone()),
+                (
+                    "Type",
+                    measure.r#type.as_ref().map(label).unwrap_or_default(),
+                ),
+            ],
+            id,
+        );
+        let links: Vec<String> = [
+            ("PDSA cycle", &measure.pdsa_cycle),
+            ("Driver diagram", &measure.driver_diagram),
+        ]
+        .into_iter()
+        .filter_map(|(what, url)| url.as_deref().map(|u| (what, u)))
+        .map(|(what, url)| format!("<b>{what}</b> {}", self.link(url)))
+        .collect();
+        if !links.is_empty() {
+            let _ = writeln!(
+                out,
+                "<p class=\"meta\"><span>{}</span></p>",
+                links.join("</span><span>")
+            );
+        }
+        let _ = writeln!(
+            out,
+            "<h3 class=\"label\">Operational definition</h3>\n<blockquote class=\"toa\">{}</blockquote>",
+            esc(&measure.definition)
+        );
+        let points = readings(&measure.points);
+        let annotations: Vec<(i64, &str)> = {
+            let mut sorted: Vec<_> = measure.annotations.iter().flatten().collect();
+            sorted.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.id.cmp(&b.id)));
+            sorted
+                .into_iter()
+                .filter(|a| !a.text.trim().is_empty())
+                .map(|a| (a.at, a.text.as_str()))
+                .collect()
+        };
+        let unit = if measure.unit.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", measure.unit)
+        };
+        self.run_chart(
+            out,
+            id,
+            format!("Run chart: {}{unit}", measure.name),
+            &points,
+            &annotations,
+        );
+        out.push_str("</section>\n");
+    }
+
+    /// A document's URL as a link to its section when it is in the report, else as
+    /// text (the page links nowhere outside itself).
+    fn link(&self, url: &str) -> String {
+        let section = url
+            .parse::<AutomergeUrl>()
+            .ok()
+            .and_then(|u| self.anchors.get(&u.document_id));
+        match section {
+            Some((anchor, title)) => format!("<a href=\"#{anchor}\">{}</a>", esc(title)),
+            None => format!(
+                "<code class=\"url\">{}</code> <span class=\"muted\">(not in this report)</span>",
+                esc(url)
+            ),
+        }
+    }
+
+    // ----- driver diagram ----------------------------------------------------------------
+
+    fn driver_diagram(
+        &mut self,
+        out: &mut String,
+        anchor: &str,
+        id: &DocumentId,
+        diagram: &DriverDiagram,
+    ) {
+        Self::header(
+            out,
+            anchor,
+            ("Driver diagram", "driver"),
+            "Driver diagram",
+            &[
+                ("Primary drivers", diagram.primary.len().to_string()),
+                ("Change ideas", diagram.change_ideas.len().to_string()),
+            ],
+            id,
+        );
+        let _ = writeln!(
+            out,
+            "<h3 class=\"label\">Aim</h3>\n<blockquote class=\"toa aim\">{}</blockquote>",
+            esc(&diagram.aim)
+        );
+
+        // Validation keeps every link inside the diagram; a document read without it
+        // may not, and what hangs loose is said rather than dropped.
+        let mut problems = Vec::new();
+        for s in &diagram.secondary {
+            if !diagram.primary.iter().any(|p| p.id == s.primary) {
+                problems.push(format!(
+                    "Secondary driver {:?} names primary driver {:?}, which is not in the \
+                     diagram; it is not shown.",
+                    s.text, s.primary
+                ));
+            }
+        }
+        for idea in &diagram.change_ideas {
+            if !idea
+                .secondaries
+                .iter()
+                .any(|s| diagram.secondary.iter().any(|d| &d.id == s))
+            {
+                problems.push(format!(
+                    "Change idea {:?} acts on no secondary driver of the diagram; it is not \
+                     shown.",
+                    idea.text
+                ));
+            }
+        }
+        self.problems_box(out, problems);
+
+        out.push_str("<h3>Drivers and change ideas</h3>\n<ol class=\"tree\">\n");
+        for primary in &diagram.primary {
+            let _ = writeln!(
+                out,
+                "<li class=\"primary\"><span class=\"node-kind\">Primary driver</span> {}",
+                esc(&primary.text)
+            );
+            let secondaries = diagram.secondaries_of(&primary.id);
+            if secondaries.is_empty() {
+                out.push_str("<p class=\"muted\">No secondary drivers yet.</p>\n");
+            } else {
+                out.push_str("<ul>\n");
+                for secondary in secondaries {
+                    let _ = writeln!(
+                        out,
+                        "<li class=\"secondary\"><span class=\"node-kind\">Secondary driver</span> {}",
+                        esc(&secondary.text)
+                    );
+                    let ideas = diagram.ideas_for(&secondary.id);
+                    if !ideas.is_empty() {
+                        out.push_str("<ul>\n");
+                        for idea in ideas {
+                            let _ = write!(
+                                out,
+                                "<li class=\"idea\"><span class=\"node-kind\">Change idea</span> {}",
+                                esc(&idea.text)
+                            );
+                            let cycles = idea.cycles.as_deref().unwrap_or_default();
+                            if !cycles.is_empty() {
+                                let tested: Vec<String> =
+                                    cycles.iter().map(|c| self.link(c)).collect();
+                                let _ = write!(
+                                    out,
+                                    "<br><span class=\"tested\">Tested by {}</span>",
+                                    tested.join(", ")
+                                );
+                            }
+                            out.push_str("</li>\n");
+                        }
+                        out.push_str("</ul>\n");
+                    }
+                    out.push_str("</li>\n");
+                }
+                out.push_str("</ul>\n");
+            }
+            out.push_str("</li>\n");
+        }
+        out.push_str("</ol>\n</section>\n");
+    }
+
+    // ----- time charts ---------------------------------------------------------------
+
+    /// A run chart: the values over time with their median and the run chart rules'
+    /// signals, as PDSA cycles and measures show them.
+    fn run_chart(
+        &mut self,
+        out: &mut String,
+        id: &DocumentId,
+        title: String,
+        readings: &[Reading],
+        annotations: &[(i64, &str)],
+    ) {
+        if readings.is_empty() {
+            let _ = writeln!(
+                out,
+                "<h3>{}</h3>\n<p class=\"muted\">No measurements yet.</p>",
+                esc(&title)
+            );
+            return;
+        }
+        self.time_chart(
+            out,
+            TimeChart {
+                document: id,
+                kind: ChartKind::RunChart,
+                title,
+                readings,
+                annotations,
+                target: None,
+                baseline: None,
+            },
+        );
+    }
+
+    /// Chart dated values: a goal's progress (against its target and baseline) or a
+    /// run chart (around its median, with its signals), with the readings' notes and
+    /// the annotations numbered on the chart and listed under it.
+    fn time_chart(&mut self, out: &mut String, spec: TimeChart) {
+        let points: Vec<Point> = spec
+            .readings
+            .iter()
+            .map(|r| Point {
+                x: r.at,
+                y: r.value,
+            })
+            .collect();
+        let run = spec.kind == ChartKind::RunChart;
+        let median = if run {
+            let values: Vec<f64> = points.iter().map(|p| p.y).collect();
+            run_rules::median(&values)
+        } else {
+            None
+        };
+        let signals = median
+            .map(|m| run_rules::signals(&points, m))
+            .unwrap_or_default();
+        let chart = Chart {
+            id: self.next_chart_id(),
+            document: spec.document.clone(),
+            kind: spec.kind,
+            title: spec.title,
+            series: vec![Series {
+                name: "Measured".into(),
+                points,
+            }],
+            y_labels: Vec::new(),
+            median,
+            signals,
+            target: spec.target,
+            baseline: spec.baseline,
+        };
+        let notes = notes_of(spec.readings, spec.annotations);
+        figure(out, &chart, Size::WIDE, &notes);
+        if run {
+            signals_text(out, &chart.signals, spec.readings.len());
+        }
+        notes_list(out, &notes);
+        self.charts.push(chart);
+    }
+}
+
+/// What [`Page::time_chart`] draws.
+struct TimeChart<'a> {
+    document: &'a DocumentId,
+    kind: ChartKind,
+    title: String,
+    readings: &'a [Reading<'a>],
+    annotations: &'a [(i64, &'a str)],
+    target: Option<f64>,
+    baseline: Option<f64>,
+}
+
+/// A signal's rule and which way it points, as the page says them.
+fn signal_words(signal: &Signal) -> (&'static str, &'static str) {
+    match (signal.kind, signal.direction) {
+        (SignalKind::Shift, Direction::Above) => ("shift", "above the median"),
+        (SignalKind::Shift, _) => ("shift", "below the median"),
+        (SignalKind::Trend, Direction::Up) => ("trend", "going up"),
+        (SignalKind::Trend, _) => ("trend", "going down"),
+    }
+}
+
+/// The run chart's signals as sentences, or that there are none yet.
+fn signals_text(out: &mut String, signals: &[Signal], points: usize) {
+    if signals.is_empty() {
+        let _ = writeln!(
+            out,
+            "<p class=\"signal none\">No signal yet: no shift ({} or more points in a row on \
+             one side of the median) and no trend ({} or more points in a row going up, or \
+             down). {points} point{} so far.</p>",
+            run_rules::SHIFT,
+            run_rules::TREND,
+            plural(points)
+        );
+        return;
+    }
+    for s in signals {
+        let (rule, how) = signal_words(s);
+        let _ = writeln!(
+            out,
+            "<p class=\"signal\" data-rule=\"{rule}\"><b>Signal</b> {rule}: {} points in a row \
+             {how}, from {} to {}.</p>",
+            s.length,
+            date(s.from),
+            date(s.to)
+        );
+    }
 }
 
 fn ratings_table(out: &mut String, ratings: &[Rating]) {
@@ -864,36 +1281,81 @@ fn ratings_table(out: &mut String, ratings: &[Rating]) {
     out.push_str("</tbody></table>\n");
 }
 
-/// Measurements oldest first; ties by ID, so every device draws the same line.
-fn sorted(measurements: &[Measurement]) -> Vec<&Measurement> {
-    let mut sorted: Vec<&Measurement> = measurements.iter().collect();
-    sorted.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.id.cmp(&b.id)));
+/// A dated value to chart: a work plan's or PDSA cycle's measurement, or a
+/// measure's data point.
+#[derive(Clone)]
+struct Reading<'a> {
+    id: &'a str,
+    at: i64,
+    value: f64,
+    note: Option<&'a str>,
+    goal: Option<&'a str>,
+}
+
+impl<'a> From<&'a Measurement> for Reading<'a> {
+    fn from(m: &'a Measurement) -> Self {
+        Reading {
+            id: &m.id,
+            at: m.at,
+            value: m.value,
+            note: m.note.as_deref(),
+            goal: m.goal.as_deref(),
+        }
+    }
+}
+
+impl<'a> From<&'a DataPoint> for Reading<'a> {
+    fn from(p: &'a DataPoint) -> Self {
+        Reading {
+            id: &p.id,
+            at: p.at,
+            value: p.value,
+            note: None,
+            goal: None,
+        }
+    }
+}
+
+/// Readings oldest first; ties by ID, so every device draws the same line.
+fn readings<'a, T>(items: &'a [T]) -> Vec<Reading<'a>>
+where
+    &'a T: Into<Reading<'a>>,
+{
+    let mut sorted: Vec<Reading> = items.iter().map(Into::into).collect();
+    sorted.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.id.cmp(b.id)));
     sorted
 }
 
-/// A numbered note on a point of a chart.
+/// A numbered note on a chart: a reading's own note (with its value), or an
+/// annotation of a date (drawn by the reading nearest in time).
 struct Note {
     number: usize,
     x: i64,
     y: f64,
+    value: Option<f64>,
     text: String,
 }
 
-fn notes_of(measured: &[&Measurement]) -> Vec<Note> {
-    measured
-        .iter()
-        .filter_map(|m| {
-            m.note
-                .as_ref()
-                .filter(|n| !n.trim().is_empty())
-                .map(|n| (m, n))
-        })
+fn notes_of(readings: &[Reading], annotations: &[(i64, &str)]) -> Vec<Note> {
+    let own = readings.iter().filter_map(|r| {
+        r.note
+            .filter(|n| !n.trim().is_empty())
+            .map(|n| (r.at, r.value, Some(r.value), n))
+    });
+    let dated = annotations.iter().filter_map(|(at, text)| {
+        let nearest = readings.iter().min_by_key(|r| (r.at - at).unsigned_abs())?;
+        Some((*at, nearest.value, None, *text))
+    });
+    let mut all: Vec<(i64, f64, Option<f64>, &str)> = own.chain(dated).collect();
+    all.sort_by_key(|a| a.0);
+    all.into_iter()
         .enumerate()
-        .map(|(i, (m, note))| Note {
+        .map(|(i, (x, y, value, text))| Note {
             number: i + 1,
-            x: m.at,
-            y: m.value,
-            text: note.clone(),
+            x,
+            y,
+            value,
+            text: text.to_owned(),
         })
         .collect()
 }
@@ -904,100 +1366,19 @@ fn notes_list(out: &mut String, notes: &[Note]) {
     }
     out.push_str("<ol class=\"notes\">");
     for note in notes {
+        let value = note
+            .value
+            .map(|v| format!(" <b>{}</b>", num(v)))
+            .unwrap_or_default();
         let _ = write!(
             out,
-            "<li><span class=\"marker\">{}</span><span class=\"date\">{}</span> <b>{}</b> — {}</li>",
+            "<li><span class=\"marker\">{}</span><span class=\"date\">{}</span>{value} — {}</li>",
             note.number,
             date(note.x),
-            num(note.y),
             esc(&note.text)
         );
     }
     out.push_str("</ol>\n");
-}
-
-/// The median: the middle value, or the mean of the two middle ones.
-fn median(values: &[f64]) -> Option<f64> {
-    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-    if sorted.is_empty() {
-        return None;
-    }
-    sorted.sort_by(f64::total_cmp);
-    let mid = sorted.len() / 2;
-    Some(if sorted.len() % 2 == 1 {
-        sorted[mid]
-    } else {
-        (sorted[mid - 1] + sorted[mid]) / 2.0
-    })
-}
-
-/// The run chart rules' signals: a shift (6 or more points in a row on one side of
-/// the median; points on it neither count nor break the run) and a trend (5 or more
-/// points in a row going up, or down; repeated values neither count nor break it).
-fn signals(measured: &[&Measurement], median: f64) -> Vec<String> {
-    let mut found = Vec::new();
-    // Shifts.
-    let mut run: Vec<&Measurement> = Vec::new();
-    let mut side = 0.0;
-    let flush = |run: &Vec<&Measurement>, side: f64, found: &mut Vec<String>| {
-        if run.len() >= 6 {
-            found.push(format!(
-                "shift: {} points in a row {} the median, from {} to {}.",
-                run.len(),
-                if side > 0.0 { "above" } else { "below" },
-                date(run[0].at),
-                date(run[run.len() - 1].at)
-            ));
-        }
-    };
-    for m in measured {
-        let s = (m.value - median).signum();
-        if m.value == median {
-            continue;
-        }
-        if s != side {
-            flush(&run, side, &mut found);
-            run.clear();
-            side = s;
-        }
-        run.push(m);
-    }
-    flush(&run, side, &mut found);
-
-    // Trends.
-    let mut distinct: Vec<&Measurement> = Vec::new();
-    for m in measured {
-        if distinct.last().is_none_or(|l| l.value != m.value) {
-            distinct.push(m);
-        }
-    }
-    let mut start = 0;
-    let mut direction = 0.0;
-    let report = |from: usize, to: usize, direction: f64, found: &mut Vec<String>| {
-        if to - from + 1 >= 5 {
-            found.push(format!(
-                "trend: {} points in a row going {}, from {} to {}.",
-                to - from + 1,
-                if direction > 0.0 { "up" } else { "down" },
-                date(distinct[from].at),
-                date(distinct[to].at)
-            ));
-        }
-    };
-    for i in 1..distinct.len() {
-        let d = (distinct[i].value - distinct[i - 1].value).signum();
-        if d != direction {
-            if direction != 0.0 {
-                report(start, i - 1, direction, &mut found);
-            }
-            start = i - 1;
-            direction = d;
-        }
-    }
-    if direction != 0.0 && !distinct.is_empty() {
-        report(start, distinct.len() - 1, direction, &mut found);
-    }
-    found
 }
 
 // ----- charts ---------------------------------------------------------------------
@@ -1219,6 +1600,49 @@ fn svg(out: &mut String, chart: &Chart, size: Size, notes: &[Note]) {
             bottom + 20.0,
             date(t)
         );
+    }
+
+    // A run chart's signals, so the eye finds them before reading the sentences under
+    // the chart: a shift as a band on its side of the median over the points it
+    // counted, a trend as a wide stroke under its points.
+    let median_y = chart.median.map(|m| frame.y(m));
+    for signal in &chart.signals {
+        let (rule, how) = signal_words(signal);
+        let title = format!("<title>{rule}: {} points {how}</title>", signal.length);
+        match (signal.kind, median_y) {
+            (SignalKind::Shift, Some(median_y)) => {
+                let pad = 7.0;
+                let (x0, x1) = (frame.x(signal.from) - pad, frame.x(signal.to) + pad);
+                let (y0, y1) = if signal.direction == Direction::Above {
+                    (frame.plot_top(), median_y)
+                } else {
+                    (median_y, bottom)
+                };
+                let _ = writeln!(
+                    out,
+                    "<rect class=\"signal-band shift\" x=\"{x0:.1}\" y=\"{y0:.1}\" width=\"{:.1}\" height=\"{:.1}\">{title}</rect>",
+                    x1 - x0,
+                    y1 - y0,
+                );
+            }
+            (SignalKind::Trend, _) => {
+                let coords: Vec<String> = chart
+                    .series
+                    .first()
+                    .map(|s| s.points.as_slice())
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|p| (signal.from..=signal.to).contains(&p.x))
+                    .map(|p| format!("{:.1},{:.1}", frame.x(p.x), frame.y(p.y)))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "<polyline class=\"signal-trend\" points=\"{}\">{title}</polyline>",
+                    coords.join(" ")
+                );
+            }
+            _ => {}
+        }
     }
 
     // Reference lines, labelled at the right; labels kept apart.
@@ -1497,6 +1921,20 @@ h4 { font-size: 13px; font-weight: 600; letter-spacing: .04em; text-transform: u
 .kind.work-plan { background: #dbeafe; color: #1e40af; }
 .kind.self-assessment { background: #ffedd5; color: #9a3412; }
 .kind.pdsa { background: #ede9fe; color: #5b21b6; }
+.kind.measure { background: #d1fae5; color: #065f46; }
+.kind.driver { background: #fce7f3; color: #9d174d; }
+ol.tree { list-style: none; padding: 0; margin: 8px 0 0; }
+ol.tree ul { list-style: none; margin: 6px 0 6px 10px; padding-left: 18px; border-left: 2px solid var(--line); }
+ol.tree li { margin: 6px 0; }
+ol.tree li.primary { font-weight: 600; border: 1px solid var(--line); border-radius: 10px; padding: 10px 14px; }
+ol.tree li.secondary, ol.tree li.idea { font-weight: 400; }
+.node-kind { display: inline-block; font-size: 10px; font-weight: 700; letter-spacing: .06em; text-transform: uppercase;
+  color: var(--muted); margin-right: 6px; }
+li.idea .node-kind { color: #9d174d; }
+.tested { font-size: 13px; color: var(--muted); }
+.focus-goal { margin: 4px 0 2px; white-space: pre-line; }
+.small { font-size: 13px; margin: 0 0 6px; }
+b.sub { font-size: 12px; color: var(--muted); font-weight: 600; }
 blockquote { margin: 0; padding: 10px 16px; border-left: 4px solid #c7d2fe; background: #f8fafc; border-radius: 0 8px 8px 0; white-space: pre-line; }
 blockquote.evidence { font-size: 13px; border-left-color: #fed7aa; color: #374151; margin-top: 4px; }
 .goal { border-top: 1px solid var(--line); margin-top: 28px; }
@@ -1530,6 +1968,8 @@ svg .dot-second { fill: none; stroke: var(--orange); stroke-width: 2.2; }
 svg .ref-target { stroke: var(--green); stroke-width: 2; stroke-dasharray: 8 5; }
 svg .ref-baseline { stroke: var(--grey); stroke-width: 1.5; stroke-dasharray: 2 4; }
 svg .ref-median { stroke: var(--purple); stroke-width: 2; stroke-dasharray: 8 5; }
+svg .signal-band { fill: #7c3aed; fill-opacity: .09; stroke: #7c3aed; stroke-opacity: .4; stroke-dasharray: 3 3; }
+svg .signal-trend { fill: none; stroke: #f59e0b; stroke-opacity: .45; stroke-width: 12; stroke-linejoin: round; stroke-linecap: round; }
 svg text.reflabel { font-weight: 600; stroke: none; }
 svg text.ref-target { fill: var(--green); } svg text.ref-baseline { fill: #6b7280; } svg text.ref-median { fill: var(--purple); }
 svg .note circle { fill: #fff; stroke: #64748b; stroke-width: 1.2; }
@@ -1563,6 +2003,7 @@ td.rank { font-weight: 700; color: var(--muted); width: 2em; }
 .element figure.chart { margin-top: 2px; }
 .signal { margin: 10px 0 0; padding: 8px 12px; border-radius: 8px; background: #f5f3ff; color: #4c1d95; font-size: 14px; }
 .signal.none { background: #f9fafb; color: var(--muted); }
+.signal[data-rule="trend"] { background: #fffbeb; color: #92400e; }
 .pdsa-grid { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; margin-top: 24px; }
 .card { border: 1px solid var(--line); border-top: 5px solid; border-radius: 10px; padding: 14px 18px; break-inside: avoid; }
 .card p { margin: 0 0 8px; white-space: pre-line; }
@@ -1603,14 +2044,6 @@ mod tests {
             let (y, m, d) = crate::utc::civil_from_days(days);
             assert_eq!(days_from_civil(y, m, d), days);
         }
-    }
-
-    #[test]
-    fn medians_of_odd_and_even_counts() {
-        assert_eq!(median(&[]), None);
-        assert_eq!(median(&[3.0]), Some(3.0));
-        assert_eq!(median(&[5.0, 1.0, 3.0]), Some(3.0));
-        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
     }
 
     #[test]
@@ -1669,57 +2102,6 @@ mod tests {
         assert_eq!(
             esc(r#"<a href="x">'&'</a>"#),
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
-        );
-    }
-
-    fn m(day: i64, value: f64) -> Measurement {
-        Measurement {
-            id: format!("m{day:02}"),
-            at: day * DAY,
-            value,
-            goal: None,
-            note: None,
-            extra: Default::default(),
-        }
-    }
-
-    #[test]
-    fn run_chart_rules_find_shifts_and_trends() {
-        let flat: Vec<Measurement> = [5.0, 6.0, 5.0, 6.0, 5.0, 6.0]
-            .iter()
-            .enumerate()
-            .map(|(i, v)| m(i as i64, *v))
-            .collect();
-        let refs: Vec<&Measurement> = flat.iter().collect();
-        assert!(signals(&refs, 5.5).is_empty());
-
-        // Six above the median (one on it does not break the run), after two below.
-        let shifted: Vec<Measurement> = [1.0, 2.0, 8.0, 9.0, 5.0, 8.0, 7.0, 9.0, 8.0]
-            .iter()
-            .enumerate()
-            .map(|(i, v)| m(i as i64, *v))
-            .collect();
-        let refs: Vec<&Measurement> = shifted.iter().collect();
-        let found = signals(&refs, 5.0);
-        assert_eq!(found.len(), 1, "{found:?}");
-        assert!(
-            found[0].starts_with("shift: 6 points in a row above"),
-            "{found:?}"
-        );
-
-        // Five going up, a repeat in the middle neither counting nor breaking it.
-        let rising: Vec<Measurement> = [9.0, 1.0, 2.0, 2.0, 3.0, 4.0, 5.0]
-            .iter()
-            .enumerate()
-            .map(|(i, v)| m(i as i64, *v))
-            .collect();
-        let refs: Vec<&Measurement> = rising.iter().collect();
-        let found = signals(&refs, 3.0);
-        assert!(
-            found
-                .iter()
-                .any(|s| s.starts_with("trend: 5 points in a row going up")),
-            "{found:?}"
         );
     }
 }

@@ -76,6 +76,51 @@ fn write_fields(
     Ok(())
 }
 
+/// Delete from the document the keys `before` had and `after` lacks, at every depth
+/// (list items matched by `id`): the writer keeps keys it does not know, so keys a
+/// migration or an edit took out of an older document would otherwise stay.
+pub(super) fn drop_removed(
+    tx: &mut impl Transactable,
+    obj: &ObjId,
+    before: &Map<String, Value>,
+    after: &Map<String, Value>,
+) -> Result<()> {
+    for (key, was) in before {
+        let prop = Prop::Map(key.clone());
+        let Some(now) = after.get(key) else {
+            if tx.get(obj, prop.clone())?.is_some() {
+                tx.delete(obj, prop)?;
+            }
+            continue;
+        };
+        match (was, now, tx.get(obj, prop)?) {
+            (Value::Object(was), Value::Object(now), Some((AmValue::Object(ObjType::Map), id))) => {
+                drop_removed(tx, &id, was, now)?;
+            }
+            (Value::Array(was), Value::Array(now), Some((AmValue::Object(ObjType::List), id))) => {
+                let stored = element_ids(tx, &id)?;
+                for item in now.iter().filter_map(Value::as_object) {
+                    let Some(item_id) = item.get("id").and_then(Value::as_str) else {
+                        continue;
+                    };
+                    let old = was
+                        .iter()
+                        .filter_map(Value::as_object)
+                        .find(|o| o.get("id").and_then(Value::as_str) == Some(item_id));
+                    let at = stored.iter().position(|s| s.as_deref() == Some(item_id));
+                    if let (Some(old), Some(at)) = (old, at)
+                        && let Some((AmValue::Object(ObjType::Map), element)) = tx.get(&id, at)?
+                    {
+                        drop_removed(tx, &element, old, item)?;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 fn current_json(tx: &impl Transactable, value: &AmValue<'_>, id: &ObjId) -> Value {
     match value {
         AmValue::Object(kind) => crate::json::subtree_to_json(tx, id, *kind),
