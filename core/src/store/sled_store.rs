@@ -104,7 +104,10 @@ impl SledStore {
             None => {
                 let id = new_storage_id();
                 trees.db.insert(STORAGE_ID_KEY, id.as_str().as_bytes())?;
-                trees.db.flush()?;
+                // A power cut must not forget the name of a store that peers may
+                // already have been told.
+                trees.sync()?;
+                fsync_sled_files(dir)?;
                 id
             }
         };
