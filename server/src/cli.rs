@@ -44,7 +44,12 @@ pub struct AdminArgs {
     /// Keep the store in this PostgreSQL database instead of the data directory,
     /// as `serve --database-url` does (e.g. `postgres://coachsync@127.0.0.1/coachsync`).
     /// The data directory still holds the running server's admin socket.
-    #[arg(long, global = true, env = "COACHSYNC_DATABASE_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "COACHSYNC_DATABASE_URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
 
     /// The address people open the app at, for sign-in links; without it, the

@@ -235,9 +235,8 @@ fn block<T: Send + 'static>(
     runtime.spawn(async move {
         let _ = tx.send(future.await);
     });
-    rx.recv().map_err(|_| {
-        coachsync_core::Error::Storage("postgres: the database task failed".into())
-    })
+    rx.recv()
+        .map_err(|_| coachsync_core::Error::Storage("postgres: the database task failed".into()))
 }
 
 /// Refuse a session whose commits would not be durable; warn when the server

@@ -92,7 +92,10 @@ mod tests {
     #[test]
     fn a_url_is_shown_without_its_password() {
         let url = DatabaseUrl::parse("postgres://coach:s3cret@db.internal:5433/coachsync").unwrap();
-        assert_eq!(url.to_string(), "postgres://coach@db.internal:5433/coachsync");
+        assert_eq!(
+            url.to_string(),
+            "postgres://coach@db.internal:5433/coachsync"
+        );
         assert!(!format!("{url:?}").contains("s3cret"));
     }
 
@@ -100,8 +103,14 @@ mod tests {
     fn bad_urls_are_refused_with_a_reason_and_without_the_password() {
         for (url, want) in [
             ("", "empty"),
-            ("postgres://coach:s3cret@db/coachsync?sslmode=require", "TLS"),
-            ("postgres://coach:s3cret@db:notaport/x", "expected postgres://"),
+            (
+                "postgres://coach:s3cret@db/coachsync?sslmode=require",
+                "TLS",
+            ),
+            (
+                "postgres://coach:s3cret@db:notaport/x",
+                "expected postgres://",
+            ),
             ("postgres:///coachsync", "no host"),
         ] {
             let e = DatabaseUrl::parse(url).unwrap_err().to_string();
