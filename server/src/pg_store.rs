@@ -261,14 +261,14 @@ async fn check_durability(client: &deadpool_postgres::Object) -> std::result::Re
     Ok(())
 }
 
-/// A pool error with the driver's cause, which its own message leaves out.
+/// A pool error in words: the driver's error with its causes (such as "Connection
+/// refused"), which the pool's own message leaves out.
 fn pool_error_text(e: &deadpool_postgres::PoolError) -> String {
-    use std::error::Error as _;
-    match e.source() {
-        Some(source) if !e.to_string().contains(&source.to_string()) => {
-            format!("{e}: {source}")
-        }
-        _ => e.to_string(),
+    use deadpool_postgres::PoolError;
+    match e {
+        PoolError::Backend(e) => driver_error_text(e),
+        PoolError::Timeout(_) => "timed out waiting for a connection".to_owned(),
+        other => other.to_string(),
     }
 }
 
@@ -277,12 +277,22 @@ fn db_err(e: tokio_postgres::Error) -> coachsync_core::Error {
     coachsync_core::Error::Storage(format!("postgres: {}", driver_error_text(&e)))
 }
 
-/// The driver's message, with the server's own (`ERROR: ...`) when there is one.
+/// The driver's message, with the server's own (`ERROR: ...`) when there is one,
+/// or the causes below it (an I/O error's "Connection refused").
 fn driver_error_text(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{}: {}", db.severity(), db.message()),
-        None => e.to_string(),
+    if let Some(db) = e.as_db_error() {
+        return format!("{}: {}", db.severity(), db.message());
     }
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// Heads as stored: 32-byte hashes, concatenated.
