@@ -15,10 +15,13 @@ use coachsync_core::{DocumentId, StorageId};
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 
+/// Opens a store (again); the argument names it if it is created now.
+pub type Opener = Box<dyn Fn(&str) -> Box<dyn Store>>;
+
 /// Where one case's store lives.
 pub struct Location {
-    /// Open the store (again); the argument names it if it is created now.
-    pub open: Box<dyn Fn(&str) -> Box<dyn Store>>,
+    /// Open the store (again).
+    pub open: Opener,
     /// A write this store refuses, if one can be made, to show that a failing batch
     /// applies nothing.
     pub failing_write: Option<StoreWrite>,
