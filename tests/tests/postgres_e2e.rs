@@ -12,6 +12,7 @@ use automerge::{ReadDoc, ScalarValue, transaction::Transactable};
 use coachsync_core::DocumentId;
 use coachsync_tests::postgres::PgCluster;
 use coachsync_tests::server_process::binary;
+use coachsync_tests::site::{Site, WAIT, eventually, relationship, synced, work_plan};
 use coachsync_tests::{Peer, ServerProcess, admin};
 
 fn get_int(peer: &Peer, doc: &DocumentId, key: &str) -> Option<i64> {
@@ -175,6 +176,98 @@ async fn admin_commands_reach_the_database_with_and_without_a_server() -> Result
     );
     let list = String::from_utf8(list.stdout)?;
     assert!(list.contains("ana") && list.contains("ben"), "{list}");
+    Ok(())
+}
+
+/// Files under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_containing(&path, needle));
+        } else if std::fs::read(&path)
+            .unwrap_or_default()
+            .windows(needle.len())
+            .any(|w| w == needle)
+        {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn a_purge_on_a_running_server_leaves_no_byte_in_the_database_tables() -> Result<()> {
+    let Some(cluster) = PgCluster::start_or_skip(
+        "a_purge_on_a_running_server_leaves_no_byte_in_the_database_tables",
+    ) else {
+        return Ok(());
+    };
+    let url = cluster.create_database("purge")?;
+    let mut site = Site::start_with_database(
+        &[
+            ("coach", "coach"),
+            ("principal", "client"),
+            ("root", "admin"),
+        ],
+        &[],
+        &url,
+    )?;
+    let rel = relationship(&site, &["coach"], &["principal"])?;
+    let phone = tempfile::tempdir()?;
+    let coach = site.device(phone.path(), "coach").await?;
+    let plan = coach.create(work_plan(&rel)?).await?;
+    synced(&coach).await?;
+    // A plain string in a change of its own, synced alone: automerge compresses only
+    // changes over 256 bytes, and PostgreSQL only rows over about 2 KiB, so the text
+    // is in the table files as it is.
+    let secret = "Ms Rivera asked for this to stay between us";
+    coach
+        .set(&plan, &"remark".parse()?, serde_json::json!(secret))
+        .await?;
+    synced(&coach).await?;
+    cluster.execute("postgres", "CHECKPOINT")?;
+    let base = cluster.data_dir().join("base");
+    assert!(
+        !files_containing(&base, secret.as_bytes()).is_empty(),
+        "the text is in the table files before the purge, so the check below can fail: {:?}",
+        files_containing(&cluster.data_dir(), secret.as_bytes())
+    );
+
+    let summary = admin(
+        site.server().data_dir(),
+        &["doc", "purge", &format!("automerge:{plan}")],
+    )?;
+    assert!(summary.starts_with("store rewritten"), "{summary}");
+    cluster.execute("postgres", "CHECKPOINT")?;
+    assert_eq!(
+        files_containing(&base, secret.as_bytes()),
+        Vec::<std::path::PathBuf>::new(),
+        "no table file holds the purged text"
+    );
+    // The server goes on: the device drops the document, and it stays gone after a
+    // SIGKILL and restart on the same database.
+    eventually("the coach's device drops the document", async || {
+        Ok(!coach.statuses().await?.iter().any(|s| s.document == plan))
+    })
+    .await?;
+    coach.close().await?;
+    site.restart()?;
+    let fresh = tempfile::tempdir()?;
+    let again = site.device(fresh.path(), "coach").await?;
+    assert!(
+        tokio::time::timeout(WAIT, again.fetch(&plan))
+            .await?
+            .is_err()
+    );
+    let other = again.create(work_plan(&rel)?).await?;
+    synced(&again).await?;
+    assert!(
+        again.value(&other).await.is_ok(),
+        "writes go on after the purge"
+    );
+    again.close().await?;
     Ok(())
 }
 
