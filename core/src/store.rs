@@ -171,6 +171,12 @@ pub trait Store: Send + Sync + 'static {
     /// until it reuses the space. Reads and writes wait while it runs; it is for
     /// rare deliberate removals (a purge), not routine deletes.
     fn vacuum(&self) -> Result<VacuumReport>;
+
+    /// Whether the store answers now: for a store in another process (a database),
+    /// a round trip to it. In-process stores always answer.
+    fn check(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// What [`Store::vacuum`] did.

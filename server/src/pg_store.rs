@@ -432,6 +432,13 @@ impl Store for PostgresStore {
     /// `VACUUM FULL` of the store's tables: see [`vacuum`](self::vacuum) for what
     /// that removes and what it cannot reach (the WAL, backups, standbys). The bytes
     /// reported are those of the store's tables, indexes included.
+    fn check(&self) -> StoreResult<()> {
+        self.with_client(|client| async move {
+            client.simple_query("SELECT 1").await.map_err(db_err)?;
+            Ok(())
+        })
+    }
+
     fn vacuum(&self) -> StoreResult<VacuumReport> {
         self.with_client(|client| async move {
             let bytes_before = vacuum::table_bytes(&client).await?;

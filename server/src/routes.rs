@@ -424,11 +424,30 @@ async fn audit(
 
 /// The store is opened before the listener is bound, so answering at all means it
 /// is open; a closed driver means the server is stopping.
+/// 200 while serving with a store that answers; 503 while stopping, or when the
+/// store (a database) does not answer within two seconds.
 async fn healthz(State(state): State<AppState>) -> Response {
     if state.driver.is_closed() {
-        (StatusCode::SERVICE_UNAVAILABLE, "stopping\n").into_response()
-    } else {
-        (StatusCode::OK, "ok\n").into_response()
+        return (StatusCode::SERVICE_UNAVAILABLE, "stopping\n").into_response();
+    }
+    let store = state.store.clone();
+    let checked = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        tokio::task::spawn_blocking(move || store.check()),
+    )
+    .await;
+    match checked {
+        Ok(Ok(Ok(()))) => (StatusCode::OK, "ok\n").into_response(),
+        Ok(Ok(Err(e))) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the store does not answer: {e}\n"),
+        )
+            .into_response(),
+        Ok(Err(_)) | Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the store does not answer in time\n",
+        )
+            .into_response(),
     }
 }
 

@@ -108,6 +108,12 @@ async fn what_a_server_on_postgres_acknowledged_survives_sigkill_and_restarts() 
         id_of(&storage_line(&mut server).expect("logged")),
         id_of(&first_open)
     );
+    // /healthz says whether the database answers: yes, then not once it is gone.
+    assert_eq!(server.http_get("/healthz").await?.0, 200);
+    drop(cluster);
+    let (status, body) = server.http_get("/healthz").await?;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("does not answer"), "{body}");
     Ok(())
 }
 
