@@ -28,6 +28,13 @@ fn open(dir: &Path) -> SledStore {
     .expect("the store opens")
 }
 
+/// The ID of the `i`th document.
+fn doc_id(i: usize) -> DocumentId {
+    let mut bytes = [7; 16];
+    bytes[..8].copy_from_slice(&(i as u64).to_be_bytes());
+    DocumentId::from_random(bytes)
+}
+
 /// A store of `DOCUMENTS` documents in `dir`, and one more to purge.
 fn filled(dir: &Path) -> (SledStore, DocumentId) {
     let store = open(dir);
@@ -41,24 +48,7 @@ fn filled(dir: &Path) -> (SledStore, DocumentId) {
         tx.put(ROOT, "data", bytes).expect("a put");
         tx.commit();
         writes.push(StoreWrite::Append {
-            document: DocumentId::from_random([
-                (i % 256) as u8,
-                (i / 256) as u8,
-                1,
-                2,
-                3,
-                4,
-                5,
-                6,
-                7,
-                8,
-                9,
-                10,
-                11,
-                12,
-                13,
-                14,
-            ]),
+            document: doc_id(i),
             data: doc.save_after(&[]),
             heads: doc.get_heads(),
         });
@@ -68,24 +58,7 @@ fn filled(dir: &Path) -> (SledStore, DocumentId) {
         }
     }
     store.commit(&writes).expect("a commit");
-    let purged = DocumentId::from_random([
-        (DOCUMENTS % 256) as u8,
-        (DOCUMENTS / 256) as u8,
-        1,
-        2,
-        3,
-        4,
-        5,
-        6,
-        7,
-        8,
-        9,
-        10,
-        11,
-        12,
-        13,
-        14,
-    ]);
+    let purged = doc_id(DOCUMENTS);
     (store, purged)
 }
 

@@ -115,7 +115,8 @@ pub fn check_name(what: &str, name: &str) -> Result<()> {
     }
 }
 
-fn hash(token: &str) -> String {
+/// The SHA-256 of a secret (a token or an invite code), hex: what is stored of it.
+pub fn hash(token: &str) -> String {
     Sha256::digest(token.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))

@@ -45,6 +45,16 @@ pub enum AdminRequest {
     },
     /// List users and their tokens' ids.
     UserList,
+    /// Make a one-time sign-in link for a user.
+    UserInvite {
+        /// The user.
+        name: String,
+        /// Hours until it stops working.
+        expires_hours: u32,
+        /// The address the app is opened at; the running server's own if absent.
+        #[serde(default)]
+        public_url: Option<String>,
+    },
     /// Issue another token for a user.
     TokenIssue {
         /// The user.
@@ -171,7 +181,12 @@ pub struct Admin {
     pub audit: Arc<AuditLog>,
     /// The running server's driver, if any.
     pub driver: Option<DriverHandle>,
+    /// The address the app is opened at, for sign-in links.
+    pub public_url: String,
 }
+
+/// Where sign-in links point when neither the command nor a running server says.
+pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:3030";
 
 fn expiry(now: i64, days: Option<u64>) -> Option<i64> {
     days.map(|d| now.saturating_add((d as i64).saturating_mul(86_400_000)))
@@ -224,6 +239,37 @@ impl Admin {
                     )],
                 )?;
                 Ok(json!({ "user": name, "role": role, "token": token }))
+            }
+            AdminRequest::UserInvite {
+                name,
+                expires_hours,
+                public_url,
+            } => {
+                let base = match public_url {
+                    Some(url) => crate::config::check_public_url(&url)?,
+                    None => self.public_url.clone(),
+                };
+                if expires_hours == 0 {
+                    return Err(Error::Usage("--expires-hours must be at least 1".into()));
+                }
+                let expires_ms = now.saturating_add(i64::from(expires_hours) * 3_600_000);
+                let (code, write) = {
+                    let accounts = self.accounts.read().expect("accounts lock");
+                    crate::invites::create(&accounts, &name, now, expires_ms)?
+                };
+                self.commit(
+                    vec![write],
+                    vec![record(
+                        "invite",
+                        Some(name.clone()),
+                        Some(format!("expires in {expires_hours} h")),
+                    )],
+                )?;
+                Ok(json!({
+                    "user": name,
+                    "link": format!("{base}/#/invite/{code}"),
+                    "expiresMs": expires_ms,
+                }))
             }
             AdminRequest::UserList => {
                 let accounts = self.accounts.read().expect("accounts lock");

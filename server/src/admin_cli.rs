@@ -20,7 +20,10 @@ use crate::error::{Error, Result};
 
 /// Run one admin command, writing its answer to `out`.
 pub async fn run(args: AdminArgs, out: &mut impl Write) -> Result<()> {
-    let request = request(&args.command)?;
+    let mut request = request(&args.command)?;
+    if let AdminRequest::UserInvite { public_url, .. } = &mut request {
+        public_url.clone_from(&args.public_url);
+    }
     let answer = match crate::admin::send(&args.data_dir, &request).await? {
         Some(answer) => answer,
         None => {
@@ -49,6 +52,14 @@ fn request(command: &AdminCommand) -> Result<AdminRequest> {
             expires_days,
         },
         AdminCommand::User(UserCommand::List) => AdminRequest::UserList,
+        AdminCommand::User(UserCommand::Invite {
+            name,
+            expires_hours,
+        }) => AdminRequest::UserInvite {
+            name,
+            expires_hours,
+            public_url: None,
+        },
         AdminCommand::User(UserCommand::Offboard { name, transfer_to }) => AdminRequest::Offboard {
             user: name,
             transfer_to,
@@ -162,6 +173,7 @@ fn execute_offline(dir: &std::path::Path, request: AdminRequest) -> Result<Value
         store: Arc::new(store),
         audit: Arc::new(audit),
         driver: None,
+        public_url: crate::admin::DEFAULT_PUBLIC_URL.to_owned(),
     };
     admin.execute(request, "admin command")
 }
@@ -373,6 +385,19 @@ fn print(command: &AdminCommand, answer: &Value, out: &mut impl Write) -> Result
                 count("updated"),
                 count("unchanged")
             )?;
+        }
+        AdminCommand::User(UserCommand::Invite { name, .. }) => {
+            writeln!(
+                out,
+                "one-time sign-in link for {name}, valid until {} (open it on the device to sign in):",
+                coachsync_core::utc::rfc3339(
+                    std::time::UNIX_EPOCH
+                        + std::time::Duration::from_millis(
+                            answer["expiresMs"].as_i64().unwrap_or(0).max(0) as u64
+                        )
+                )
+            )?;
+            writeln!(out, "{}", text(answer, "link"))?;
         }
         AdminCommand::Doc(DocCommand::Purge { .. }) => {
             for id in answer["purged"].as_array().into_iter().flatten() {

@@ -41,6 +41,11 @@ pub struct AdminArgs {
     )]
     pub data_dir: PathBuf,
 
+    /// The address people open the app at, for sign-in links; without it, the
+    /// running server's own, or `http://127.0.0.1:3030` when none runs.
+    #[arg(long, global = true, env = "COACHSYNC_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: AdminCommand,
@@ -188,6 +193,16 @@ pub enum RelationshipCommand {
 /// `coachsync admin user …`
 #[derive(Debug, Subcommand, Clone)]
 pub enum UserCommand {
+    /// Make a one-time sign-in link for a user; prints it as the last line. Opened
+    /// on a phone, it signs the app in without typing a token.
+    Invite {
+        /// The user.
+        #[arg(long)]
+        name: String,
+        /// Hours until the link stops working.
+        #[arg(long, default_value_t = 72)]
+        expires_hours: u32,
+    },
     /// A user leaves: their relationships and documents pass to another coach
     /// (their private notes stay theirs, unreadable by anyone), their tokens are
     /// revoked, and they sign in no more.
@@ -417,6 +432,16 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "COACHSYNC_LISTEN", default_value = "127.0.0.1:3030")]
     pub listen: SocketAddr,
+
+    /// The address people open the app at, for sign-in links (default `http://` and
+    /// the address listened on).
+    #[arg(long, env = "COACHSYNC_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Serve the coach app from this directory (a build of `app/`) instead of the
+    /// one built into the binary.
+    #[arg(long, env = "COACHSYNC_APP_DIR")]
+    pub app_dir: Option<PathBuf>,
 
     /// Directory of the embedded store; created if missing.
     #[arg(long, env = "COACHSYNC_DATA_DIR", default_value = "./coachsync-data")]

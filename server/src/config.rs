@@ -13,6 +13,11 @@ use crate::rate_limit::Rate;
 pub struct Config {
     /// Where to listen.
     pub listen: SocketAddr,
+    /// Where people open the app, for sign-in links; `None`: `http://` and the
+    /// address actually bound.
+    pub public_url: Option<String>,
+    /// Where the app's files come from.
+    pub app: crate::app_files::AppFiles,
     /// The data directory.
     pub data_dir: PathBuf,
     /// Largest frame accepted.
@@ -106,9 +111,25 @@ impl Config {
                 ));
             }
         };
+        let public_url = match &args.public_url {
+            Some(url) => Some(check_public_url(url)?),
+            None => None,
+        };
+        let app = match &args.app_dir {
+            Some(dir) if !dir.join("index.html").is_file() => {
+                return Err(Error::Config(format!(
+                    "--app-dir {} has no index.html (build the app with `npm run build` in app/)",
+                    dir.display()
+                )));
+            }
+            Some(dir) => crate::app_files::AppFiles::Dir(dir.clone()),
+            None => crate::app_files::AppFiles::Embedded,
+        };
         Ok(Self {
             jwt,
             listen: args.listen,
+            public_url,
+            app,
             data_dir: args.data_dir.clone(),
             max_frame_bytes: args.max_frame_bytes,
             max_document_bytes: args.max_document_bytes,
@@ -134,5 +155,20 @@ impl Config {
                 bytes: args.user_bytes_per_sec as f64,
             },
         })
+    }
+}
+
+/// A public URL as sign-in links start: `http://` or `https://` and a host, with no
+/// trailing `/`.
+pub fn check_public_url(url: &str) -> Result<String> {
+    let trimmed = url.trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.contains(['#', '?', ' ']) => Ok(trimmed.to_owned()),
+        _ => Err(Error::Config(format!(
+            "the public URL {url:?} must be http:// or https:// and a host, such as https://coach.example.org"
+        ))),
     }
 }

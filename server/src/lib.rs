@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod admin_cli;
+pub mod app_files;
 pub mod audit;
 pub mod cli;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod device_cli;
 pub mod driver;
 pub mod error;
 pub mod export;
+pub mod invites;
 pub mod jwt;
 pub mod metrics;
 pub mod purge;

@@ -1,5 +1,5 @@
 //! The HTTP routes: `/sync` (WebSocket), `/api/docs/{id}/grants`, `/api/audit`,
-//! `/healthz`, `/metrics`.
+//! `/api/invites/{code}`, `/api/me`, `/healthz`, `/metrics`, and the coach app at `/`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use crate::accounts::SharedAccounts;
+use crate::app_files::AppFiles;
 use crate::audit::{AuditLog, Record};
 use crate::driver::{DriverHandle, DriverMsg, GrantRequest, Session};
 use crate::jwt::JwtVerifier;
@@ -48,6 +49,10 @@ pub struct AppState {
     pub login_refusals: LoginRefusals,
     /// JWTs from an external identity provider, if configured.
     pub jwt: Option<Arc<JwtVerifier>>,
+    /// The coach app's files.
+    pub app: AppFiles,
+    /// The audit log, for entries written in the same batch as what they record.
+    pub audit_log: Arc<AuditLog>,
 }
 
 /// Build the router.
@@ -57,8 +62,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/docs/{document}/grants", post(grant).delete(revoke))
         .route("/api/docs/{document}/access-log", get(access_log))
         .route("/api/audit", get(audit))
+        .route("/api/invites/{code}", post(redeem_invite))
+        .route("/api/me", get(me))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .fallback(app)
         .with_state(state)
 }
 
@@ -433,4 +441,96 @@ async fn metrics(State(state): State<AppState>) -> Response {
         state.metrics.render(),
     )
         .into_response()
+}
+
+/// The coach app: any other `GET` or `HEAD`.
+async fn app(
+    State(state): State<AppState>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> Response {
+    if method != axum::http::Method::GET && method != axum::http::Method::HEAD {
+        return error(StatusCode::METHOD_NOT_ALLOWED, "not found").into_response();
+    }
+    state.app.response(uri.path())
+}
+
+/// Exchange a one-time sign-in code for a device token.
+async fn redeem_invite(
+    State(state): State<AppState>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    Path(code): Path<String>,
+) -> Result<Response, ApiError> {
+    let store = state.store.clone();
+    let accounts = state.accounts.clone();
+    let audit = state.audit_log.clone();
+    let where_from = from.to_string();
+    let outcome = tokio::task::spawn_blocking(move || {
+        crate::invites::redeem(
+            &*store,
+            &accounts,
+            &code,
+            coachsync_core::utc::unix_ms(),
+            |user| {
+                audit.write(Record {
+                    who: user.name.clone(),
+                    action: "invite-redeemed",
+                    from: Some(where_from),
+                    ..Record::default()
+                })
+            },
+        )
+    })
+    .await
+    .map_err(|e| {
+        error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the exchange failed: {e}"),
+        )
+    })?
+    .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    match outcome {
+        Ok((user, token)) => Ok(axum::Json(json!({
+            "token": token,
+            "user": {"name": user.name, "role": user.role, "org": user.org, "groups": user.groups},
+        }))
+        .into_response()),
+        Err(refusal) => {
+            state.refuse_login(from, &format!("sign-in link: {refusal:?}"));
+            let status = match refusal {
+                crate::invites::Refusal::Unknown => StatusCode::NOT_FOUND,
+                _ => StatusCode::GONE,
+            };
+            Err(error(status, refusal.message()))
+        }
+    }
+}
+
+/// Who the token is for, and the coaching relationships they belong to.
+async fn me(
+    State(state): State<AppState>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let (user, _) = state.authenticate(&headers, &query, from)?;
+    let relationships: Vec<Value> = state
+        .store
+        .meta(coachsync_core::access::RELATIONSHIP_KEY_PREFIX)
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .into_iter()
+        .filter_map(|(_, v)| {
+            serde_json::from_slice::<coachsync_core::access::Relationship>(&v).ok()
+        })
+        .filter(|r| r.is_member(&user))
+        .map(|r| serde_json::to_value(&r).expect("a relationship serializes"))
+        .collect();
+    Ok(axum::Json(json!({
+        "name": user.name,
+        "role": user.role,
+        "org": user.org,
+        "groups": user.groups,
+        "relationships": relationships,
+    }))
+    .into_response())
 }

@@ -89,11 +89,17 @@ impl Server {
             self.audit.clone(),
         )?;
         let driver_task = tokio::spawn(driver.run());
+        let public_url = self
+            .config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
         let admin = Admin {
             accounts: self.accounts.clone(),
             store: self.store.clone(),
             audit: self.audit.clone(),
             driver: Some(handle.clone()),
+            public_url: public_url.clone(),
         };
         let admin_task = self
             .admin_socket
@@ -113,7 +119,13 @@ impl Server {
             rates: RateLimits::new(self.config.connection_rate, self.config.user_rate),
             login_refusals: Default::default(),
             jwt: self.config.jwt.clone().map(Arc::new),
+            app: self.config.app.clone(),
+            audit_log: self.audit.clone(),
         };
+        if !state.app.is_present() {
+            tracing::warn!("this server was built without the coach app: / says so");
+        }
+        tracing::info!("the coach app: {public_url}/");
         tracing::info!(data_dir = %self.config.data_dir.display(), storage_id = %self.store.storage_id(), "store open");
         tracing::info!("listening on {addr}");
         if self.config.allow_anonymous {

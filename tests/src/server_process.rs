@@ -152,6 +152,18 @@ impl ServerProcess {
         token: Option<&str>,
         body: Option<&str>,
     ) -> Result<(u16, String)> {
+        let (status, _, body) = self.http_with_headers(method, path, token, body).await?;
+        Ok((status, body))
+    }
+
+    /// [`http`](Self::http), with the response's header lines (lowercased names).
+    pub async fn http_with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> Result<(u16, Vec<(String, String)>, String)> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut stream = tokio::net::TcpStream::connect(self.addr).await?;
         let mut request = format!(
@@ -179,11 +191,14 @@ impl ServerProcess {
             .nth(1)
             .and_then(|s| s.parse().ok())
             .context("no status line")?;
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        Ok((status, body))
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        let headers = head
+            .lines()
+            .skip(1)
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+            .collect();
+        Ok((status, headers, body.to_owned()))
     }
 
     /// One sample of a metric from `/metrics` (the first line that starts with `name`).

@@ -191,3 +191,20 @@ pub fn files_containing(dir: &Path, needle: &str) -> Vec<std::path::PathBuf> {
     }
     found
 }
+
+/// Assert that `device` does not get `value` at `field` of `document`: it is asked to
+/// sync, and given time that a change it may receive would take.
+pub async fn never_receives(
+    device: &Device,
+    document: &DocumentId,
+    field: &str,
+    value: &str,
+) -> Result<()> {
+    device.sync_now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let seen = &device.value(document).await?[field];
+    if seen == value {
+        bail!("{field} reached the device: {seen}");
+    }
+    Ok(())
+}

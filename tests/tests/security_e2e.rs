@@ -8,7 +8,9 @@ use anyhow::{Context, Result, bail};
 use automerge::sync::SyncDoc as _;
 use coachsync_core::{Device, DeviceConfig, DocumentId, Message, PeerId, SyncEnvelope};
 use coachsync_tests::admin;
-use coachsync_tests::site::{Site, WAIT, eventually, relationship, synced, work_plan};
+use coachsync_tests::site::{
+    Site, WAIT, eventually, never_receives, relationship, synced, work_plan,
+};
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -635,12 +637,7 @@ async fn a_relationships_client_reads_and_edits_its_work_plan_without_a_grant_an
         .set(&doc, &"theoryOfAction".parse()?, json!("after removal"))
         .await?;
     synced(&coach).await?;
-    principal.sync_now();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_ne!(
-        principal.value(&doc).await?["theoryOfAction"],
-        "after removal"
-    );
+    never_receives(&principal, &doc, "theoryOfAction", "after removal").await?;
     for d in [coach, principal, supervisor] {
         d.close().await?;
     }
@@ -851,9 +848,7 @@ async fn when_a_relationship_ends_its_client_reads_for_the_grace_period_and_then
     principal
         .set(&doc, &"title".parse()?, json!("written after the end"))
         .await?;
-    principal.sync_now();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_ne!(coach.value(&doc).await?["title"], "written after the end");
+    never_receives(&coach, &doc, "title", "written after the end").await?;
 
     // The grace period set to nothing: updates stop.
     let second = relationship(&site, &["coach"], &["principal"])?;
@@ -868,12 +863,7 @@ async fn when_a_relationship_ends_its_client_reads_for_the_grace_period_and_then
         .set(&other, &"theoryOfAction".parse()?, json!("after the end"))
         .await?;
     synced(&coach).await?;
-    principal.sync_now();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_ne!(
-        principal.value(&other).await?["theoryOfAction"],
-        "after the end"
-    );
+    never_receives(&principal, &other, "theoryOfAction", "after the end").await?;
     let fresh = tempfile::tempdir()?;
     let again = site.device(fresh.path(), "principal").await?;
     assert!(
@@ -975,9 +965,7 @@ async fn a_team_that_is_a_client_reads_and_writes_through_its_group_membership()
         Ok(teacher_b.value(&plan).await?["title"] == "after the move")
     })
     .await?;
-    teacher_a.sync_now();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_ne!(teacher_a.value(&plan).await?["title"], "after the move");
+    never_receives(&teacher_a, &plan, "title", "after the move").await?;
     for d in [coach, teacher_a, teacher_b] {
         d.close().await?;
     }

@@ -98,9 +98,17 @@ const OBSERVATION_LEAVES = {
   schema: "plain", // the literal "observation"
   schemaVersion: "number",
   title: "text",
+  observer: "plain", // string
   setting: "plain", // enumeration
   observedAt: "number", // timestamp (ms)
+  endedAt: "number", // timestamp (ms)
   school: "plain", // string
+  "observed.role": "plain", // string
+  "observed.grade": "plain", // string
+  "observed.subject": "plain", // string
+  "observed.name": "plain", // string
+  "observed.consent.given": "boolean",
+  "observed.consent.at": "number", // timestamp (ms)
   context: "text",
   "template.id": "plain", // string
   "template.version": "number",
@@ -115,6 +123,8 @@ const OBSERVATION_LEAVES = {
 };
 /** The documented containers: lists are JS arrays, maps and objects plain objects. */
 const OBSERVATION_CONTAINERS = {
+  observed: "object",
+  "observed.consent": "object",
   template: "object",
   lookFors: "map",
   "lookFors.*": "object",
@@ -163,6 +173,10 @@ function assertDocumentedTypes(doc, expected, { generic = "", path = "doc", seen
       assert.ok(isImmutableString(doc), `${path} is a plain value, so a JS client reads an ImmutableString (got ${describe(doc)})`);
       assert.equal(doc.toString(), expected, `${path} holds the template's value`);
       break;
+    case "boolean":
+      assert.equal(typeof doc, "boolean", `${path} is a boolean (got ${describe(doc)})`);
+      assert.equal(doc, expected, `${path} holds the template's value`);
+      break;
     case "number":
       assert.equal(typeof doc, "number", `${path} is a number (got ${describe(doc)})`);
       assert.equal(doc, expected, `${path} holds the template's value`);
@@ -195,7 +209,7 @@ async function jsWaitFor(js, handle, predicate, label) {
 test("a JS client reads an observation created with the CLI and sees the documented fields", { timeout: 60_000 }, async () => {
   const example = await template("observation");
   assert.equal(example.schema, "observation", "the template is an observation");
-  assert.equal(example.schemaVersion, 2, "the template is of the current version, 2");
+  assert.equal(example.schemaVersion, 3, "the template is of the current version, 3");
 
   const { device, url, js, handle } = await observationEverywhere(example);
   try {
@@ -205,7 +219,7 @@ test("a JS client reads an observation created with the CLI and sees the documen
 
     const doc = handle.doc();
     assert.equal(String(doc.schema), "observation", "schema");
-    assert.equal(doc.schemaVersion, 2, "schemaVersion");
+    assert.equal(doc.schemaVersion, 3, "schemaVersion");
 
     // Each field the example has, with its documented representation and the example's value.
     const seen = assertDocumentedTypes(doc, example);
