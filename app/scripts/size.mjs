@@ -5,6 +5,8 @@ import { gzipSync } from "node:zlib";
 import { join } from "node:path";
 
 const dir = new URL("../dist/assets/", import.meta.url).pathname;
+import { existsSync } from "node:fs";
+if (!existsSync(dir)) process.exit(0); // built elsewhere (--outDir)
 let raw = 0;
 let gz = 0;
 let wasm;

@@ -126,6 +126,21 @@ export class Device {
       if (peerId === this.#serverPeer) this.#serverPeer = undefined;
       this.#emit();
     });
+    // The browser knows before the socket does: a phone that loses its network
+    // keeps a dead socket open for a long while. Drop it at once (the status then
+    // says "saved on this phone"), and reconnect as soon as the network is back
+    // instead of waiting for the adapter's next retry.
+    addEventListener("offline", () => {
+      try {
+        (this.adapter as any).socket?.close();
+      } catch {
+        /* already closed */
+      }
+    });
+    addEventListener("online", () => {
+      const a = this.adapter as any;
+      if (!this.connected && a.peerId) a.connect(a.peerId, a.peerMetadata);
+    });
     addEventListener("pagehide", () => void this.repo.flush());
     document.addEventListener("visibilitychange", () => {
       if (document.visibilityState === "hidden") void this.repo.flush();
