@@ -62,7 +62,7 @@ function InviteScreen({ code, onSignedIn }: { code: string; onSignedIn: (s: Sess
     started.current = true;
     redeemInvite(code)
       .then(session => {
-        history.replaceState(null, "", "/#/");
+        location.replace("#/"); // the one-time code leaves the address bar and history
         onSignedIn(session);
       })
       .catch(e => setError(e instanceof InviteError ? e.message : `Could not sign in: ${e.message}`));

@@ -36,7 +36,10 @@ function startDevice(session: Session): Device {
       (device as any).session.user = updated.user;
     })
     .catch(() => undefined)
-    .finally(() => void device.syncRelationshipIndexes());
+    .finally(async () => {
+      await device.syncRelationshipIndexes();
+      await device.publishPending();
+    });
   return device;
 }
 

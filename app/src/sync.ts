@@ -69,6 +69,8 @@ export interface DocMeta {
   remoteOnly?: boolean;
   /** Listed in the relationship's shared index already. */
   indexed?: boolean;
+  /** To be listed in the relationship's shared index (kept until it is). */
+  publish?: boolean;
 }
 
 const DOCS_KEY = "cs:docs";
@@ -365,8 +367,12 @@ export class Device {
     return handle;
   }
 
-  /** Lists a document in its relationship's shared index. */
+  /**
+   * Lists a document in its relationship's shared index. The intent is written
+   * first (synchronously), so a page closed half-way publishes at the next start.
+   */
   async publishToRelationship(rel: Relationship, id: DocumentId, entry: { kind: string; title: string; school?: string }) {
+    this.updateMeta(id, { publish: true, relationship: rel.id });
     const index = await this.relationshipIndex(rel);
     if (!index) return;
     await this.change(index, (d: any) => {
@@ -379,7 +385,16 @@ export class Device {
         at: Date.now(),
       };
     });
-    this.updateMeta(id, { indexed: true });
+    this.updateMeta(id, { indexed: true, publish: false });
+  }
+
+  /** Publishes what an earlier session meant to publish and did not finish. */
+  async publishPending() {
+    for (const meta of this.metas()) {
+      if (!meta.publish || meta.indexed) continue;
+      const rel = this.session.relationships.find(r => r.id === meta.relationship);
+      if (rel) await this.publishToRelationship(rel, meta.id, { kind: meta.kind, title: meta.title, school: meta.school });
+    }
   }
 
   /** Reads every relationship's index and lists the documents it names. */
