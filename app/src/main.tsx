@@ -21,7 +21,7 @@ function Root({ initial }: { initial?: Session }) {
     window.coachsync = { device, ready: true, bootMs: performance.now() - t0 };
     document.documentElement.dataset.ready = "1";
   }, [device]);
-  if (!device) return <SignedOutApp hash={hash} onSignedIn={s => setDevice(startDevice(s))} />;
+  if (!device) return <SignedOutApp hash={hash} onSignedIn={s => void initAutomerge().then(() => setDevice(startDevice(s)))} />;
   return <SignedInApp device={device} hash={hash} />;
 }
 
@@ -45,13 +45,16 @@ function startDevice(session: Session): Device {
 
 async function boot() {
   await wipeIfRequested();
-  await initAutomerge();
+  const session = loadSession();
+  // Signed out, nothing needs automerge: loading it would put its wasm back in the
+  // cache that sign-out just emptied.
+  if (session) await initAutomerge();
   if ("serviceWorker" in navigator && import.meta.env.PROD) {
     navigator.serviceWorker.register("/sw.js").catch(e => console.warn("service worker:", e));
   }
   const app = document.getElementById("app")!;
   app.textContent = "";
-  render(<Root initial={loadSession()} />, app);
+  render(<Root initial={session} />, app);
 }
 
 void boot();

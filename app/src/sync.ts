@@ -425,8 +425,12 @@ export class Device {
   }
 }
 
-export async function initAutomerge() {
-  await initializeWasm(new Uint8Array(await (await fetch(automergeWasmUrl)).arrayBuffer()));
+let wasmReady: Promise<void> | undefined;
+export function initAutomerge(): Promise<void> {
+  wasmReady ??= fetch(automergeWasmUrl)
+    .then(r => r.arrayBuffer())
+    .then(bytes => initializeWasm(new Uint8Array(bytes)));
+  return wasmReady;
 }
 
 // --- helpers -----------------------------------------------------------------

@@ -19,6 +19,9 @@ export function CoachingLogScreen({ id, handle, doc }: { id: DocumentId; handle:
   const add = async (e: Event) => {
     e.preventDefault();
     const mins = Math.max(0, Math.min(1440, Math.round(Number(minutes) || 0)));
+    const [sum, nextSteps] = [summary.trim(), next.trim()];
+    setSummary("");
+    setNext("");
     await device.change(handle, d => {
       const s: any = {
         id: uid("ses"),
@@ -31,12 +34,10 @@ export function CoachingLogScreen({ id, handle, doc }: { id: DocumentId; handle:
           .filter(Boolean)
           .map(p => new A.ImmutableString(p)),
       };
-      if (summary.trim()) s.summary = summary.trim();
-      if (next.trim()) s.nextSteps = next.trim();
+      if (sum) s.summary = sum;
+      if (nextSteps) s.nextSteps = nextSteps;
       d.sessions.push(s);
     });
-    setSummary("");
-    setNext("");
   };
   return (
     <Page title={`Coaching log: ${str(doc.coach)} and ${str(doc.client)}`} back="#/">

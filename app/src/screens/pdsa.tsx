@@ -16,14 +16,15 @@ export function PdsaScreen({ id, handle, doc }: { id: DocumentId; handle: DocHan
     e.preventDefault();
     const v = Number(value);
     if (value.trim() === "" || !Number.isFinite(v)) return;
+    const text = note.trim();
+    setValue("");
+    setNote("");
     await device.change(handle, d => {
       if (!d.measurements) d.measurements = [];
       const m: any = { id: uid("m"), at: new Date(`${date}T12:00:00`).getTime(), value: v };
-      if (note.trim()) m.note = note.trim();
+      if (text) m.note = text;
       d.measurements.push(m);
     });
-    setValue("");
-    setNote("");
   };
   const set = (field: string, v: string) =>
     device.change(handle, d => {
