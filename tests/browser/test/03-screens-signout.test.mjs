@@ -107,6 +107,12 @@ test("sign-out warns about changes not yet on the server, then deletes every loc
   await page.goto(`${server.url}/#/`);
   await waitFor(async () => /Everything on this phone is safe/.test(await page.getByTestId("outbox-summary").textContent()), { timeout: 30_000, label: "everything synced" });
   assert.ok((await page.evaluate(() => caches.keys())).length > 0, "the app shell is cached");
+  const cdp = await context.newCDPSession(page);
+  const { installabilityErrors } = await cdp.send("Page.getInstallabilityErrors");
+  // Playwright's contexts are incognito, where nothing installs; anything else counts.
+  assert.deepEqual(installabilityErrors.filter(e => e.errorId !== "in-incognito"), [], "Chromium finds the app installable");
+  const manifest = await (await page.request.get(`${server.url}/manifest.webmanifest`)).json();
+  assert.equal(manifest.display, "standalone");
 
   await context.setOffline(true);
   await page.goto(`${server.url}/#/new/walkthrough`);
