@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useErrorBoundary, useEffect, useRef, useState } from "preact/hooks";
 import { KIND_LABEL, newCoachingLog, newPdsaCycle, newSelfAssessment, newWorkPlan } from "./domain";
 import { CaptureScreen, NewWalkthrough } from "./screens/capture";
 import { CoachingLogScreen } from "./screens/log";
@@ -88,10 +88,32 @@ export function SignedInApp({ device, hash }: { device: Device; hash: string }) 
     <DeviceContext.Provider value={device}>
       <Header />
       <main id="main">
-        <Route hash={hash} />
+        <Boundary key={hash}>
+          <Route hash={hash} />
+        </Boundary>
       </main>
     </DeviceContext.Provider>
   );
+}
+
+/**
+ * A screen that fails to render shows why instead of freezing the app (an
+ * uncaught render error would stop Preact from rendering anything again).
+ */
+function Boundary({ children }: { children: any }) {
+  const [error, reset] = useErrorBoundary(e => console.error("coachsync: a screen failed", e));
+  if (error)
+    return (
+      <Page title="Something went wrong">
+        <p class="error" role="alert" data-testid="screen-error">
+          This screen failed: {String((error as Error)?.message ?? error)}. Your documents are safe on this phone.
+        </p>
+        <button type="button" onClick={reset}>
+          Try again
+        </button>
+      </Page>
+    );
+  return children;
 }
 
 function Header() {

@@ -124,7 +124,7 @@ export function newSelfAssessment(o: { leader: string; relationship?: string }) 
     schemaVersion: VERSIONS["rubric-self-assessment"],
     rubric: { id: s(RUBRIC.id), version: RUBRIC.version },
     leader: s(o.leader),
-    focus: [],
+    // No `focus` until the leader chooses one: the list, when present, holds 1 to 5.
     ratings: [],
   };
   if (o.relationship) doc.relationship = s(o.relationship);

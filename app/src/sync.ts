@@ -157,6 +157,10 @@ export class Device {
     return this.#lastConnectedAt;
   }
 
+  _debugListeners() {
+    return this.#listeners.size;
+  }
+
   subscribe(listener: Listener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);

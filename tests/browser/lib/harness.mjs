@@ -219,3 +219,22 @@ export async function currentDocId(page) {
 export async function tokenOf(page) {
   return page.evaluate(() => JSON.parse(localStorage.getItem("cs:session") || "null")?.token);
 }
+
+/**
+ * Validates a document's JSON as the project's own code does (`coachsync device
+ * create` refuses an invalid coaching document and names every problem).
+ */
+export async function validateDocument(json) {
+  const dir = await mkdtemp(join(tmpdir(), "coachsync-validate-"));
+  try {
+    const child = spawn(SERVER_BIN, ["device", "create", "--data-dir", dir], { stdio: ["pipe", "pipe", "pipe"] });
+    let err = "";
+    child.stderr.setEncoding("utf8").on("data", c => (err += c));
+    child.stdout.resume();
+    child.stdin.end(JSON.stringify(json));
+    const code = await withTimeout(new Promise(r => child.once("close", r)), 30_000, "coachsync device create");
+    return code === 0 ? "valid" : err.trim();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}

@@ -61,7 +61,13 @@ test("after one online visit the app opens offline, reloads, and captures a walk
   assert.match(await coachPage.getByTestId("connection").textContent(), /Offline/);
 
   await coachPage.goto(`${server.url}/#/new/walkthrough`);
-  await coachPage.getByLabel("hallway").check();
+  try {
+    await coachPage.getByLabel("hallway").check({ timeout: 10_000 });
+  } catch (e) {
+    await shot(coachPage, "fail-offline-new-walkthrough");
+    console.error(`url ${coachPage.url()}; body: ${(await coachPage.locator("body").innerText()).slice(0, 500)}`);
+    throw e;
+  }
   await coachPage.getByTestId("template").selectOption("hallway-walkthrough");
   await coachPage.getByTestId("title").fill("Hallway walkthrough after 2nd block");
   await coachPage.getByTestId("start-walkthrough").click();

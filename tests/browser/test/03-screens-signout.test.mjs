@@ -5,7 +5,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { before, test } from "node:test";
-import { launchBrowser, newContext, seedPeople, shot, signIn, startServer, useCleanup, waitFor, waitForServiceWorker } from "../lib/harness.mjs";
+import { readFromServer } from "../lib/client.mjs";
+import { launchBrowser, tokenOf, validateDocument, newContext, seedPeople, shot, signIn, startServer, useCleanup, waitFor, waitForServiceWorker } from "../lib/harness.mjs";
 
 const require = createRequire(import.meta.url);
 const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
@@ -87,8 +88,24 @@ test("axe-core finds no serious or critical violation on the main screens", { ti
   await page.goto(`${server.url}/#/account`);
   await audit("account");
 
-  // The keyboard alone reaches "New walkthrough" and starts one.
+  // Every document the app wrote is valid as docs/DOMAIN.md defines it.
+  const token = await tokenOf(page);
+  const metas = Object.values(await page.evaluate(() => JSON.parse(localStorage.getItem("cs:docs"))));
+  const kinds = new Set();
+  for (const meta of metas) {
+    const doc = await waitFor(async () => {
+      const d = await readFromServer(server, token, meta.id).catch(() => undefined);
+      return d && d !== "unavailable" ? d : undefined;
+    }, { timeout: 30_000, interval: 500, label: `${meta.kind} ${meta.id} on the server` });
+    assert.equal(await validateDocument(doc), "valid", `${meta.kind}: ${JSON.stringify(doc)}`);
+    kinds.add(doc.schema);
+  }
+  assert.deepEqual([...kinds].sort(), ["coaching-log", "coaching-relationship", "observation", "observation-private-notes", "pdsa-cycle", "rubric-self-assessment", "work-plan"]);
+
+  // The keyboard alone reaches "New walkthrough" and starts one, from the heading
+  // that takes the focus when a screen opens.
   await page.goto(`${server.url}/#/`);
+  await page.waitForFunction(() => document.activeElement?.id === "page-title");
   let reached = false;
   for (let i = 0; i < 12 && !reached; i++) {
     await page.keyboard.press("Tab");
@@ -96,16 +113,36 @@ test("axe-core finds no serious or critical violation on the main screens", { ti
   }
   assert.ok(reached, "Tab reaches the New walkthrough link");
   await page.keyboard.press("Enter");
-  await page.waitForURL(/#\/new\/walkthrough/);
+  await page.waitForURL(/#\/new\/walkthrough/, { timeout: 10_000 }).catch(async e => {
+    await shot(page, "fail-keyboard-new");
+    console.error(`url ${page.url()}; active ${await page.evaluate(() => document.activeElement?.outerHTML.slice(0, 200))}; body ${(await page.locator("main").innerText()).slice(0, 300)}`);
+    throw e;
+  });
+  // The app moves focus to the new page's heading; then the keyboard goes on from there.
+  await page.waitForFunction(() => document.activeElement?.id === "page-title");
   await page.getByTestId("start-walkthrough").focus();
   await page.keyboard.press("Enter");
-  await page.waitForURL(/#\/doc\//);
+  await page.waitForURL(/#\/doc\//, { timeout: 10_000 }).catch(async e => {
+    await shot(page, "fail-keyboard-start");
+    console.error(`url ${page.url()}; active ${await page.evaluate(() => document.activeElement?.outerHTML.slice(0, 200))}; body ${(await page.locator("main").innerText()).slice(0, 300)}`);
+    throw e;
+  });
 });
 
 test("sign-out warns about changes not yet on the server, then deletes every local copy", { timeout: 90_000 }, async () => {
   await waitForServiceWorker(page);
   await page.goto(`${server.url}/#/`);
-  await waitFor(async () => /Everything on this phone is safe/.test(await page.getByTestId("outbox-summary").textContent()), { timeout: 30_000, label: "everything synced" });
+  await waitFor(async () => /Everything on this phone is safe/.test(await page.getByTestId("outbox-summary").textContent()), { timeout: 30_000, label: "everything synced" }).catch(async e => {
+    console.error(`url ${page.url()}; body ${(await page.locator("main").innerText()).slice(0, 300)}`);
+    console.error(await page.evaluate(() => {
+      const d = window.coachsync.device;
+      return JSON.stringify({ listeners: d._debugListeners?.(), connected: d.connected, dirty: Object.values(JSON.parse(localStorage.getItem("cs:docs"))).filter(m => m.dirty), heads: d.outbox().map(id => [id, d.repo.handles[id]?.heads(), d.repo.handles[id]?.state]) });
+    }));
+    await page.goto(`${server.url}/#/account`);
+    await page.goto(`${server.url}/#/`);
+    console.error(`after a route change: ${await page.getByTestId("outbox-summary").textContent()}`);
+    throw e;
+  });
   assert.ok((await page.evaluate(() => caches.keys())).length > 0, "the app shell is cached");
   const cdp = await context.newCDPSession(page);
   const { installabilityErrors } = await cdp.send("Page.getInstallabilityErrors");
