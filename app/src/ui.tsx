@@ -18,7 +18,13 @@ export function useDevice(): Device {
 export function useDeviceTick() {
   const device = useDevice();
   const [, set] = useState(0);
-  useEffect(() => device.subscribe(() => set(n => n + 1)), [device]);
+  useEffect(() => {
+    const off = device.subscribe(() => set(n => n + 1));
+    // Effects run after paint: whatever changed between the render and now was
+    // not heard, so render once more.
+    set(n => n + 1);
+    return off;
+  }, [device]);
   return device;
 }
 
