@@ -117,6 +117,7 @@ export class Device {
       this.#lastConnectedAt = Date.now();
       const storageId = this.repo.getStorageIdOfPeer(peerId);
       if (storageId) {
+        if (this.#serverStorageId && this.#serverStorageId !== storageId) this.#forgetServer();
         this.#serverStorageId = storageId;
         localStorage.setItem(SERVER_KEY, storageId);
         for (const [id, handle] of this.#tracked) this.#readSyncInfo(id, handle);
@@ -147,6 +148,20 @@ export class Device {
     document.addEventListener("visibilitychange", () => {
       if (document.visibilityState === "hidden") void this.repo.flush();
     });
+  }
+
+  /**
+   * A server with another storage ID is another store (its data was replaced or
+   * restored): nothing it acknowledged before counts. Every document goes back to
+   * the outbox and is synced again.
+   */
+  #forgetServer() {
+    this.#serverHeads.clear();
+    for (const meta of this.metas()) {
+      if (meta.remoteOnly) continue;
+      this.#metas[meta.id] = { ...meta, safeHeads: undefined, safeAt: undefined, dirty: true };
+    }
+    localStorage.setItem(DOCS_KEY, JSON.stringify(this.#metas));
   }
 
   get connected() {

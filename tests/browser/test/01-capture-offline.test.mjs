@@ -143,6 +143,19 @@ test("a SIGKILL of the server loses nothing the app showed as safe on server", {
   assert.ok(safeAll.includes(captured.notes), "the private notes are safe too");
   const token = await tokenOf(coachPage);
   await server.kill();
+
+  // An edit made while the server is down is on the phone, never "safe".
+  const edit = await coach.newPage();
+  await edit.goto(`${server.url}/#/doc/${captured.obs}`);
+  await edit.getByTestId("note-input").fill("Added while the server was down.");
+  await edit.getByTestId("add-note").click();
+  await edit.getByTestId("script").filter({ hasText: "while the server was down" }).waitFor();
+  for (let i = 0; i < 10; i++) {
+    assert.notEqual(await edit.locator("[data-status]").first().getAttribute("data-status"), "safe", "safe on a server that is not running");
+    await new Promise(r => setTimeout(r, 200));
+  }
+  await shot(edit, "04b-edit-while-server-down");
+
   await server.start();
   for (const id of safeAll) {
     const doc = await readFromServer(server, token, id);
@@ -151,7 +164,11 @@ test("a SIGKILL of the server loses nothing the app showed as safe on server", {
   const notes = await readFromServer(server, token, captured.notes);
   assert.equal(notes.notes, "She checked her phone twice; keep the debrief on what we saw.");
   await coachPage.getByTestId("connection").filter({ hasText: "Online" }).waitFor({ timeout: 30_000 });
-  assert.equal(await listStatus(coachPage, captured.obs), "safe");
+  await waitFor(async () => (await edit.locator("[data-status]").first().getAttribute("data-status")) === "safe", { timeout: 30_000, label: "the edit safe once the server is back" });
+  const after = await readFromServer(server, token, captured.obs);
+  assert.ok(after.script.some(e => e.text === "Added while the server was down."), "the restarted server has the edit it was shown safe for");
+  await waitFor(async () => (await listStatus(coachPage, captured.obs)) === "safe", { label: "safe in the list" });
+  await edit.close();
 });
 
 test("the principal sees the shared observation but not the private notes; her supervisor sees neither until she shares", { timeout: 120_000 }, async () => {
