@@ -192,8 +192,9 @@ pub struct ChangedSince {
 }
 
 /// Check a compaction before it replaces anything: the snapshot must load, and to
-/// the expected heads.
-pub(crate) fn verify_snapshot(snapshot: &[u8], heads: &[ChangeHash]) -> bool {
+/// the expected heads. Every store calls it before a [`StoreWrite::Compact`] touches
+/// the document, and skips the write (logging it) when it fails.
+pub fn verify_snapshot(snapshot: &[u8], heads: &[ChangeHash]) -> bool {
     let loaded = std::panic::catch_unwind(|| automerge::Automerge::load(snapshot));
     match loaded {
         Ok(Ok(doc)) => {

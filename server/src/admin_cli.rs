@@ -4,9 +4,8 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use coachsync_core::StorageId;
 use coachsync_core::access::UserRole;
-use coachsync_core::store::{SledOptions, SledStore};
+use coachsync_core::store::{SledOptions, SledStore, Store};
 use serde_json::Value;
 
 use crate::accounts::Accounts;
@@ -17,6 +16,7 @@ use crate::cli::{
     UserCommand,
 };
 use crate::error::{Error, Result};
+use crate::pg_store::{DatabaseUrl, PgOptions, PostgresStore};
 
 /// Run one admin command, writing its answer to `out`.
 pub async fn run(args: AdminArgs, out: &mut impl Write) -> Result<()> {
@@ -24,11 +24,18 @@ pub async fn run(args: AdminArgs, out: &mut impl Write) -> Result<()> {
     if let AdminRequest::UserInvite { public_url, .. } = &mut request {
         public_url.clone_from(&args.public_url);
     }
+    // Checked before anything else, so that a bad URL is reported as such even while
+    // a server answers on the socket.
+    let database = args
+        .database_url
+        .as_deref()
+        .map(DatabaseUrl::parse)
+        .transpose()?;
     let answer = match crate::admin::send(&args.data_dir, &request).await? {
         Some(answer) => answer,
         None => {
             let dir = args.data_dir.clone();
-            tokio::task::spawn_blocking(move || execute_offline(&dir, request))
+            tokio::task::spawn_blocking(move || execute_offline(&dir, database.as_ref(), request))
                 .await
                 .map_err(|e| Error::Usage(format!("the command failed: {e}")))??
         }
@@ -148,8 +155,42 @@ fn request(command: &AdminCommand) -> Result<AdminRequest> {
     })
 }
 
-/// No server runs: open the store, carry out the request, close it.
-fn execute_offline(dir: &std::path::Path, request: AdminRequest) -> Result<Value> {
+/// No server runs on the data directory: open the store (the sled store there, or
+/// the PostgreSQL database), carry out the request, close it.
+///
+/// With PostgreSQL, a server using the same database from another data directory
+/// or machine does not see these changes until it restarts: run admin commands with
+/// that server's `--data-dir`, so that they go through its socket.
+fn execute_offline(
+    dir: &std::path::Path,
+    database: Option<&DatabaseUrl>,
+    request: AdminRequest,
+) -> Result<Value> {
+    let store: Arc<dyn Store> = match database {
+        Some(url) => Arc::new(PostgresStore::open(
+            url,
+            &PgOptions {
+                pool_size: 2,
+                ..PgOptions::default()
+            },
+            crate::server::new_storage_id,
+        )?),
+        None => open_sled(dir, &request)?,
+    };
+    let accounts = Accounts::load(store.as_ref())?;
+    let audit = AuditLog::open(store.as_ref())?;
+    let admin = Admin {
+        accounts: Arc::new(std::sync::RwLock::new(accounts)),
+        store,
+        audit: Arc::new(audit),
+        driver: None,
+        public_url: crate::admin::DEFAULT_PUBLIC_URL.to_owned(),
+    };
+    admin.execute(request, "admin command")
+}
+
+/// The sled store in the data directory.
+fn open_sled(dir: &std::path::Path, request: &AdminRequest) -> Result<Arc<dyn Store>> {
     // A store is created only by commands that create something.
     let creates = matches!(
         request,
@@ -163,19 +204,11 @@ fn execute_offline(dir: &std::path::Path, request: AdminRequest) -> Result<Value
             dir.display()
         )));
     }
-    let store = SledStore::open(dir, &SledOptions::default(), || {
-        StorageId::new(&uuid::Uuid::new_v4().to_string()).expect("a uuid is a valid id")
-    })?;
-    let accounts = Accounts::load(&store)?;
-    let audit = AuditLog::open(&store)?;
-    let admin = Admin {
-        accounts: Arc::new(std::sync::RwLock::new(accounts)),
-        store: Arc::new(store),
-        audit: Arc::new(audit),
-        driver: None,
-        public_url: crate::admin::DEFAULT_PUBLIC_URL.to_owned(),
-    };
-    admin.execute(request, "admin command")
+    Ok(Arc::new(SledStore::open(
+        dir,
+        &SledOptions::default(),
+        crate::server::new_storage_id,
+    )?))
 }
 
 /// `id <TAB> school <TAB> coaches: … <TAB> clients: … <TAB> start <TAB> active|ended …`.

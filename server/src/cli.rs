@@ -41,6 +41,17 @@ pub struct AdminArgs {
     )]
     pub data_dir: PathBuf,
 
+    /// Keep the store in this PostgreSQL database instead of the data directory,
+    /// as `serve --database-url` does (e.g. `postgres://coachsync@127.0.0.1/coachsync`).
+    /// The data directory still holds the running server's admin socket.
+    #[arg(
+        long,
+        global = true,
+        env = "COACHSYNC_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+
     /// The address people open the app at, for sign-in links; without it, the
     /// running server's own, or `http://127.0.0.1:3030` when none runs.
     #[arg(long, global = true, env = "COACHSYNC_PUBLIC_URL")]
@@ -443,9 +454,16 @@ pub struct ServeArgs {
     #[arg(long, env = "COACHSYNC_APP_DIR")]
     pub app_dir: Option<PathBuf>,
 
-    /// Directory of the embedded store; created if missing.
+    /// Directory of the embedded store; created if missing. With --database-url it
+    /// holds only the admin socket.
     #[arg(long, env = "COACHSYNC_DATA_DIR", default_value = "./coachsync-data")]
     pub data_dir: PathBuf,
+
+    /// Keep the store in this PostgreSQL database instead of the data directory,
+    /// e.g. `postgres://coachsync@127.0.0.1/coachsync` (the password, if any, in the
+    /// URL or in ~/.pgpass is never logged). The schema is created or migrated at start.
+    #[arg(long, env = "COACHSYNC_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
 
     /// Largest WebSocket frame accepted, in bytes. The first sync of a large
     /// document carries its whole history in one frame.

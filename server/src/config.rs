@@ -18,8 +18,11 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Where the app's files come from.
     pub app: crate::app_files::AppFiles,
-    /// The data directory.
+    /// The data directory: the embedded store, or only the admin socket when the
+    /// store is in PostgreSQL.
     pub data_dir: PathBuf,
+    /// The PostgreSQL database holding the store, instead of the data directory.
+    pub database_url: Option<crate::pg_store::DatabaseUrl>,
     /// Largest frame accepted.
     pub max_frame_bytes: usize,
     /// Largest document stored.
@@ -100,6 +103,11 @@ impl Config {
         if args.data_dir.as_os_str().is_empty() {
             return Err(Error::Config("--data-dir must not be empty".into()));
         }
+        let database_url = args
+            .database_url
+            .as_deref()
+            .map(crate::pg_store::DatabaseUrl::parse)
+            .transpose()?;
         let jwt = match (&args.jwt_issuer, &args.jwt_audience, &args.jwt_jwks) {
             (Some(issuer), Some(audience), Some(jwks)) => {
                 Some(crate::jwt::JwtVerifier::load(issuer, audience, jwks)?)
@@ -131,6 +139,7 @@ impl Config {
             public_url,
             app,
             data_dir: args.data_dir.clone(),
+            database_url,
             max_frame_bytes: args.max_frame_bytes,
             max_document_bytes: args.max_document_bytes,
             queue_len: args.queue_len,

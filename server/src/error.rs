@@ -20,6 +20,17 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// `--database-url` cannot be used.
+    #[error("invalid --database-url: {0}")]
+    DatabaseUrl(String),
+    /// The database cannot be reached, or refused to set up the store.
+    #[error("database {target}: {reason}")]
+    Database {
+        /// The database, without its password.
+        target: String,
+        /// What failed.
+        reason: String,
+    },
     /// A command was given input it cannot use.
     #[error("{0}")]
     Usage(String),

@@ -17,6 +17,7 @@ pub mod export;
 pub mod invites;
 pub mod jwt;
 pub mod metrics;
+pub mod pg_store;
 pub mod purge;
 pub mod rate_limit;
 pub mod report_cli;

@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::driver::{Driver, DriverMsg};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use crate::pg_store::{PgOptions, PostgresStore};
 use crate::rate_limit::RateLimits;
 use crate::routes::{AppState, router};
 use crate::ws::ConnLimits;
@@ -27,26 +28,21 @@ pub struct Server {
     accounts: SharedAccounts,
     audit: Arc<AuditLog>,
     admin_socket: Option<tokio::net::UnixListener>,
+    /// With PostgreSQL, the lock that keeps a second server off this data directory
+    /// (sled's own lock does it otherwise).
+    _data_dir_lock: Option<std::fs::File>,
 }
 
 impl Server {
-    /// Open the store in the data directory and bind the listening socket.
+    /// Open the store (in the data directory, or in PostgreSQL with
+    /// `--database-url`) and bind the listening socket.
     pub async fn bind(config: Config) -> Result<Self> {
-        let options = SledOptions {
-            cache_capacity: config.cache_bytes,
-        };
-        let dir = config.data_dir.clone();
-        let store = tokio::task::spawn_blocking(move || {
-            SledStore::open(&dir, &options, || {
-                StorageId::new(&uuid::Uuid::new_v4().to_string()).expect("a uuid is a valid id")
-            })
-        })
-        .await
-        .map_err(|e| Error::Config(format!("opening the store panicked: {e}")))??;
-        let accounts = Accounts::load(&store)?;
-        let audit = AuditLog::open(&store)?;
-        // After the store: its lock proves no other server uses this directory, so a
-        // socket file found there is stale.
+        let (store, data_dir_lock) = open_store(&config).await?;
+        let accounts = Accounts::load(store.as_ref())?;
+        let audit = AuditLog::open(store.as_ref())?;
+        // After the store (or, with PostgreSQL, the directory's lock file): the lock
+        // proves no other server uses this directory, so a socket file found there is
+        // stale.
         // A file system without sockets (some FUSE mounts) leaves the server without
         // one: it still serves, and admin commands wait for it to stop.
         let admin_socket = match crate::admin::bind_socket(&config.data_dir) {
@@ -65,10 +61,11 @@ impl Server {
         Ok(Self {
             config,
             listener,
-            store: Arc::new(store),
+            store,
             accounts: Arc::new(std::sync::RwLock::new(accounts)),
             audit: Arc::new(audit),
             admin_socket,
+            _data_dir_lock: data_dir_lock,
         })
     }
 
@@ -126,7 +123,14 @@ impl Server {
             tracing::warn!("this server was built without the coach app: / says so");
         }
         tracing::info!("the coach app: {public_url}/");
-        tracing::info!(data_dir = %self.config.data_dir.display(), storage_id = %self.store.storage_id(), "store open");
+        match &self.config.database_url {
+            Some(url) => {
+                tracing::info!(database = %url, data_dir = %self.config.data_dir.display(), storage_id = %self.store.storage_id(), "store open in PostgreSQL")
+            }
+            None => {
+                tracing::info!(data_dir = %self.config.data_dir.display(), storage_id = %self.store.storage_id(), "store open")
+            }
+        }
         tracing::info!("listening on {addr}");
         if self.config.allow_anonymous {
             tracing::warn!(
@@ -134,8 +138,13 @@ impl Server {
             );
         }
         if self.accounts.read().expect("accounts lock").is_empty() {
+            let database = if self.config.database_url.is_some() {
+                " --database-url URL"
+            } else {
+                ""
+            };
             tracing::info!(
-                "no users yet; create the first admin with: coachsync admin user add --data-dir {} --name NAME --role admin",
+                "no users yet; create the first admin with: coachsync admin user add --data-dir {}{database} --name NAME --role admin",
                 self.config.data_dir.display()
             );
         }
@@ -182,5 +191,66 @@ impl Server {
             Err(_) => tracing::error!("the driver did not stop in time"),
         }
         Ok(())
+    }
+}
+
+/// A new store's storage ID.
+pub(crate) fn new_storage_id() -> StorageId {
+    StorageId::new(&uuid::Uuid::new_v4().to_string()).expect("a uuid is a valid id")
+}
+
+/// Open the configured store. With PostgreSQL the data directory is still created
+/// (for the admin socket) and locked, so that a second server started on it by
+/// mistake is refused rather than taking over the socket.
+async fn open_store(config: &Config) -> Result<(Arc<dyn Store>, Option<std::fs::File>)> {
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || -> Result<(Arc<dyn Store>, Option<std::fs::File>)> {
+        match &config.database_url {
+            Some(url) => {
+                let lock = lock_data_dir(&config.data_dir)?;
+                let store = PostgresStore::open(url, &PgOptions::default(), new_storage_id)?;
+                Ok((Arc::new(store), Some(lock)))
+            }
+            None => {
+                let options = SledOptions {
+                    cache_capacity: config.cache_bytes,
+                };
+                let store = SledStore::open(&config.data_dir, &options, new_storage_id)?;
+                Ok((Arc::new(store), None))
+            }
+        }
+    })
+    .await
+    .map_err(|e| Error::Config(format!("opening the store panicked: {e}")))?
+}
+
+/// The lock file a server holds in its data directory when the store is elsewhere.
+const DATA_DIR_LOCK: &str = "server.lock";
+
+/// Create the data directory and take its lock, or say who holds it.
+fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        Error::Config(format!(
+            "cannot create the data directory {}: {e}",
+            dir.display()
+        ))
+    })?;
+    let path = dir.join(DATA_DIR_LOCK);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::Config(format!("cannot open {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Config(format!(
+            "the data directory {} is in use by another server",
+            dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::Config(format!(
+            "cannot lock {}: {e}",
+            path.display()
+        ))),
     }
 }

@@ -2,8 +2,10 @@
 //! process, and a Rust WebSocket peer that drives the sync engine.
 
 pub mod peer;
+pub mod postgres;
 pub mod server_process;
 pub mod site;
+pub mod store_contract;
 
 pub use peer::Peer;
 pub use server_process::{ServerProcess, admin};

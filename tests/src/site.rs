@@ -19,29 +19,58 @@ pub struct Site {
     running: Option<ServerProcess>,
     _dir: tempfile::TempDir,
     tokens: std::collections::HashMap<String, String>,
+    /// The PostgreSQL database holding the store, if not the data directory.
+    database_url: Option<String>,
 }
 
 impl Site {
     /// Users added before the server starts (the store is opened directly), and
     /// then one more through the running server's admin socket.
     pub fn start(users: &[(&str, &str)], extra: &[&str]) -> Result<Self> {
+        Self::start_on(users, extra, None)
+    }
+
+    /// [`start`](Self::start) with the store in this PostgreSQL database.
+    pub fn start_with_database(
+        users: &[(&str, &str)],
+        extra: &[&str],
+        database_url: &str,
+    ) -> Result<Self> {
+        Self::start_on(users, extra, Some(database_url.to_owned()))
+    }
+
+    fn start_on(
+        users: &[(&str, &str)],
+        extra: &[&str],
+        database_url: Option<String>,
+    ) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let mut tokens = std::collections::HashMap::new();
+        let with_db = |args: &[&str]| -> Vec<String> {
+            let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            if let Some(url) = &database_url {
+                all.extend(["--database-url".to_owned(), url.clone()]);
+            }
+            all
+        };
+        let add = |name: &str, role: &str| {
+            let args = with_db(&["user", "add", "--name", name, "--role", role]);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            admin(dir.path(), &args)
+        };
         let (late, early) = users.split_last().context("at least one user")?;
         for (name, role) in early {
-            let token = admin(dir.path(), &["user", "add", "--name", name, "--role", role])?;
-            tokens.insert(name.to_string(), token);
+            tokens.insert(name.to_string(), add(name, role)?);
         }
-        let server = ServerProcess::start_secure(dir.path(), extra)?;
-        let token = admin(
-            dir.path(),
-            &["user", "add", "--name", late.0, "--role", late.1],
-        )?;
-        tokens.insert(late.0.to_string(), token);
+        let flags = with_db(extra);
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let server = ServerProcess::start_secure(dir.path(), &flags)?;
+        tokens.insert(late.0.to_string(), add(late.0, late.1)?);
         Ok(Self {
             running: Some(server),
             _dir: dir,
             tokens,
+            database_url,
         })
     }
 
@@ -55,7 +84,11 @@ impl Site {
         let old = self.running.take().context("a server runs")?;
         let dir = old.data_dir().to_owned();
         old.kill()?;
-        self.running = Some(ServerProcess::start_secure(&dir, extra)?);
+        let mut flags: Vec<&str> = extra.to_vec();
+        if let Some(url) = &self.database_url {
+            flags.extend(["--database-url", url.as_str()]);
+        }
+        self.running = Some(ServerProcess::start_secure(&dir, &flags)?);
         Ok(())
     }
 

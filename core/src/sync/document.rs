@@ -100,6 +100,10 @@ pub(super) struct DocState {
     /// Client: the heads each server storage last confirmed holding, sorted.
     pub confirmed: HashMap<StorageId, Vec<ChangeHash>>,
     pub last_used: Instant,
+    /// Server: a reread for changes stored by another server is under way.
+    pub refreshing: bool,
+    /// Server: more was stored elsewhere while it ran; read again after it.
+    pub refresh_again: bool,
 }
 
 impl DocState {
@@ -117,6 +121,8 @@ impl DocState {
             wanted: false,
             confirmed: HashMap::new(),
             last_used: now,
+            refreshing: false,
+            refresh_again: false,
         }
     }
 

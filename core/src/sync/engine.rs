@@ -76,6 +76,8 @@ enum ChangeRead {
 
 enum PendingOp {
     Load(DocumentId),
+    /// Server: a reread of a document in memory, for changes another server stored.
+    Refresh(DocumentId),
     Heads(DocumentId),
     ChangedSince,
     Append {
@@ -1871,10 +1873,118 @@ impl Engine {
 
     // ----- store results -----------------------------------------------------------
 
+    /// Server: another server that shares this store stored changes of `document`,
+    /// up to `heads`. A document in memory that lacks them is reread from the store
+    /// and its peers here are sent what is new; one that is not in memory will be read
+    /// whole when next needed.
+    pub fn handle_stored_elsewhere(
+        &mut self,
+        now: Instant,
+        document: &DocumentId,
+        heads: &[ChangeHash],
+    ) {
+        let Some(doc) = self.docs.get_mut(document) else {
+            return;
+        };
+        let lacking = match &doc.content {
+            Content::Ready(automerge) => heads
+                .iter()
+                .any(|h| automerge::ReadDoc::get_change_by_hash(automerge.as_ref(), h).is_none()),
+            // A load under way may have read the store before these were stored.
+            Content::Loading { .. } => true,
+            Content::Evicted | Content::Quarantined => false,
+        };
+        if !lacking || doc.refreshing {
+            doc.refresh_again |= lacking && doc.refreshing;
+            return;
+        }
+        doc.refreshing = true;
+        let op = self.op(PendingOp::Refresh(document.clone()));
+        self.outputs.push_back(Output::Load {
+            op,
+            document: document.clone(),
+        });
+        self.arm_tick(now);
+    }
+
+    /// A reread for [`handle_stored_elsewhere`](Self::handle_stored_elsewhere): merge
+    /// what the store holds into memory, then read again if more was stored
+    /// meanwhile.
+    fn handle_refresh(
+        &mut self,
+        now: Instant,
+        document: DocumentId,
+        result: Result<Option<StoredDocument>>,
+    ) {
+        let Some(doc) = self.docs.get_mut(&document) else {
+            return;
+        };
+        doc.refreshing = false;
+        let again = std::mem::take(&mut doc.refresh_again);
+        match result {
+            Ok(Some(stored)) if stored.quarantined.is_none() => {
+                self.merge_stored(now, &document, &stored);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(%document, error = %e, "rereading a document changed elsewhere failed");
+            }
+        }
+        if again && let Some(doc) = self.docs.get_mut(&document) {
+            doc.refreshing = true;
+            let op = self.op(PendingOp::Refresh(document.clone()));
+            self.outputs.push_back(Output::Load { op, document });
+        }
+    }
+
+    /// Merge a stored copy into a document in memory. Everything merged is durable
+    /// already, so nothing is appended; peers here get it at once.
+    fn merge_stored(&mut self, now: Instant, document: &DocumentId, stored: &StoredDocument) {
+        let Some(doc) = self.docs.get_mut(document) else {
+            return;
+        };
+        let Content::Ready(automerge) = &mut doc.content else {
+            return;
+        };
+        let before = automerge.get_heads();
+        let merged = catch_unwind(AssertUnwindSafe(|| {
+            automerge.load_incremental(&stored.data)
+        }));
+        if !matches!(merged, Ok(Ok(_))) {
+            tracing::error!(%document, "a document changed elsewhere does not load; keeping what is in memory");
+            return;
+        }
+        let heads = automerge.get_heads();
+        if heads == before {
+            return;
+        }
+        doc.stored_bytes = stored.data.len();
+        doc.incremental_chunks = stored.incremental_chunks;
+        // Every change in memory was handed to the store by this server or read back
+        // from it.
+        doc.saved_heads = heads.clone();
+        self.after_write(document);
+        self.event(Event::DocumentChanged {
+            document: document.clone(),
+            heads,
+        });
+        self.attach_subscribers(document);
+        self.sync_document(now, document);
+    }
+
     /// The result of an [`Output::Load`].
     pub fn handle_load(&mut self, now: Instant, op: OpId, result: Result<Option<StoredDocument>>) {
-        let Some(PendingOp::Load(document)) = self.ops.remove(&op) else {
-            return;
+        let document = match self.ops.remove(&op) {
+            Some(PendingOp::Load(document)) => document,
+            Some(PendingOp::Refresh(document)) => {
+                self.handle_refresh(now, document, result);
+                return;
+            }
+            Some(other) => {
+                self.ops.insert(op, other);
+                return;
+            }
+            None => return,
         };
         let Some(doc) = self.docs.get_mut(&document) else {
             return;
@@ -2049,6 +2159,7 @@ impl Engine {
             (
                 PendingOp::Other
                 | PendingOp::Load(_)
+                | PendingOp::Refresh(_)
                 | PendingOp::Heads(_)
                 | PendingOp::ChangedSince,
                 _,

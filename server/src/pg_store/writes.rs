@@ -1,0 +1,176 @@
+//! A batch of writes as one transaction.
+//!
+//! Every write that changes a document's row takes that row's lock first (an upsert
+//! does), so two servers writing one document take turns, and an append's chunk
+//! sequence number is the row's own. Appends also take the change counter's lock
+//! (see the migration), which orders change sequence numbers by commit.
+
+use coachsync_core::store::StoreWrite;
+use deadpool_postgres::{Object, Transaction};
+use tokio_postgres::Error;
+
+use super::{PART_BYTES, heads_bytes};
+
+/// Apply `writes` in order in one transaction and return once COMMIT has been
+/// acknowledged, which with `synchronous_commit` on means the commit record is
+/// flushed to the WAL on disk. Compactions must have been verified before.
+pub(super) async fn commit(client: &mut Object, writes: &[StoreWrite]) -> Result<(), Error> {
+    let tx = client.transaction().await?;
+    for write in writes {
+        apply(&tx, write).await?;
+    }
+    // Dropping the transaction on an error above rolls it back: nothing of the batch
+    // stays.
+    tx.commit().await
+}
+
+async fn apply(tx: &Transaction<'_>, write: &StoreWrite) -> Result<(), Error> {
+    match write {
+        StoreWrite::Append {
+            document,
+            data,
+            heads,
+        } => {
+            let id = document.as_bytes();
+            let counter = tx
+                .prepare_cached("UPDATE change_counter SET last = last + 1 RETURNING last")
+                .await?;
+            let change: i64 = tx.query_one(&counter, &[]).await?.get(0);
+            let upsert = tx
+                .prepare_cached(
+                    "INSERT INTO documents AS d (id, heads, next_seq, size, change_seq)
+                     VALUES ($1, $2, 1, $3, $4)
+                     ON CONFLICT (id) DO UPDATE SET
+                         heads = excluded.heads,
+                         next_seq = d.next_seq + 1,
+                         size = d.size + excluded.size,
+                         change_seq = excluded.change_seq
+                     RETURNING next_seq - 1",
+                )
+                .await?;
+            let seq: i64 = tx
+                .query_one(
+                    &upsert,
+                    &[&id, &heads_bytes(heads), &(data.len() as i64), &change],
+                )
+                .await?
+                .get(0);
+            insert_chunk(tx, id, seq, data, false).await?;
+            let log = tx
+                .prepare_cached(
+                    "INSERT INTO changes (seq, doc) VALUES ($1, $2)
+                     ON CONFLICT (doc) DO UPDATE SET seq = excluded.seq",
+                )
+                .await?;
+            tx.execute(&log, &[&change, &id]).await?;
+        }
+        StoreWrite::Compact {
+            document,
+            snapshot,
+            heads,
+        } => {
+            let id = document.as_bytes();
+            // The row first: its lock keeps an append from slipping in between the
+            // removal of the old chunks and the new snapshot.
+            let upsert = tx
+                .prepare_cached(
+                    "INSERT INTO documents AS d (id, heads, next_seq, size)
+                     VALUES ($1, $2, 1, $3)
+                     ON CONFLICT (id) DO UPDATE SET
+                         heads = excluded.heads,
+                         next_seq = d.next_seq + 1,
+                         size = excluded.size
+                     RETURNING next_seq - 1",
+                )
+                .await?;
+            let seq: i64 = tx
+                .query_one(
+                    &upsert,
+                    &[&id, &heads_bytes(heads), &(snapshot.len() as i64)],
+                )
+                .await?
+                .get(0);
+            let remove = tx
+                .prepare_cached("DELETE FROM chunks WHERE doc = $1 AND seq < $2")
+                .await?;
+            tx.execute(&remove, &[&id, &seq]).await?;
+            insert_chunk(tx, id, seq, snapshot, true).await?;
+        }
+        StoreWrite::SyncState {
+            document,
+            storage_id,
+            state,
+        } => {
+            let put = tx
+                .prepare_cached(
+                    "INSERT INTO sync_states (doc, peer, state) VALUES ($1, $2, $3)
+                     ON CONFLICT (doc, peer) DO UPDATE SET state = excluded.state",
+                )
+                .await?;
+            tx.execute(&put, &[&document.as_bytes(), &storage_id.as_str(), state])
+                .await?;
+        }
+        StoreWrite::Quarantine { document, reason } => {
+            let put = tx
+                .prepare_cached(
+                    "INSERT INTO documents (id, quarantine) VALUES ($1, $2)
+                     ON CONFLICT (id) DO UPDATE SET quarantine = excluded.quarantine",
+                )
+                .await?;
+            tx.execute(&put, &[&document.as_bytes(), reason]).await?;
+        }
+        StoreWrite::Meta { key, value } => {
+            let put = tx
+                .prepare_cached(
+                    "INSERT INTO meta (key, value) VALUES ($1, $2)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                )
+                .await?;
+            tx.execute(&put, &[&key.as_bytes(), value]).await?;
+        }
+        StoreWrite::RemoveMeta { key } => {
+            let remove = tx.prepare_cached("DELETE FROM meta WHERE key = $1").await?;
+            tx.execute(&remove, &[&key.as_bytes()]).await?;
+        }
+        StoreWrite::Delete { document } => {
+            let id = document.as_bytes();
+            // Sync states have no foreign key (they may come before the document);
+            // chunks and the change log go with the row.
+            let states = tx
+                .prepare_cached("DELETE FROM sync_states WHERE doc = $1")
+                .await?;
+            tx.execute(&states, &[&id]).await?;
+            let row = tx
+                .prepare_cached("DELETE FROM documents WHERE id = $1")
+                .await?;
+            tx.execute(&row, &[&id]).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Store one chunk as parts of at most [`PART_BYTES`]; an empty chunk is one empty
+/// part, as in the embedded store.
+async fn insert_chunk(
+    tx: &Transaction<'_>,
+    id: &[u8],
+    seq: i64,
+    data: &[u8],
+    snapshot: bool,
+) -> Result<(), Error> {
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO chunks (doc, seq, part, snapshot, bytes) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .await?;
+    let parts: Vec<&[u8]> = if data.is_empty() {
+        vec![data]
+    } else {
+        data.chunks(PART_BYTES).collect()
+    };
+    for (part, bytes) in parts.into_iter().enumerate() {
+        tx.execute(&insert, &[&id, &seq, &(part as i32), &snapshot, &bytes])
+            .await?;
+    }
+    Ok(())
+}

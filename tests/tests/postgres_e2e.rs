@@ -1,0 +1,348 @@
+//! End to end with the store in PostgreSQL: the real `coachsync serve --database-url`
+//! against a private cluster, Rust peers over WebSockets, SIGKILL and restarts on
+//! the same database, and `coachsync admin` with and without a server running.
+
+#![allow(clippy::print_stderr)]
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::Result;
+use automerge::{ReadDoc, ScalarValue, transaction::Transactable};
+use coachsync_core::DocumentId;
+use coachsync_tests::postgres::PgCluster;
+use coachsync_tests::server_process::binary;
+use coachsync_tests::site::{Site, WAIT, eventually, relationship, synced, work_plan};
+use coachsync_tests::{Peer, ServerProcess, admin};
+
+fn get_int(peer: &Peer, doc: &DocumentId, key: &str) -> Option<i64> {
+    let d = peer.document(doc)?;
+    match d.get(automerge::ROOT, key).ok()??.0 {
+        automerge::Value::Scalar(s) => match s.as_ref() {
+            ScalarValue::Int(i) => Some(*i),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn put(
+    key: String,
+    value: i64,
+) -> impl FnOnce(&mut automerge::transaction::Transaction<'_>) -> coachsync_core::Result<()> {
+    move |tx| {
+        tx.put(automerge::ROOT, key, value)?;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn what_a_server_on_postgres_acknowledged_survives_sigkill_and_restarts() -> Result<()> {
+    let Some(cluster) = PgCluster::start_or_skip(
+        "what_a_server_on_postgres_acknowledged_survives_sigkill_and_restarts",
+    ) else {
+        return Ok(());
+    };
+    let url = cluster.create_database("sigkill")?;
+    let dir = tempfile::tempdir()?;
+    let flags = ["--database-url", url.as_str()];
+    let mut server = ServerProcess::start_with(dir.path(), &flags)?;
+    let storage_line = |server: &mut ServerProcess| {
+        server
+            .log()
+            .iter()
+            .find(|l| l.contains("store open in PostgreSQL"))
+            .cloned()
+    };
+    let first_open = storage_line(&mut server).expect("the server says where its store is");
+    assert!(!first_open.contains("password"), "{first_open}");
+
+    let mut coach = Peer::new("coach");
+    coach.connect(&server.sync_url()).await?;
+    let mut docs = Vec::new();
+    for d in 0..3 {
+        let doc = coach.create(put("created".into(), d))?;
+        coach.wait_synced(&doc).await?;
+        docs.push(doc);
+    }
+    for round in 1..=4i64 {
+        // Every document gets a change, and the server answers for each: from here
+        // on it must survive anything.
+        for doc in &docs {
+            coach.change(doc, put(format!("round-{round}"), round))?;
+        }
+        for doc in &docs {
+            coach.wait_synced(doc).await?;
+        }
+        server.kill()?;
+        coach.disconnect().await;
+        server = ServerProcess::start_with(dir.path(), &flags)?;
+        let mut check = Peer::new(&format!("check-{round}"));
+        check.connect(&server.sync_url()).await?;
+        for (d, doc) in docs.iter().enumerate() {
+            assert!(
+                check.find(doc).await?,
+                "round {round}: document {d} survived"
+            );
+            check.wait_heads(doc, &coach.heads(doc)).await?;
+            assert_eq!(get_int(&check, doc, "created"), Some(d as i64));
+            for r in 1..=round {
+                assert_eq!(
+                    get_int(&check, doc, &format!("round-{r}")),
+                    Some(r),
+                    "round {round}: change {r} of document {d} survived SIGKILL"
+                );
+            }
+        }
+        coach.connect(&server.sync_url()).await?;
+    }
+    // The store is the database's: nothing of sled in the data directory, and one
+    // storage ID across restarts.
+    assert!(!dir.path().join("db").exists() && !dir.path().join("conf").exists());
+    let id_of = |line: &str| {
+        line.split("storage_id=")
+            .nth(1)
+            .map(|rest| rest.split_whitespace().next().unwrap_or("").to_owned())
+    };
+    assert_eq!(
+        id_of(&storage_line(&mut server).expect("logged")),
+        id_of(&first_open)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn admin_commands_reach_the_database_with_and_without_a_server() -> Result<()> {
+    let Some(cluster) =
+        PgCluster::start_or_skip("admin_commands_reach_the_database_with_and_without_a_server")
+    else {
+        return Ok(());
+    };
+    let url = cluster.create_database("admin")?;
+    let dir = tempfile::tempdir()?;
+    let db = ["--database-url", url.as_str()];
+    let with_db = |args: &[&str]| -> Vec<String> {
+        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        all.extend(db.iter().map(|s| s.to_string()));
+        all
+    };
+    let run = |args: Vec<String>| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        admin(dir.path(), &args)
+    };
+
+    // No server yet: straight to the database, which it sets up.
+    let token = run(with_db(&[
+        "user", "add", "--name", "ana", "--role", "admin",
+    ]))?;
+    assert!(token.len() > 20, "a token: {token}");
+
+    // A server on the database, and on the data directory: through its socket.
+    let server = ServerProcess::start_with(dir.path(), &db)?;
+    let ben = run(with_db(&[
+        "user", "add", "--name", "ben", "--role", "coach",
+    ]))?;
+    let (status, body) = server.http("GET", "/api/me", Some(&token), None).await?;
+    assert_eq!(
+        status, 200,
+        "the user added before the server started: {body}"
+    );
+    // The running server knows ben at once: the command went through its socket,
+    // not around it to the database.
+    let (status, body) = server.http("GET", "/api/me", Some(&ben), None).await?;
+    assert_eq!(status, 200, "the user added through the socket: {body}");
+    assert!(body.contains("ben"), "{body}");
+    let list = Command::new(binary())
+        .args(["admin", "user", "list", "--data-dir"])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .output()?;
+    let list = String::from_utf8(list.stdout)?;
+    assert!(list.contains("ana") && list.contains("ben"), "{list}");
+    let status = server.terminate(Duration::from_secs(15))?;
+    assert!(status.success(), "{status}");
+
+    // Stopped: ben, added through the socket, is in the database.
+    let list = Command::new(binary())
+        .args(["admin", "user", "list", "--data-dir"])
+        .arg(dir.path())
+        .args(db)
+        .stdin(Stdio::null())
+        .output()?;
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    let list = String::from_utf8(list.stdout)?;
+    assert!(list.contains("ana") && list.contains("ben"), "{list}");
+    Ok(())
+}
+
+/// Files under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_containing(&path, needle));
+        } else if std::fs::read(&path)
+            .unwrap_or_default()
+            .windows(needle.len())
+            .any(|w| w == needle)
+        {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn a_purge_on_a_running_server_leaves_no_byte_in_the_database_tables() -> Result<()> {
+    let Some(cluster) = PgCluster::start_or_skip(
+        "a_purge_on_a_running_server_leaves_no_byte_in_the_database_tables",
+    ) else {
+        return Ok(());
+    };
+    let url = cluster.create_database("purge")?;
+    let mut site = Site::start_with_database(
+        &[
+            ("coach", "coach"),
+            ("principal", "client"),
+            ("root", "admin"),
+        ],
+        &[],
+        &url,
+    )?;
+    let rel = relationship(&site, &["coach"], &["principal"])?;
+    let phone = tempfile::tempdir()?;
+    let coach = site.device(phone.path(), "coach").await?;
+    let plan = coach.create(work_plan(&rel)?).await?;
+    synced(&coach).await?;
+    // A plain string in a change of its own, synced alone: automerge compresses only
+    // changes over 256 bytes, and PostgreSQL only rows over about 2 KiB, so the text
+    // is in the table files as it is.
+    let secret = "Ms Rivera asked for this to stay between us";
+    coach
+        .set(&plan, &"remark".parse()?, serde_json::json!(secret))
+        .await?;
+    synced(&coach).await?;
+    cluster.execute("postgres", "CHECKPOINT")?;
+    let base = cluster.data_dir().join("base");
+    assert!(
+        !files_containing(&base, secret.as_bytes()).is_empty(),
+        "the text is in the table files before the purge, so the check below can fail: {:?}",
+        files_containing(&cluster.data_dir(), secret.as_bytes())
+    );
+
+    let summary = admin(
+        site.server().data_dir(),
+        &["doc", "purge", &format!("automerge:{plan}")],
+    )?;
+    assert!(summary.starts_with("store rewritten"), "{summary}");
+    cluster.execute("postgres", "CHECKPOINT")?;
+    assert_eq!(
+        files_containing(&base, secret.as_bytes()),
+        Vec::<std::path::PathBuf>::new(),
+        "no table file holds the purged text"
+    );
+    // The server goes on: the device drops the document, and it stays gone after a
+    // SIGKILL and restart on the same database.
+    eventually("the coach's device drops the document", async || {
+        Ok(!coach.statuses().await?.iter().any(|s| s.document == plan))
+    })
+    .await?;
+    coach.close().await?;
+    site.restart()?;
+    let fresh = tempfile::tempdir()?;
+    let again = site.device(fresh.path(), "coach").await?;
+    assert!(
+        tokio::time::timeout(WAIT, again.fetch(&plan))
+            .await?
+            .is_err()
+    );
+    let other = again.create(work_plan(&rel)?).await?;
+    synced(&again).await?;
+    assert!(
+        again.value(&other).await.is_ok(),
+        "writes go on after the purge"
+    );
+    again.close().await?;
+    Ok(())
+}
+
+/// `coachsync serve` with these flags; its exit status and standard error.
+fn serve_fails(dir: &std::path::Path, flags: &[&str]) -> Result<(bool, String)> {
+    let mut child = Command::new(binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .args(flags)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while child.try_wait()?.is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            anyhow::bail!("the server did not give up");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output()?;
+    Ok((output.status.success(), String::from_utf8(output.stderr)?))
+}
+
+#[test]
+fn a_bad_or_unreachable_database_is_a_clear_error_not_a_panic() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (ok, err) = serve_fails(
+        dir.path(),
+        &["--database-url", "postgres://coach:s3cret@db:port/x"],
+    )?;
+    assert!(!ok);
+    assert!(err.contains("invalid --database-url"), "{err}");
+    assert!(
+        !err.contains("s3cret") && !err.contains("panicked"),
+        "{err}"
+    );
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = closed.local_addr()?.port();
+    drop(closed);
+    let url = format!("postgres://coach:s3cret@127.0.0.1:{port}/coachsync");
+    let (ok, err) = serve_fails(dir.path(), &["--database-url", &url])?;
+    assert!(!ok);
+    assert!(
+        err.contains(&format!(
+            "database postgres://coach@127.0.0.1:{port}/coachsync"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("cannot connect"), "{err}");
+    assert!(
+        !err.contains("s3cret") && !err.contains("panicked"),
+        "{err}"
+    );
+
+    // The admin commands say the same.
+    let output = Command::new(binary())
+        .args([
+            "admin",
+            "user",
+            "list",
+            "--database-url",
+            &url,
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .output()?;
+    let err = String::from_utf8(output.stderr)?;
+    assert!(!output.status.success());
+    assert!(
+        err.contains("cannot connect") && !err.contains("panicked"),
+        "{err}"
+    );
+    Ok(())
+}

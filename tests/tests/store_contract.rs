@@ -1,0 +1,216 @@
+//! The store contract (`coachsync_tests::store_contract`) against every store: in
+//! memory, sled in a temporary directory, and PostgreSQL in a private cluster; and
+//! what only the PostgreSQL store has to show (its schema migrations, its errors,
+//! what its vacuum leaves in the cluster's files).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use automerge::transaction::Transactable;
+use automerge::{Automerge, ChangeHash, ROOT};
+use coachsync_core::StorageId;
+use coachsync_core::store::{MemoryStore, SledOptions, SledStore, Store, StoreWrite};
+use coachsync_server::pg_store::{DatabaseUrl, PgOptions, PostgresStore};
+use coachsync_tests::postgres::PgCluster;
+use coachsync_tests::store_contract::{Location, Shared, run_all};
+
+fn storage(s: &str) -> StorageId {
+    StorageId::new(s).unwrap()
+}
+
+#[test]
+fn the_memory_store_keeps_the_contract() {
+    run_all("memory", |_| {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new(storage("store-1")));
+        Location {
+            open: Box::new(move |_| Box::new(Shared(store.clone()))),
+            failing_write: None,
+        }
+    });
+}
+
+#[test]
+fn the_sled_store_keeps_the_contract() {
+    run_all("sled", |_| {
+        let dir = tempfile::tempdir().unwrap();
+        Location {
+            open: Box::new(move |id| {
+                Box::new(
+                    SledStore::open(dir.path(), &SledOptions::default(), || storage(id)).unwrap(),
+                )
+            }),
+            failing_write: None,
+        }
+    });
+}
+
+fn open_pg(url: &str, id: &str) -> PostgresStore {
+    PostgresStore::open(
+        &DatabaseUrl::parse(url).unwrap(),
+        &PgOptions::default(),
+        || storage(id),
+    )
+    .unwrap()
+}
+
+#[test]
+fn the_postgres_store_keeps_the_contract() {
+    let Some(cluster) = PgCluster::start_or_skip("the_postgres_store_keeps_the_contract") else {
+        return;
+    };
+    run_all("postgres", |case| {
+        let url = cluster.create_database(case).unwrap();
+        Location {
+            open: Box::new(move |id| Box::new(open_pg(&url, id))),
+            // PostgreSQL's text holds no NUL character: the whole batch is refused.
+            failing_write: Some(StoreWrite::Quarantine {
+                document: coachsync_core::DocumentId::from_random([7; 16]),
+                reason: "nul \0 byte".into(),
+            }),
+        }
+    });
+}
+
+/// Files under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(files_containing(&path, needle));
+        } else if std::fs::read(&path)
+            .unwrap_or_default()
+            .windows(needle.len())
+            .any(|w| w == needle)
+        {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[test]
+fn postgres_migrates_once_refuses_bad_databases_and_its_vacuum_leaves_no_byte_in_the_tables() {
+    let test =
+        "postgres_migrates_once_refuses_bad_databases_and_its_vacuum_leaves_no_byte_in_the_tables";
+    let Some(cluster) = PgCluster::start_or_skip(test) else {
+        return;
+    };
+    let url = cluster.create_database("vacuum").unwrap();
+    let store = open_pg(&url, "pg-1");
+
+    // A document whose every change holds the text uncompressed (automerge deflates
+    // only columns over 256 bytes), stored as appends.
+    let secret = "Ms Rivera asked not to be observed in period 3";
+    let (gone, kept) = (
+        coachsync_core::DocumentId::from_random([1; 16]),
+        coachsync_core::DocumentId::from_random([2; 16]),
+    );
+    for (id, text) in [(&gone, secret), (&kept, "the kept notes")] {
+        let mut doc = Automerge::new();
+        let mut saved: Vec<ChangeHash> = Vec::new();
+        for i in 0..20 {
+            let mut tx = doc.transaction();
+            tx.put(ROOT, format!("note{i}"), format!("{text} {i}"))
+                .unwrap();
+            tx.commit();
+            store
+                .commit(&[StoreWrite::Append {
+                    document: id.clone(),
+                    data: doc.save_after(&saved),
+                    heads: doc.get_heads(),
+                }])
+                .unwrap();
+            saved = doc.get_heads();
+        }
+    }
+    // Everything on disk, so that the check below can fail.
+    cluster.execute("postgres", "CHECKPOINT").unwrap();
+    let base = cluster.data_dir().join("base");
+    assert!(
+        !files_containing(&base, secret.as_bytes()).is_empty(),
+        "the text is in the table files before the purge"
+    );
+    store
+        .commit(&[StoreWrite::Delete {
+            document: gone.clone(),
+        }])
+        .unwrap();
+    let report = store.vacuum().unwrap();
+    assert!(
+        report.bytes_before > 0 && report.bytes_after > 0,
+        "{report:?}"
+    );
+    cluster.execute("postgres", "CHECKPOINT").unwrap();
+    assert_eq!(
+        files_containing(&base, secret.as_bytes()),
+        Vec::<std::path::PathBuf>::new(),
+        "no table file holds the purged text (the WAL may, until it is recycled)"
+    );
+    assert!(store.load(&kept).unwrap().is_some());
+    drop(store);
+
+    // Reopening applies no migration twice, and keeps the storage id.
+    let store = open_pg(&url, "pg-2");
+    assert_eq!(store.storage_id(), storage("pg-1"));
+    drop(store);
+    let db = url.rsplit('/').next().unwrap();
+    cluster
+        .execute(
+            db,
+            "DO $$ BEGIN
+               IF (SELECT count(*) FROM schema_migrations) <> 1 THEN
+                 RAISE EXCEPTION 'schema_migrations does not hold one row';
+               END IF;
+             END $$",
+        )
+        .unwrap();
+
+    // A database migrated by a newer coachsync is refused, not misread.
+    cluster
+        .execute(
+            db,
+            "INSERT INTO schema_migrations (version, name) VALUES (999, 'from the future')",
+        )
+        .unwrap();
+    let e = PostgresStore::open(
+        &DatabaseUrl::parse(&url).unwrap(),
+        &PgOptions::default(),
+        || storage("x"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("newer than this coachsync"), "{e}");
+
+    // Nobody listening: an error that names the database, quickly, and no panic.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let started = std::time::Instant::now();
+    let e = PostgresStore::open(
+        &DatabaseUrl::parse(&format!("postgres://coach:s3cret@127.0.0.1:{port}/nothing")).unwrap(),
+        &PgOptions {
+            connect_timeout: std::time::Duration::from_secs(3),
+            ..PgOptions::default()
+        },
+        || storage("x"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains(&format!("127.0.0.1:{port}/nothing")), "{e}");
+    assert!(e.contains("cannot connect"), "{e}");
+    assert!(!e.contains("s3cret"), "{e}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    // A database that does not exist: the server's own word for it.
+    let e = PostgresStore::open(
+        &DatabaseUrl::parse(&cluster.url("no_such_db")).unwrap(),
+        &PgOptions::default(),
+        || storage("x"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("no_such_db"), "{e}");
+}
