@@ -232,18 +232,22 @@ function Home() {
       {[...byKind].map(([kind, list]) => (
         <section key={kind} aria-labelledby={`kind-${kind}`}>
           <h2 id={`kind-${kind}`}>{KIND_LABEL[kind] ?? kind}</h2>
-          <ul class="doc-list">
-            {list.map(m => (
-              <li key={m.id} data-doc-id={m.id} data-kind={m.kind}>
-                <a href={`#/doc/${m.id}`}>{m.title || "(untitled)"}</a>
-                <span class="meta">
-                  {m.school ? `${m.school} · ` : ""}
-                  {fmtDate(m.createdAt)}
-                </span>
-                <StatusBadge id={m.id} />
-              </li>
-            ))}
-          </ul>
+          {[...new Set(list.map(m => m.school ?? ""))].sort().map(school => (
+            <div key={school} class="school-group">
+              {school && <h3 class="school">{school}</h3>}
+              <ul class="doc-list">
+                {list
+                  .filter(m => (m.school ?? "") === school)
+                  .map(m => (
+                    <li key={m.id} data-doc-id={m.id} data-kind={m.kind}>
+                      <a href={`#/doc/${m.id}`}>{m.title || "(untitled)"}</a>
+                      <span class="meta">{fmtDate(m.createdAt)}</span>
+                      <StatusBadge id={m.id} />
+                    </li>
+                  ))}
+              </ul>
+            </div>
+          ))}
         </section>
       ))}
     </Page>
