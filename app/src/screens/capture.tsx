@@ -128,6 +128,8 @@ export function CaptureScreen({ id, handle, doc }: { id: DocumentId; handle: Doc
       <TextField handle={handle} doc={doc} path={["title"]} label="Title" testId="obs-title" />
       <TextField handle={handle} doc={doc} path={["context"]} label="Context" hint="Grade, subject, who was present, what the lesson or meeting was for." multiline testId="obs-context" />
 
+      <Observed handle={handle} doc={doc} />
+
       {template && template.lookFors.length > 0 && (
         <section aria-labelledby="lookfors-h">
           <h2 id="lookfors-h">Look-fors</h2>
@@ -265,5 +267,46 @@ function PrivateNotes({ id }: { id: DocumentId }) {
         <p role="status">Opening your private notes…</p>
       )}
     </section>
+  );
+}
+
+/**
+ * Who was observed, by role, grade and subject. No name field: a name needs the
+ * person's recorded consent (docs/DOMAIN.md), which this screen does not collect.
+ */
+function Observed({ handle, doc }: { handle: DocHandle<any>; doc: any }) {
+  const device = useDevice();
+  const observed = doc.observed ?? {};
+  const set = (field: "role" | "grade" | "subject", value: string) =>
+    device.change(handle, d => {
+      const v = value;
+      if (field === "role" && !v.trim()) {
+        // `observed` needs a role: without one, it goes.
+        delete d.observed;
+        return;
+      }
+      if (!d.observed) {
+        if (field !== "role") return;
+        d.observed = {};
+      }
+      if (v.trim()) d.observed[field] = new A.ImmutableString(v);
+      else delete d.observed[field];
+    });
+  const hasRole = str(observed.role) !== "";
+  return (
+    <fieldset class="observed">
+      <legend>Who was observed (no names)</legend>
+      <div class="row wrap">
+        <Field label="Role">
+          {fid => <input id={fid} type="text" value={str(observed.role)} placeholder="teacher" onInput={e => set("role", (e.target as HTMLInputElement).value)} data-testid="observed-role" />}
+        </Field>
+        <Field label="Grade">
+          {fid => <input id={fid} type="text" value={str(observed.grade)} disabled={!hasRole} onInput={e => set("grade", (e.target as HTMLInputElement).value)} />}
+        </Field>
+        <Field label="Subject">
+          {fid => <input id={fid} type="text" value={str(observed.subject)} disabled={!hasRole} onInput={e => set("subject", (e.target as HTMLInputElement).value)} />}
+        </Field>
+      </div>
+    </fieldset>
   );
 }

@@ -50,6 +50,8 @@ test("axe-core finds no serious or critical violation on the main screens", { ti
   await page.goto(`${server.url}/#/new/walkthrough`);
   await audit("new-walkthrough");
   await page.getByTestId("start-walkthrough").click();
+  await page.getByTestId("observed-role").fill("teacher");
+  await page.getByLabel("Grade").fill("3");
   await page.getByTestId("note-input").fill("Students at the door greeted by name.");
   await page.getByTestId("add-note").click();
   await page.locator(".lookfor button[data-value='yes']").first().click();
