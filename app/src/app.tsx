@@ -133,6 +133,11 @@ function Header() {
       <a class="user" href="#/account" data-testid="user-name" aria-label={`Account: ${device.session.user.name}`}>
         {device.session.user.name}
       </a>
+      {device.tokenRefused && (
+        <p class="banner" role="alert" data-testid="token-refused">
+          The server no longer accepts this device's sign-in. Your changes stay on this phone; ask for a new invite link, and sign out only once they are safe elsewhere.
+        </p>
+      )}
     </header>
   );
 }

@@ -35,7 +35,9 @@ function startDevice(session: Session): Device {
       (device as any).session.relationships = updated.relationships;
       (device as any).session.user = updated.user;
     })
-    .catch(() => undefined)
+    .catch(e => {
+      if (e?.message === "unauthorized") device.refuseToken();
+    })
     .finally(async () => {
       await device.syncRelationshipIndexes();
       await device.publishPending();

@@ -164,6 +164,14 @@ export class Device {
     localStorage.setItem(DOCS_KEY, JSON.stringify(this.#metas));
   }
 
+  /** The server refused this device's token (revoked or expired). */
+  tokenRefused = false;
+
+  refuseToken() {
+    this.tokenRefused = true;
+    this.#emit();
+  }
+
   get connected() {
     return this.#serverPeer !== undefined;
   }

@@ -213,3 +213,14 @@ test("the principal sees the shared observation but not the private notes; her s
   await principal.close();
   await supervisor.close();
 });
+
+test("a device whose token the server revoked says so and keeps its documents", { timeout: 60_000 }, async () => {
+  const context = await newContext(browser);
+  const page = await signIn(context, server, "victoria");
+  await server.admin(["token", "revoke", "--user", "victoria"]);
+  await page.reload();
+  await page.getByTestId("token-refused").waitFor({ timeout: 20_000 });
+  assert.match(await page.getByTestId("token-refused").textContent(), /no longer accepts/);
+  await shot(page, "08-token-refused");
+  await context.close();
+});
