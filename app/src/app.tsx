@@ -166,6 +166,7 @@ function AlreadySignedIn() {
 }
 
 function DocScreen({ id }: { id: string }) {
+  const device = useDevice();
   const docId = asDocumentId(id.replace(/^automerge:/, ""));
   const loaded = useDoc(docId);
   if (!docId || loaded.state === "missing")
@@ -182,6 +183,27 @@ function DocScreen({ id }: { id: string }) {
     );
   const kind = String((loaded.doc as any)?.schema ?? "");
   const props = { id: docId, handle: loaded.handle, doc: loaded.doc as any };
+  // A coaching document of a relationship this user is not in reached them through
+  // a grant, and the share box grants reading only: the server would apply none of
+  // their edits, so the screen is shown read-only.
+  const rel = String((loaded.doc as any)?.relationship ?? "");
+  const readOnly = rel !== "" && !device.session.relationships.some(r => r.id === rel);
+  if (readOnly)
+    return (
+      <>
+        <p class="notice" role="note" data-testid="read-only">
+          Shared with you to read. Only the members of its coaching relationship edit it.
+        </p>
+        <fieldset disabled class="readonly">
+          <legend class="visually-hidden">Read-only document</legend>
+          <KindScreen kind={kind} {...props} />
+        </fieldset>
+      </>
+    );
+  return <KindScreen kind={kind} {...props} />;
+}
+
+function KindScreen({ kind, ...props }: { kind: string; id: DocumentId; handle: any; doc: any }) {
   switch (kind) {
     case "observation":
       return <CaptureScreen {...props} />;
@@ -196,8 +218,8 @@ function DocScreen({ id }: { id: string }) {
     default:
       return (
         <Page title="Document" back="#/">
-          <StatusBadge id={docId} />
-          <pre class="raw">{JSON.stringify(loaded.doc, null, 2)}</pre>
+          <StatusBadge id={props.id} />
+          <pre class="raw">{JSON.stringify(props.doc, null, 2)}</pre>
         </Page>
       );
   }

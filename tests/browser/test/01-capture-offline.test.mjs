@@ -206,6 +206,8 @@ test("the principal sees the shared observation but not the private notes; her s
 
   await sam.reload();
   await sam.getByTestId("script").waitFor({ timeout: 30_000 });
+  await sam.getByTestId("read-only").waitFor();
+  assert.equal(await sam.getByTestId("note-input").isDisabled(), true, "the supervisor reads, never writes");
   assert.match(await sam.getByTestId("script").textContent(), /east hallway/);
   assert.equal(await sam.getByTestId("private-notes").count(), 0);
   assert.equal(await readFromServer(server, people.tokens.sam, captured.notes), "unavailable");
