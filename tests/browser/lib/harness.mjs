@@ -3,7 +3,9 @@
 // - The server binary: $COACHSYNC_BIN, else $CARGO_TARGET_DIR/debug/coachsync, else
 //   target/debug/coachsync at the repository root.
 // - The app: served from disk with --app-dir ($COACHSYNC_APP_DIR, else app/dist: run
-//   `npm ci && npm run build` in app/ first), so a test run never rebuilds the server.
+//   `npm ci && npm run build` in app/ first), so a test run never rebuilds the server;
+//   with COACHSYNC_APP_DIR=embedded, the app built into the binary, as it ships (the
+//   test command runs them so).
 // - Every server, browser and temporary directory made here is released by
 //   cleanup(), registered with useCleanup() as an after() hook.
 
@@ -21,6 +23,7 @@ export const REPO_ROOT = resolve(HERE, "..", "..", "..");
 const TARGET = process.env.CARGO_TARGET_DIR ? resolve(REPO_ROOT, process.env.CARGO_TARGET_DIR) : join(REPO_ROOT, "target");
 export const SERVER_BIN = process.env.COACHSYNC_BIN || join(TARGET, "debug", "coachsync");
 export const APP_DIR = process.env.COACHSYNC_APP_DIR || join(REPO_ROOT, "app", "dist");
+const EMBEDDED = APP_DIR === "embedded";
 export const ARTIFACTS = join(HERE, "..", "artifacts");
 mkdirSync(ARTIFACTS, { recursive: true });
 
@@ -59,10 +62,11 @@ export class Server {
   }
   async start() {
     if (!existsSync(SERVER_BIN)) throw new Error(`no server binary at ${SERVER_BIN}: cargo build -p coachsync-server --bin coachsync, or set COACHSYNC_BIN`);
-    if (!existsSync(join(APP_DIR, "index.html"))) throw new Error(`no app build at ${APP_DIR}: cd app && npm ci && npm run build`);
-    const proc = spawn(SERVER_BIN, ["serve", "--listen", this.listen, "--data-dir", this.dataDir, "--app-dir", APP_DIR], {
+    if (!EMBEDDED && !existsSync(join(APP_DIR, "index.html"))) throw new Error(`no app build at ${APP_DIR}: cd app && npm ci && npm run build`);
+    const app = EMBEDDED ? [] : ["--app-dir", APP_DIR];
+    const proc = spawn(SERVER_BIN, ["serve", "--listen", this.listen, "--data-dir", this.dataDir, ...app], {
       stdio: ["ignore", "ignore", "pipe"],
-      env: { ...process.env, NO_COLOR: "1", RUST_LOG: process.env.RUST_LOG ?? "info" },
+      env: serverEnv(),
     });
     this.proc = proc;
     this.exited = new Promise(r => proc.once("exit", (code, signal) => r({ code, signal })));
@@ -200,8 +204,16 @@ export async function waitForServiceWorker(page) {
   }, null, { timeout: 20_000 });
 }
 
-export async function shot(page, name) {
-  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true }).catch(() => undefined);
+/** The server's environment: this one, less COACHSYNC_APP_DIR (the app comes from
+ * --app-dir or the binary, and here the variable may say "embedded"). */
+function serverEnv() {
+  const env = { ...process.env, NO_COLOR: "1", RUST_LOG: process.env.RUST_LOG ?? "info" };
+  delete env.COACHSYNC_APP_DIR;
+  return env;
+}
+
+export async function shot(page, name, { fullPage = true } = {}) {
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage }).catch(() => undefined);
 }
 
 /** The status the app shows for a document in its list ("safe" …), from the home screen. */

@@ -88,6 +88,9 @@ test("after one online visit the app opens offline, reloads, and captures a walk
   await coachPage.getByTestId("finish").click();
   await waitFor(async () => (await coachPage.locator("[data-status]").first().getAttribute("data-status")) === "saved-on-phone", { label: "saved on this phone" });
   await shot(coachPage, "02-capture-offline");
+  // What the phone's screen shows (docs/images/capture-phone.png in the README).
+  await coachPage.evaluate(() => window.scrollTo(0, 0));
+  await shot(coachPage, "capture-phone", { fullPage: false });
   await coachPage.close();
 
   // Reopen (still offline): everything typed is there.
