@@ -294,6 +294,19 @@ impl AccessBook {
         self.relationships.get(id)
     }
 
+    /// Every document `user` may read, with what they may do: what an app lists as
+    /// theirs. (Documents nobody owns are left out: users never reach them.) One pass
+    /// over every record.
+    pub fn readable_by(&self, user: &Principal) -> Vec<(DocumentId, &DocAccess, Access)> {
+        let mut found: Vec<(DocumentId, &DocAccess, Access)> = self
+            .docs
+            .iter()
+            .filter_map(|(d, r)| self.access_of(r, user).map(|a| (d.clone(), r, a)))
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found
+    }
+
     /// The documents a user owns.
     pub fn owned_documents(&self, user: &str) -> Vec<DocumentId> {
         self.docs

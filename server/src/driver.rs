@@ -109,6 +109,13 @@ pub enum DriverMsg {
         /// The answer.
         reply: oneshot::Sender<CoreResult<VacuumReport>>,
     },
+    /// The documents a user may read: ID, kind, class, relationship, owner, access.
+    Readable {
+        /// The user.
+        user: Principal,
+        /// The answer, as the API gives it.
+        reply: oneshot::Sender<Vec<serde_json::Value>>,
+    },
     /// Whether a user may read a document's access log.
     MaySeeLog {
         /// The user.
@@ -376,6 +383,28 @@ impl Driver {
                 from,
                 reply,
             } => self.purge(now, documents, by, from, reply),
+            DriverMsg::Readable { user, reply } => {
+                let listed = self
+                    .engine
+                    .access()
+                    .readable_by(&user)
+                    .into_iter()
+                    .map(|(document, record, access)| {
+                        serde_json::json!({
+                            "id": document.to_string(),
+                            "url": format!("automerge:{document}"),
+                            "kind": record.kind,
+                            "class": record.visibility.map(|v| v.as_str()),
+                            "relationship": record.relationship,
+                            "group": record.group,
+                            "owner": record.owner,
+                            "access": access.as_str(),
+                            "createdMs": record.created_ms,
+                        })
+                    })
+                    .collect();
+                let _ = reply.send(listed);
+            }
             DriverMsg::MaySeeLog {
                 user,
                 document,

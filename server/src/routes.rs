@@ -64,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/audit", get(audit))
         .route("/api/invites/{code}", post(redeem_invite))
         .route("/api/me", get(me))
+        .route("/api/docs", get(readable))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(app)
@@ -552,4 +553,25 @@ async fn me(
         "relationships": relationships,
     }))
     .into_response())
+}
+
+/// The documents the token's user may read, each with its kind, class,
+/// relationship, owner and the user's access (`read` or `write`): how an app finds
+/// what was shared with its user on another device.
+async fn readable(
+    State(state): State<AppState>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let (user, _) = state.authenticate(&headers, &query, from)?;
+    let (reply, answer) = oneshot::channel();
+    let stopping = || error(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping");
+    state
+        .driver
+        .send(DriverMsg::Readable { user, reply })
+        .await
+        .map_err(|_| stopping())?;
+    let listed = answer.await.map_err(|_| stopping())?;
+    Ok(axum::Json(Value::Array(listed)).into_response())
 }

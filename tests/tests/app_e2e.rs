@@ -145,3 +145,90 @@ async fn the_app_is_served_at_the_root_with_its_caching_and_security_headers() -
     assert_eq!(server.http("GET", "/api/me", None, None).await?.0, 401);
     Ok(())
 }
+
+#[tokio::test]
+async fn each_user_lists_exactly_the_documents_they_may_read_with_their_access() -> Result<()> {
+    use coachsync_tests::site::{relationship, synced, work_plan};
+    let site = Site::start(
+        &[
+            ("coach", "coach"),
+            ("principal", "client"),
+            ("supervisor", "evaluator"),
+            ("root", "admin"),
+        ],
+        &[],
+    )?;
+    let rel = relationship(&site, &["coach"], &["principal"])?;
+    let dir = tempfile::tempdir()?;
+    let coach = site.device(dir.path(), "coach").await?;
+    let plan = coach.create(work_plan(&rel)?).await?;
+    let mut notes = coachsync_core::domain::example("observation-private-notes")
+        .context("an example of private notes")?;
+    notes["relationship"] = serde_json::json!(rel);
+    let private = coach.create(notes).await?;
+    synced(&coach).await?;
+    coach.close().await?;
+
+    let listed = |user: &'static str| {
+        let site = &site;
+        async move {
+            let (status, body) = site
+                .server()
+                .http("GET", "/api/docs", Some(site.token(user)), None)
+                .await?;
+            assert_eq!(status, 200, "{body}");
+            let docs: Vec<Value> = serde_json::from_str(&body)?;
+            Ok::<_, anyhow::Error>(
+                docs.into_iter()
+                    .map(|d| {
+                        (
+                            d["id"].as_str().unwrap_or_default().to_owned(),
+                            d["access"].as_str().unwrap_or_default().to_owned(),
+                            d["kind"].as_str().unwrap_or_default().to_owned(),
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        }
+    };
+    let mut coach_sees = listed("coach").await?;
+    coach_sees.sort();
+    let mut expected = vec![
+        (plan.to_string(), "write".to_owned(), "work-plan".to_owned()),
+        (
+            private.to_string(),
+            "write".to_owned(),
+            "observation-private-notes".to_owned(),
+        ),
+    ];
+    expected.sort();
+    assert_eq!(coach_sees, expected);
+    assert_eq!(
+        listed("principal").await?,
+        [(plan.to_string(), "write".to_owned(), "work-plan".to_owned())],
+        "the relationship's client lists its work plan, never the coach's private notes"
+    );
+    assert!(listed("supervisor").await?.is_empty());
+    assert!(
+        listed("root").await?.is_empty(),
+        "admins get nothing by office"
+    );
+
+    // Shared by the client: the supervisor lists it, to read only.
+    let (status, body) = site
+        .grants(
+            "POST",
+            "principal",
+            &plan,
+            serde_json::json!({"user": "supervisor", "access": "read"}),
+        )
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        listed("supervisor").await?,
+        [(plan.to_string(), "read".to_owned(), "work-plan".to_owned())]
+    );
+    let (status, _) = site.server().http("GET", "/api/docs", None, None).await?;
+    assert_eq!(status, 401);
+    Ok(())
+}
