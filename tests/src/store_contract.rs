@@ -160,15 +160,18 @@ pub fn run_all(backend: &str, mut fresh: impl FnMut(&str) -> Location) {
     );
 }
 
-fn storage(s: &str) -> StorageId {
+/// A storage ID from a literal.
+pub fn storage(s: &str) -> StorageId {
     StorageId::new(s).unwrap()
 }
 
-fn doc_id(n: u8) -> DocumentId {
+/// The `n`th test document's ID.
+pub fn doc_id(n: u8) -> DocumentId {
     DocumentId::from_random([n; 16])
 }
 
-fn put(doc: &mut Automerge, key: &str, value: impl Into<ScalarValue>) {
+/// Set a root key in one commit.
+pub fn put(doc: &mut Automerge, key: &str, value: impl Into<ScalarValue>) {
     let mut tx = doc.transaction();
     tx.put(ROOT, key, value.into()).unwrap();
     tx.commit();
@@ -176,7 +179,7 @@ fn put(doc: &mut Automerge, key: &str, value: impl Into<ScalarValue>) {
 
 /// A document edited in `n` commits, each stored as its own chunk: the writes and
 /// the document.
-fn appended(id: &DocumentId, n: usize) -> (Vec<StoreWrite>, Automerge) {
+pub fn appended(id: &DocumentId, n: usize) -> (Vec<StoreWrite>, Automerge) {
     let mut doc = Automerge::new();
     let mut writes = Vec::new();
     let mut saved: Vec<ChangeHash> = Vec::new();
@@ -192,12 +195,14 @@ fn appended(id: &DocumentId, n: usize) -> (Vec<StoreWrite>, Automerge) {
     (writes, doc)
 }
 
-fn sorted(mut heads: Vec<ChangeHash>) -> Vec<ChangeHash> {
+/// Heads in order, to compare.
+pub fn sorted(mut heads: Vec<ChangeHash>) -> Vec<ChangeHash> {
     heads.sort();
     heads
 }
 
-fn loaded_heads(stored: &StoredDocument) -> Vec<ChangeHash> {
+/// The heads a stored document loads to, in order.
+pub fn loaded_heads(stored: &StoredDocument) -> Vec<ChangeHash> {
     sorted(Automerge::load(&stored.data).unwrap().get_heads())
 }
 
@@ -207,7 +212,7 @@ fn sorted_ids(mut ids: Vec<DocumentId>) -> Vec<DocumentId> {
 }
 
 /// A sync state whose shared heads are `heads`, as the engine persists it.
-fn state_at(heads: Vec<ChangeHash>) -> Vec<u8> {
+pub fn state_at(heads: Vec<ChangeHash>) -> Vec<u8> {
     let mut state = automerge::sync::State::new();
     state.shared_heads = heads;
     state.encode()

@@ -2,62 +2,21 @@
 //! parts (no sled blob files), what happens when a data directory is opened twice,
 //! and what its vacuum leaves in its files. The contract every store keeps (appends,
 //! compaction, sync states, quarantine, meta records, the change log, deletes) is
-//! checked for sled, memory and PostgreSQL alike by `tests/tests/store_contract.rs`.
+//! checked for sled, memory and PostgreSQL alike by `store_contract.rs` beside this file.
 
 use std::path::Path;
 
-use automerge::transaction::Transactable;
-use automerge::{Automerge, ChangeHash, ROOT, ScalarValue};
-use coachsync_core::store::{
-    MAX_VALUE_BYTES, SledOptions, SledStore, Store, StoreWrite, StoredDocument,
+use automerge::{Automerge, ChangeHash, ScalarValue};
+use coachsync_core::store::{MAX_VALUE_BYTES, SledOptions, SledStore, Store, StoreWrite};
+use coachsync_core::{DocumentId, Error};
+use coachsync_tests::store_contract::{
+    appended, doc_id, loaded_heads, put, sorted, state_at, storage,
 };
-use coachsync_core::{DocumentId, Error, StorageId};
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 
-fn storage(s: &str) -> StorageId {
-    StorageId::new(s).unwrap()
-}
-
 fn open(dir: &Path) -> SledStore {
     SledStore::open(dir, &SledOptions::default(), || storage("store-1")).unwrap()
-}
-
-fn doc_id(n: u8) -> DocumentId {
-    DocumentId::from_random([n; 16])
-}
-
-fn put(doc: &mut Automerge, key: &str, value: impl Into<ScalarValue>) {
-    let mut tx = doc.transaction();
-    tx.put(ROOT, key, value.into()).unwrap();
-    tx.commit();
-}
-
-/// A document edited in `n` commits, each stored as its own chunk: the writes and
-/// the document.
-fn appended(id: &DocumentId, n: usize) -> (Vec<StoreWrite>, Automerge) {
-    let mut doc = Automerge::new();
-    let mut writes = Vec::new();
-    let mut saved: Vec<ChangeHash> = Vec::new();
-    for i in 0..n {
-        put(&mut doc, &format!("k{i}"), i as i64);
-        writes.push(StoreWrite::Append {
-            document: id.clone(),
-            data: doc.save_after(&saved),
-            heads: doc.get_heads(),
-        });
-        saved = doc.get_heads();
-    }
-    (writes, doc)
-}
-
-fn sorted(mut heads: Vec<ChangeHash>) -> Vec<ChangeHash> {
-    heads.sort();
-    heads
-}
-
-fn loaded_heads(stored: &StoredDocument) -> Vec<ChangeHash> {
-    sorted(Automerge::load(&stored.data).unwrap().get_heads())
 }
 
 /// Every file under `dir`, recursively.
@@ -164,13 +123,6 @@ fn opening_a_data_directory_that_is_already_open_is_a_storage_error_not_a_panic(
     drop(first);
     let again = open(dir.path());
     assert!(again.load(&doc_id(8)).unwrap().is_some());
-}
-
-/// A sync state whose shared heads are `heads`, as the engine persists it.
-fn state_at(heads: Vec<ChangeHash>) -> Vec<u8> {
-    let mut state = automerge::sync::State::new();
-    state.shared_heads = heads;
-    state.encode()
 }
 
 /// Files under `dir` whose bytes contain `needle`.
