@@ -165,6 +165,15 @@ pub enum DriverMsg {
         /// Whether it is durable.
         result: Result<(), String>,
     },
+    /// Another server sharing the database stored changes of a document.
+    StoredElsewhere {
+        /// The document.
+        document: DocumentId,
+        /// Its heads after that.
+        heads: Vec<automerge::ChangeHash>,
+    },
+    /// Notices from the other servers may have been missed: reread what is in memory.
+    StoreResync,
     /// Append an entry to the audit log with the next group commit.
     Audit(Record),
     /// A coaching relationship was added or changed (already stored).
@@ -415,6 +424,10 @@ impl Driver {
             DriverMsg::Relationship(relationship) => {
                 self.engine.handle_relationship(now, relationship);
             }
+            DriverMsg::StoredElsewhere { document, heads } => {
+                self.engine.handle_stored_elsewhere(now, &document, &heads);
+            }
+            DriverMsg::StoreResync => self.engine.handle_store_resync(now),
             DriverMsg::Audit(record) => {
                 let write = self.audit(record);
                 self.worker.submit(vec![write]);

@@ -22,6 +22,7 @@
 //! caller's runtime is doing, including shutting down.
 
 mod database_url;
+mod notices;
 mod reads;
 mod schema;
 mod vacuum;
@@ -40,6 +41,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use crate::error::{Error, Result};
 
 pub use database_url::DatabaseUrl;
+pub use notices::Notice;
 
 /// A result of the [`Store`] trait.
 type StoreResult<T> = coachsync_core::Result<T>;
@@ -70,6 +72,10 @@ impl Default for PgOptions {
 /// Documents in a PostgreSQL database.
 pub struct PostgresStore {
     pool: Pool,
+    /// How to open a connection of its own (the listener's).
+    config: tokio_postgres::Config,
+    /// This server among those sharing the database, so it skips its own notices.
+    node: String,
     /// `None` only while dropping.
     runtime: Option<tokio::runtime::Runtime>,
     storage_id: StorageId,
@@ -118,6 +124,7 @@ impl PostgresStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.connect_timeout);
         }
+        let listen_config = config.clone();
         let manager = Manager::from_config(
             config,
             tokio_postgres::NoTls,
@@ -180,10 +187,22 @@ impl PostgresStore {
         tracing::debug!(%url, schema = schema::latest_version(), "postgres store open");
         Ok(Self {
             pool,
+            config: listen_config,
+            node: uuid::Uuid::new_v4().to_string(),
             runtime: Some(runtime),
             storage_id,
             url: url.clone(),
         })
+    }
+
+    /// What the other servers sharing the database store, as they commit it (their
+    /// notices; never this store's own), until the receiver is dropped.
+    pub fn listen(&self) -> tokio::sync::mpsc::UnboundedReceiver<Notice> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        if let Some(runtime) = &self.runtime {
+            runtime.spawn(notices::listen(self.config.clone(), self.node.clone(), tx));
+        }
+        rx
     }
 
     /// The database, without its password.
@@ -361,8 +380,11 @@ impl Store for PostgresStore {
             })
             .cloned()
             .collect();
+        let announce = notices::payloads(&self.node, &writes);
         self.with_client(move |mut client| async move {
-            writes::commit(&mut client, &writes).await.map_err(db_err)
+            writes::commit(&mut client, &writes, &announce)
+                .await
+                .map_err(db_err)
         })
     }
 

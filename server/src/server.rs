@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::driver::{Driver, DriverMsg};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::pg_store::{PgOptions, PostgresStore};
+use crate::pg_store::{Notice, PgOptions, PostgresStore};
 use crate::rate_limit::RateLimits;
 use crate::routes::{AppState, router};
 use crate::ws::ConnLimits;
@@ -31,13 +31,15 @@ pub struct Server {
     /// With PostgreSQL, the lock that keeps a second server off this data directory
     /// (sled's own lock does it otherwise).
     _data_dir_lock: Option<std::fs::File>,
+    /// With PostgreSQL, what the other servers sharing the database store.
+    notices: Option<tokio::sync::mpsc::UnboundedReceiver<Notice>>,
 }
 
 impl Server {
     /// Open the store (in the data directory, or in PostgreSQL with
     /// `--database-url`) and bind the listening socket.
     pub async fn bind(config: Config) -> Result<Self> {
-        let (store, data_dir_lock) = open_store(&config).await?;
+        let (store, data_dir_lock, notices) = open_store(&config).await?;
         let accounts = Accounts::load(store.as_ref())?;
         let audit = AuditLog::open(store.as_ref())?;
         // After the store (or, with PostgreSQL, the directory's lock file): the lock
@@ -66,6 +68,7 @@ impl Server {
             audit: Arc::new(audit),
             admin_socket,
             _data_dir_lock: data_dir_lock,
+            notices,
         })
     }
 
@@ -86,6 +89,29 @@ impl Server {
             self.audit.clone(),
         )?;
         let driver_task = tokio::spawn(driver.run());
+        // Other servers sharing the database: their changes reach this one's peers.
+        let notices_task = self.notices.map(|mut notices| {
+            let driver = handle.clone();
+            tokio::spawn(async move {
+                while let Some(notice) = notices.recv().await {
+                    let msg = match notice {
+                        Notice::Stored { document, heads } => {
+                            DriverMsg::StoredElsewhere { document, heads }
+                        }
+                        Notice::Resync => DriverMsg::StoreResync,
+                        Notice::Record { key } => {
+                            // Records changed elsewhere (access, relationships, users)
+                            // apply here at restart; documents apply at once.
+                            tracing::debug!(%key, "a record changed on another server");
+                            continue;
+                        }
+                    };
+                    if driver.send(msg).await.is_err() {
+                        return;
+                    }
+                }
+            })
+        });
         let public_url = self
             .config
             .public_url
@@ -181,6 +207,9 @@ impl Server {
         drop(handle);
         serve.await?;
         retention_task.abort();
+        if let Some(task) = notices_task {
+            task.abort();
+        }
         if let Some(task) = admin_task {
             task.abort();
             let _ = std::fs::remove_file(crate::admin::socket_path(&self.config.data_dir));
@@ -199,24 +228,33 @@ pub(crate) fn new_storage_id() -> StorageId {
     StorageId::new(&uuid::Uuid::new_v4().to_string()).expect("a uuid is a valid id")
 }
 
+/// An open store, the data directory's lock (PostgreSQL) and the other servers'
+/// notices (PostgreSQL).
+type OpenedStore = (
+    Arc<dyn Store>,
+    Option<std::fs::File>,
+    Option<tokio::sync::mpsc::UnboundedReceiver<Notice>>,
+);
+
 /// Open the configured store. With PostgreSQL the data directory is still created
 /// (for the admin socket) and locked, so that a second server started on it by
 /// mistake is refused rather than taking over the socket.
-async fn open_store(config: &Config) -> Result<(Arc<dyn Store>, Option<std::fs::File>)> {
+async fn open_store(config: &Config) -> Result<OpenedStore> {
     let config = config.clone();
-    tokio::task::spawn_blocking(move || -> Result<(Arc<dyn Store>, Option<std::fs::File>)> {
+    tokio::task::spawn_blocking(move || -> Result<OpenedStore> {
         match &config.database_url {
             Some(url) => {
                 let lock = lock_data_dir(&config.data_dir)?;
                 let store = PostgresStore::open(url, &PgOptions::default(), new_storage_id)?;
-                Ok((Arc::new(store), Some(lock)))
+                let notices = store.listen();
+                Ok((Arc::new(store), Some(lock), Some(notices)))
             }
             None => {
                 let options = SledOptions {
                     cache_capacity: config.cache_bytes,
                 };
                 let store = SledStore::open(&config.data_dir, &options, new_storage_id)?;
-                Ok((Arc::new(store), None))
+                Ok((Arc::new(store), None, None))
             }
         }
     })

@@ -352,3 +352,54 @@ fn a_bad_or_unreachable_database_is_a_clear_error_not_a_panic() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn two_servers_on_one_database_carry_each_others_changes_live() -> Result<()> {
+    let Some(cluster) =
+        PgCluster::start_or_skip("two_servers_on_one_database_carry_each_others_changes_live")
+    else {
+        return Ok(());
+    };
+    let url = cluster.create_database("two")?;
+    let (dir_a, dir_b) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let flags = ["--database-url", url.as_str()];
+    let a = ServerProcess::start_with(dir_a.path(), &flags)?;
+    let b = ServerProcess::start_with(dir_b.path(), &flags)?;
+
+    // Created through A, found through B.
+    let mut on_a = Peer::new("on-a");
+    on_a.connect(&a.sync_url()).await?;
+    let doc = on_a.create(put("created".into(), 1))?;
+    on_a.wait_synced(&doc).await?;
+    let mut on_b = Peer::new("on-b");
+    on_b.connect(&b.sync_url()).await?;
+    assert!(on_b.find(&doc).await?, "B serves what A stored");
+    assert_eq!(get_int(&on_b, &doc, "created"), Some(1));
+
+    // Both open: each one's edits reach the other through the other server, with
+    // no reconnect, by the database's notifications.
+    for round in 0..3i64 {
+        on_b.change(&doc, put(format!("from-b-{round}"), round))?;
+        on_a.change(&doc, put(format!("from-a-{round}"), round))?;
+        on_a.wait_synced(&doc).await?;
+        on_b.wait_synced(&doc).await?;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while on_a.heads(&doc) != on_b.heads(&doc) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "round {round}: the peers did not converge"
+            );
+            on_a.settle(Duration::from_millis(50)).await?;
+            on_b.settle(Duration::from_millis(50)).await?;
+        }
+        assert_eq!(
+            get_int(&on_a, &doc, &format!("from-b-{round}")),
+            Some(round)
+        );
+        assert_eq!(
+            get_int(&on_b, &doc, &format!("from-a-{round}")),
+            Some(round)
+        );
+    }
+    Ok(())
+}

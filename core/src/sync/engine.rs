@@ -1907,6 +1907,31 @@ impl Engine {
         self.arm_tick(now);
     }
 
+    /// Server: notices of what other servers stored may have been missed (the
+    /// connection that hears them was lost): reread every document in memory.
+    pub fn handle_store_resync(&mut self, now: Instant) {
+        let mut loaded: Vec<DocumentId> = self
+            .docs
+            .iter()
+            .filter(|(_, d)| matches!(d.content, Content::Ready(_)))
+            .map(|(id, _)| id.clone())
+            .collect();
+        loaded.sort();
+        for document in loaded {
+            let Some(doc) = self.docs.get_mut(&document) else {
+                continue;
+            };
+            if doc.refreshing {
+                doc.refresh_again = true;
+                continue;
+            }
+            doc.refreshing = true;
+            let op = self.op(PendingOp::Refresh(document.clone()));
+            self.outputs.push_back(Output::Load { op, document });
+        }
+        self.arm_tick(now);
+    }
+
     /// A reread for [`handle_stored_elsewhere`](Self::handle_stored_elsewhere): merge
     /// what the store holds into memory, then read again if more was stored
     /// meanwhile.

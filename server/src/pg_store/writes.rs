@@ -14,10 +14,21 @@ use super::{PART_BYTES, heads_bytes};
 /// Apply `writes` in order in one transaction and return once COMMIT has been
 /// acknowledged, which with `synchronous_commit` on means the commit record is
 /// flushed to the WAL on disk. Compactions must have been verified before.
-pub(super) async fn commit(client: &mut Object, writes: &[StoreWrite]) -> Result<(), Error> {
+/// `announce` are the payloads of the notifications that tell the other servers
+/// sharing the database; PostgreSQL delivers them only once the transaction commits.
+pub(super) async fn commit(
+    client: &mut Object,
+    writes: &[StoreWrite],
+    announce: &[String],
+) -> Result<(), Error> {
     let tx = client.transaction().await?;
     for write in writes {
         apply(&tx, write).await?;
+    }
+    for payload in announce {
+        let notify = tx.prepare_cached("SELECT pg_notify($1, $2)").await?;
+        tx.execute(&notify, &[&super::notices::CHANNEL, payload])
+            .await?;
     }
     // Dropping the transaction on an error above rolls it back: nothing of the batch
     // stays.
