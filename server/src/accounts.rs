@@ -98,6 +98,11 @@ pub struct Accounts {
 /// Accounts shared between the HTTP handlers, the admin socket and the driver.
 pub type SharedAccounts = Arc<std::sync::RwLock<Accounts>>;
 
+/// Whether a store record is one of the accounts' (a user or a token).
+pub fn is_account_key(key: &str) -> bool {
+    key.starts_with(USER_PREFIX) || key.starts_with(TOKEN_PREFIX)
+}
+
 /// A user name or group name: what a person can type, and nothing that would need
 /// escaping in a store key, a URL or a log line.
 pub fn check_name(what: &str, name: &str) -> Result<()> {
@@ -151,6 +156,28 @@ impl Accounts {
             }
         }
         Ok(accounts)
+    }
+
+    /// What changed from `self` to `next` that ends sessions: the ids of tokens
+    /// that are gone, and the users whose role, groups or standing changed.
+    pub fn differences(&self, next: &Accounts) -> (Vec<String>, Vec<String>) {
+        let tokens = self
+            .tokens
+            .iter()
+            .filter(|(hash, _)| !next.tokens.contains_key(*hash))
+            .map(|(_, r)| r.id.clone())
+            .collect();
+        let users = self
+            .users
+            .values()
+            .filter(|u| {
+                next.users.get(&u.name).is_none_or(|n| {
+                    n.role != u.role || n.groups != u.groups || n.disabled != u.disabled
+                })
+            })
+            .map(|u| u.name.clone())
+            .collect();
+        (tokens, users)
     }
 
     /// Whether there are no users yet.

@@ -174,6 +174,19 @@ pub enum DriverMsg {
     },
     /// Notices from the other servers may have been missed: reread what is in memory.
     StoreResync,
+    /// Another server changed a record the engine keeps (an access record, a
+    /// relationship, a purge record): read it and apply it here.
+    RecordChanged {
+        /// The record's key.
+        key: String,
+    },
+    /// A record read for [`DriverMsg::RecordChanged`]: its value, or `None` if gone.
+    RecordLoaded {
+        /// The key.
+        key: String,
+        /// The value.
+        value: Option<Vec<u8>>,
+    },
     /// Append an entry to the audit log with the next group commit.
     Audit(Record),
     /// A coaching relationship was added or changed (already stored).
@@ -428,6 +441,19 @@ impl Driver {
                 self.engine.handle_stored_elsewhere(now, &document, &heads);
             }
             DriverMsg::StoreResync => self.engine.handle_store_resync(now),
+            DriverMsg::RecordChanged { key } => self.read(move |store| {
+                let value = store
+                    .meta(&key)
+                    .map(|found| found.into_iter().find(|(k, _)| *k == key).map(|(_, v)| v));
+                match value {
+                    Ok(value) => DriverMsg::RecordLoaded { key, value },
+                    Err(e) => {
+                        tracing::error!(%key, error = %e, "cannot read a record another server changed");
+                        DriverMsg::RecordLoaded { key, value: None }
+                    }
+                }
+            }),
+            DriverMsg::RecordLoaded { key, value } => self.apply_record(now, &key, value),
             DriverMsg::Audit(record) => {
                 let write = self.audit(record);
                 self.worker.submit(vec![write]);
@@ -674,6 +700,36 @@ impl Driver {
             Output::Commit { op, write } => self.worker.submit(vec![(op, write)]),
             Output::Event(event) => self.on_event(event),
         }
+    }
+
+    /// Apply a record another server changed: the engine's copy follows the store's.
+    fn apply_record(&mut self, now: Instant, key: &str, value: Option<Vec<u8>>) {
+        let document = |prefix: &str| {
+            key.strip_prefix(prefix)
+                .and_then(|id| id.parse::<DocumentId>().ok())
+        };
+        if let (Some(doc), Some(value)) = (document(ACCESS_KEY_PREFIX), &value) {
+            self.engine
+                .restore_access([(key.to_owned(), value.clone())]);
+            self.engine.handle_access_changed(now, &doc);
+        } else if let (Some(doc), Some(value)) = (document(PURGED_KEY_PREFIX), &value) {
+            // Already stored by the server that purged it: only memory and this
+            // server's peers are left to update.
+            let by = serde_json::from_slice::<coachsync_core::access::Purged>(value)
+                .map(|p| p.by)
+                .unwrap_or_default();
+            let _stored_elsewhere = self.engine.purge(now, &doc, &by);
+        } else if key.starts_with(coachsync_core::access::RELATIONSHIP_KEY_PREFIX)
+            && let Some(value) = &value
+        {
+            match serde_json::from_slice::<coachsync_core::access::Relationship>(value) {
+                Ok(relationship) => self.engine.handle_relationship(now, relationship),
+                Err(e) => {
+                    tracing::error!(%key, error = %e, "a relationship record does not decode")
+                }
+            }
+        }
+        self.flush_outputs();
     }
 
     /// Run a store read on the blocking pool; its result comes back as a message.

@@ -92,6 +92,8 @@ impl Server {
         // Other servers sharing the database: their changes reach this one's peers.
         let notices_task = self.notices.map(|mut notices| {
             let driver = handle.clone();
+            let store = self.store.clone();
+            let accounts = self.accounts.clone();
             tokio::spawn(async move {
                 while let Some(notice) = notices.recv().await {
                     let msg = match notice {
@@ -99,12 +101,14 @@ impl Server {
                             DriverMsg::StoredElsewhere { document, heads }
                         }
                         Notice::Resync => DriverMsg::StoreResync,
-                        Notice::Record { key } => {
-                            // Records changed elsewhere (access, relationships, users)
-                            // apply here at restart; documents apply at once.
-                            tracing::debug!(%key, "a record changed on another server");
-                            continue;
+                        Notice::Record { key } if crate::accounts::is_account_key(&key) => {
+                            let ended = reload_accounts(&store, &accounts).await;
+                            DriverMsg::EndSessions {
+                                tokens: ended.0,
+                                users: ended.1,
+                            }
                         }
+                        Notice::Record { key } => DriverMsg::RecordChanged { key },
                     };
                     if driver.send(msg).await.is_err() {
                         return;
@@ -291,4 +295,29 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File> {
             path.display()
         ))),
     }
+}
+
+/// Read the accounts again after another server changed them, and say whose
+/// sessions end: tokens that are gone, and users whose role, groups or standing
+/// changed (connections carry what they started with).
+async fn reload_accounts(
+    store: &Arc<dyn Store>,
+    accounts: &SharedAccounts,
+) -> (Vec<String>, Vec<String>) {
+    let store = store.clone();
+    let reloaded = match tokio::task::spawn_blocking(move || Accounts::load(store.as_ref())).await {
+        Ok(Ok(reloaded)) => reloaded,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot reread accounts another server changed");
+            return (Vec::new(), Vec::new());
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "rereading accounts panicked");
+            return (Vec::new(), Vec::new());
+        }
+    };
+    let mut current = accounts.write().expect("accounts lock");
+    let ended = current.differences(&reloaded);
+    *current = reloaded;
+    ended
 }

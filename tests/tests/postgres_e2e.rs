@@ -403,3 +403,128 @@ async fn two_servers_on_one_database_carry_each_others_changes_live() -> Result<
     }
     Ok(())
 }
+
+/// A device of a user on one server.
+async fn device_on(
+    server: &ServerProcess,
+    dir: &std::path::Path,
+    token: &str,
+) -> Result<coachsync_core::Device> {
+    let mut config = coachsync_core::DeviceConfig::new(dir).with_server(server.sync_url());
+    config.token = Some(token.to_owned());
+    config.backoff = coachsync_core::device::Backoff::new(
+        Duration::from_millis(100),
+        Duration::from_millis(500),
+        0.5,
+    );
+    config.connect_timeout = Duration::from_secs(2);
+    Ok(coachsync_core::Device::open(config).await?)
+}
+
+#[tokio::test]
+async fn a_grant_on_one_server_and_a_revoke_on_the_other_hold_on_both() -> Result<()> {
+    let Some(cluster) =
+        PgCluster::start_or_skip("a_grant_on_one_server_and_a_revoke_on_the_other_hold_on_both")
+    else {
+        return Ok(());
+    };
+    let url = cluster.create_database("grants")?;
+    let (dir_a, dir_b) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let flags = ["--database-url", url.as_str()];
+    let a = ServerProcess::start_secure(dir_a.path(), &flags)?;
+    let b = ServerProcess::start_secure(dir_b.path(), &flags)?;
+    // Users made through A are known to B at once.
+    let coach = admin(
+        dir_a.path(),
+        &[
+            "user",
+            "add",
+            "--name",
+            "coach",
+            "--role",
+            "coach",
+            "--database-url",
+            &url,
+        ],
+    )?;
+    let principal = admin(
+        dir_a.path(),
+        &[
+            "user",
+            "add",
+            "--name",
+            "principal",
+            "--role",
+            "client",
+            "--database-url",
+            &url,
+        ],
+    )?;
+    eventually("B knows the new user", async || {
+        Ok(b.http("GET", "/api/me", Some(&principal), None).await?.0 == 200)
+    })
+    .await?;
+
+    let dirs = [
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+    ];
+    let coach_a = device_on(&a, dirs[0].path(), &coach).await?;
+    let doc = coach_a
+        .create(serde_json::json!({"note": "plan for Monday"}))
+        .await?;
+    synced(&coach_a).await?;
+    let principal_b = device_on(&b, dirs[1].path(), &principal).await?;
+    assert!(
+        tokio::time::timeout(WAIT, principal_b.fetch(&doc))
+            .await?
+            .is_err(),
+        "B refuses the coach's document to the principal before any grant"
+    );
+
+    // Granted through A: B lets her read it.
+    let body = r#"{"user": "principal", "access": "read"}"#;
+    let path = format!("/api/docs/{doc}/grants");
+    assert_eq!(
+        a.http("POST", &path, Some(&coach), Some(body)).await?.0,
+        200
+    );
+    eventually("B applies A's grant", async || {
+        Ok(
+            tokio::time::timeout(Duration::from_secs(2), principal_b.fetch(&doc))
+                .await
+                .is_ok_and(|r| r.is_ok()),
+        )
+    })
+    .await?;
+    let principal_a = device_on(&a, dirs[2].path(), &principal).await?;
+    tokio::time::timeout(WAIT, principal_a.fetch(&doc)).await??;
+
+    // Revoked through B: neither server sends her the coach's next edit.
+    let revoke = r#"{"user": "principal"}"#;
+    assert_eq!(
+        b.http("DELETE", &path, Some(&coach), Some(revoke)).await?.0,
+        200
+    );
+    eventually("A applies B's revoke", async || {
+        let (_, listed) = a.http("GET", "/api/docs", Some(&principal), None).await?;
+        Ok(!listed.contains(&doc.to_string()))
+    })
+    .await?;
+    coach_a
+        .set(
+            &doc,
+            &"note".parse()?,
+            serde_json::json!("after the revoke"),
+        )
+        .await?;
+    synced(&coach_a).await?;
+    for device in [&principal_a, &principal_b] {
+        coachsync_tests::site::never_receives(device, &doc, "note", "after the revoke").await?;
+    }
+    for device in [coach_a, principal_a, principal_b] {
+        device.close().await?;
+    }
+    Ok(())
+}

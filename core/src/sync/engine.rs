@@ -2131,7 +2131,15 @@ impl Engine {
                 };
                 doc.pending_writes.remove(&op);
                 doc.incremental_chunks += 1;
-                debug_assert!(doc.saved_heads == heads || !doc.pending_writes.is_empty());
+                // The last append hands over everything in memory, unless changes
+                // another server stored were merged in meanwhile (those are stored).
+                debug_assert!(
+                    doc.saved_heads == heads
+                        || !doc.pending_writes.is_empty()
+                        || doc.doc().is_some_and(|d| heads
+                            .iter()
+                            .all(|h| automerge::ReadDoc::get_change_by_hash(d, h).is_some()))
+                );
                 self.after_write(&document);
                 let Some(doc) = self.docs.get_mut(&document) else {
                     return;
