@@ -166,9 +166,14 @@ function AlreadySignedIn() {
 }
 
 function DocScreen({ id }: { id: string }) {
-  const device = useDevice();
+  const device = useDeviceTick();
   const docId = asDocumentId(id.replace(/^automerge:/, ""));
   const loaded = useDoc(docId);
+  // Opened through a link before the server's list named it: ask for the list again.
+  const unlisted = !!docId && loaded.state === "ready" && !device.meta(docId)?.listed && !device.meta(docId)?.own;
+  useEffect(() => {
+    if (unlisted) void device.refreshDocs();
+  }, [unlisted]);
   if (!docId || loaded.state === "missing")
     return (
       <Page title="Not available" back="#/">
@@ -183,16 +188,14 @@ function DocScreen({ id }: { id: string }) {
     );
   const kind = String((loaded.doc as any)?.schema ?? "");
   const props = { id: docId, handle: loaded.handle, doc: loaded.doc as any };
-  // A coaching document of a relationship this user is not in reached them through
-  // a grant, and the share box grants reading only: the server would apply none of
-  // their edits, so the screen is shown read-only.
-  const rel = String((loaded.doc as any)?.relationship ?? "");
-  const readOnly = rel !== "" && !device.session.relationships.some(r => r.id === rel);
+  // The server's list of documents says whether this user may edit it; a document
+  // not (yet) in the list that was made on this device is the user's own.
+  const readOnly = device.access(docId, loaded.doc) === "read";
   if (readOnly)
     return (
       <>
         <p class="notice" role="note" data-testid="read-only">
-          Shared with you to read. Only the members of its coaching relationship edit it.
+          Shared with you to read only: the server does not accept your edits to it.
         </p>
         <fieldset disabled class="readonly">
           <legend class="visually-hidden">Read-only document</legend>
@@ -235,7 +238,22 @@ const NEW_KINDS: Array<[string, string]> = [
 
 function Home() {
   const device = useDeviceTick();
-  const metas = device.metas().filter(m => m.kind !== "coaching-relationship" && m.kind !== "observation-private-notes");
+  // Whenever the list is shown, and every 10 s while it is, ask the server for the
+  // documents this user may read (the server announces none).
+  useEffect(() => {
+    void device.refreshDocs();
+    const timer = setInterval(() => {
+      if (device.connected && document.visibilityState === "visible") void device.refreshDocs();
+    }, 10_000);
+    return () => clearInterval(timer);
+  }, [device]);
+  const me = device.session.user.name;
+  // Private notes show beside their observation; someone else's draft stays out of the
+  // list (the server lets the relationship read it, the app waits until it is shared).
+  const metas = device
+    .metas()
+    .filter(m => m.kind !== "coaching-relationship" && m.kind !== "observation-private-notes" && m.kind !== "unknown")
+    .filter(m => !(m.kind === "observation" && m.draft && m.observer && m.observer !== me));
   const byKind = new Map<string, typeof metas>();
   for (const m of metas.sort((a, b) => b.createdAt - a.createdAt)) {
     const list = byKind.get(m.kind) ?? [];
@@ -340,7 +358,6 @@ function NewDocument({ kind }: { kind: string }) {
       initial = newPdsaCycle({ title: docTitle, group: me.groups?.[0] });
     }
     const handle = await device.create(initial, { kind, title: docTitle, school: coaching ? school : undefined, relationship: coaching ? relationship?.id : undefined });
-    if (coaching && relationship) void device.publishToRelationship(relationship, handle.documentId, { kind, title: docTitle, school });
     go(`#/doc/${handle.documentId}`);
   };
   return (

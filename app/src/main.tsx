@@ -38,10 +38,8 @@ function startDevice(session: Session): Device {
     .catch(e => {
       if (e?.message === "unauthorized") device.refuseToken();
     })
-    .finally(async () => {
-      await device.syncRelationshipIndexes();
-      await device.publishPending();
-    });
+    // Every document this user may read, from the server's list (the last list offline).
+    .finally(() => device.refreshDocs());
   return device;
 }
 

@@ -15,6 +15,13 @@
 // a local change the server has not acknowledged is marked `dirty` in the persisted
 // index; at start and at every (re)connection those are loaded, so they sync whether
 // or not anyone opens them.
+//
+// Discovery. The server lists every document this user may read (`GET /api/docs`:
+// kind, class, relationship, owner and the user's access). At start, at every
+// (re)connection, when the app comes back to the foreground and while My documents
+// is shown (every 10 s), the device fetches that list, keeps
+// it (in the persisted index, for offline starts) and loads every listed document,
+// so it syncs and stays on the phone.
 
 // The wasm ships as its own hashed asset (precached by the service worker): 3.6 MB
 // raw, far smaller gzipped than the base64 copy inside a script would be.
@@ -33,7 +40,7 @@ import {
 } from "@automerge/automerge-repo/slim";
 import { IndexedDBStorageAdapter } from "@automerge/automerge-repo-storage-indexeddb";
 import { WebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket";
-import type { Relationship, Session } from "./session";
+import type { Session } from "./session";
 
 export { A };
 export type { AutomergeUrl, DocHandle, DocumentId };
@@ -48,6 +55,21 @@ export const STATUS_LABEL: Record<Status, string> = {
   "not-on-phone": "On the server, not on this phone yet",
 };
 
+export type Access = "read" | "write";
+
+/** One entry of `GET /api/docs`. */
+export interface Listed {
+  id: string;
+  url: string;
+  kind: string | null;
+  class: "private" | "coaching" | "team" | "org" | null;
+  relationship: string | null;
+  group: string | null;
+  owner: string | null;
+  access: Access;
+  createdMs: number | null;
+}
+
 /** What the device keeps about each document it knows (persisted in localStorage). */
 export interface DocMeta {
   id: DocumentId;
@@ -56,24 +78,30 @@ export interface DocMeta {
   school?: string;
   relationship?: string;
   createdAt: number;
-  /** For an observation created here: its private notes' document ID. */
-  privateNotes?: DocumentId;
-  /** For private notes: the observation's ID. */
+  /** Created on this device by this user: theirs (write) until the server's list says otherwise. */
+  own?: boolean;
+  /** This user's access, from the server's last list. */
+  access?: Access;
+  /** In the server's last list. */
+  listed?: boolean;
+  owner?: string;
+  /** For private notes: the observation's ID (from the notes' `observation` URL). */
   observation?: DocumentId;
+  /** An observation still a draft, and whose observer (from the document). */
+  draft?: boolean;
+  observer?: string;
   /** Heads (encoded) at which the server last covered every local change. */
   safeHeads?: string[];
   safeAt?: number;
   /** Has local changes the server has not acknowledged: in the outbox. */
   dirty?: boolean;
-  /** Known from a relationship's index only: never loaded on this device. */
+  /** Known from the server's list only: not loaded on this device yet. */
   remoteOnly?: boolean;
-  /** Listed in the relationship's shared index already. */
-  indexed?: boolean;
-  /** To be listed in the relationship's shared index (kept until it is). */
-  publish?: boolean;
 }
 
 const DOCS_KEY = "cs:docs";
+const LISTED_KEY = "cs:listed-at";
+const INDEX_VERSION_KEY = "cs:docs-version";
 const SERVER_KEY = "cs:server-storage-id";
 
 type Listener = () => void;
@@ -101,6 +129,7 @@ export class Device {
   constructor(session: Session) {
     this.session = session;
     this.#metas = readJson(DOCS_KEY, {});
+    this.#migrate();
     this.#serverStorageId = localStorage.getItem(SERVER_KEY) ?? undefined;
     const wsOrigin = location.origin.replace(/^http/, "ws");
     this.adapter = new WebSocketClientAdapter(`${wsOrigin}/sync?token=${encodeURIComponent(session.token)}`, 2000);
@@ -123,6 +152,7 @@ export class Device {
         for (const [id, handle] of this.#tracked) this.#readSyncInfo(id, handle);
       }
       void this.loadOutbox();
+      void this.refreshDocs();
       this.#emit();
     });
     this.repo.networkSubsystem.on("peer-disconnected", ({ peerId }) => {
@@ -147,7 +177,28 @@ export class Device {
     addEventListener("pagehide", () => void this.repo.flush());
     document.addEventListener("visibilitychange", () => {
       if (document.visibilityState === "hidden") void this.repo.flush();
+      // Back in the foreground: what was shared meanwhile.
+      else if (this.connected) void this.refreshDocs();
     });
+  }
+
+  /**
+   * An index written before the server's list was used: what was made here, or
+   * belongs to one of the user's relationships, is the user's own until the list
+   * says otherwise; the relationship indexes are no longer read.
+   */
+  #migrate() {
+    if (localStorage.getItem(INDEX_VERSION_KEY) === "2") return;
+    const mine = new Set(this.session.relationships.map(r => r.id));
+    for (const meta of this.metas()) {
+      const m = meta as DocMeta & { privateNotes?: unknown; indexed?: unknown; publish?: unknown };
+      delete m.privateNotes;
+      delete m.indexed;
+      delete m.publish;
+      if (!m.remoteOnly && m.own === undefined && m.kind !== "coaching-relationship" && (!m.relationship || mine.has(m.relationship))) m.own = true;
+    }
+    localStorage.setItem(DOCS_KEY, JSON.stringify(this.#metas));
+    localStorage.setItem(INDEX_VERSION_KEY, "2");
   }
 
   /**
@@ -221,7 +272,7 @@ export class Device {
   /** Creates a document, saves it on this device and starts tracking its status. */
   async create<T extends Record<string, unknown>>(initial: T, meta: Omit<DocMeta, "id" | "createdAt">): Promise<DocHandle<T>> {
     const handle = this.repo.create<T>(initial);
-    this.updateMeta(handle.documentId, { ...meta, createdAt: Date.now(), dirty: true });
+    this.updateMeta(handle.documentId, { ...meta, createdAt: Date.now(), dirty: true, own: true });
     this.track(handle);
     await this.save(handle);
     return handle;
@@ -294,6 +345,7 @@ export class Device {
     if (!handle.isReady()) return;
     const doc = handle.doc();
     if (!doc) return;
+    this.#describe(id, doc);
     const heads = handle.heads() as string[];
     const meta = this.#metas[id];
     const server = this.#serverHeads.get(id);
@@ -360,95 +412,121 @@ export class Device {
     };
   }
 
-  // --- relationship indexes --------------------------------------------------
+  // --- the server's list ------------------------------------------------------
+
+  #listing: Promise<void> | undefined;
+
+  /** When the server's list was last fetched (ms), or undefined. */
+  get listedAt(): number | undefined {
+    const v = Number(localStorage.getItem(LISTED_KEY));
+    return v > 0 ? v : undefined;
+  }
 
   /**
-   * Each coaching relationship has one `coaching-relationship` document whose ID
-   * and first change are derived from the relationship's ID, so both members create
-   * the very same change (same hash) and never two rival documents. Besides the
-   * kind's fields it keeps `documents`: the documents its members have shared in
-   * the relationship, so that the other member's device can list them.
+   * Fetches `GET /api/docs`, records each document's kind, relationship, owner and
+   * access in the persisted index, and loads every listed document so that it syncs
+   * and is kept on this device. Offline (or on any failure) the last list stands.
    */
-  async relationshipIndex(rel: Relationship): Promise<DocHandle<any> | undefined> {
-    const id = await relationshipDocId(rel.id);
-    const known = this.#metas[id];
-    let handle: DocHandle<any> | undefined;
-    if (known && !known.remoteOnly) {
-      handle = await this.open(id, 10_000);
-    } else {
-      const actor = (await sha256Hex(`coachsync:relationship-actor:${rel.id}`)).slice(0, 32);
-      let doc = A.init<any>({ actor: actor as any });
-      doc = A.change(doc, { time: 0 }, (d: any) => {
-        d.schema = "coaching-relationship";
-        d.schemaVersion = 1;
-        d.relationship = new A.ImmutableString(rel.id);
-        d.agreement = { text: "", agreedBy: [] };
-        d.documents = {};
-      });
-      handle = this.repo.import<any>(A.save(doc), { docId: id });
-      (handle as any).doneLoading?.();
-      this.updateMeta(id, { kind: "coaching-relationship", title: `Relationship at ${rel.school}`, school: rel.school, relationship: rel.id, createdAt: Date.now(), dirty: true });
-      this.track(handle);
-      await this.save(handle);
+  refreshDocs(): Promise<void> {
+    this.#listing ??= this.#fetchDocs().finally(() => (this.#listing = undefined));
+    return this.#listing;
+  }
+
+  async #fetchDocs() {
+    let listed: Listed[];
+    try {
+      const response = await fetch("/api/docs", { headers: { Authorization: `Bearer ${this.session.token}` } });
+      if (response.status === 401) return this.refuseToken();
+      if (!response.ok) return;
+      listed = (await response.json()) as Listed[];
+    } catch {
+      return; // offline: the last list stands
     }
-    return handle;
-  }
-
-  /**
-   * Lists a document in its relationship's shared index. The intent is written
-   * first (synchronously), so a page closed half-way publishes at the next start.
-   */
-  async publishToRelationship(rel: Relationship, id: DocumentId, entry: { kind: string; title: string; school?: string }) {
-    this.updateMeta(id, { publish: true, relationship: rel.id });
-    const index = await this.relationshipIndex(rel);
-    if (!index) return;
-    await this.change(index, (d: any) => {
-      if (!d.documents) d.documents = {};
-      d.documents[id] = {
-        kind: new A.ImmutableString(entry.kind),
-        title: new A.ImmutableString(entry.title),
-        school: new A.ImmutableString(entry.school ?? rel.school),
-        by: new A.ImmutableString(this.session.user.name),
-        at: Date.now(),
+    const seen = new Set<string>();
+    for (const entry of listed) {
+      const id = asDocumentId(entry.id);
+      if (!id) continue;
+      seen.add(id);
+      const current = this.#metas[id];
+      const rel = entry.relationship ?? undefined;
+      const school = current?.school ?? this.session.relationships.find(r => r.id === rel)?.school;
+      this.#metas[id] = {
+        ...(current ?? { id, title: "", createdAt: entry.createdMs ?? Date.now(), remoteOnly: true }),
+        kind: current?.kind && current.kind !== "unknown" ? current.kind : (entry.kind ?? "unknown"),
+        relationship: current?.relationship ?? rel,
+        school,
+        owner: entry.owner ?? undefined,
+        access: entry.access,
+        listed: true,
       };
-    });
-    this.updateMeta(id, { indexed: true, publish: false });
-  }
-
-  /** Publishes what an earlier session meant to publish and did not finish. */
-  async publishPending() {
+    }
+    // No longer listed (access taken back): no longer known to be readable or writable.
     for (const meta of this.metas()) {
-      if (!meta.publish || meta.indexed) continue;
-      const rel = this.session.relationships.find(r => r.id === meta.relationship);
-      if (rel) await this.publishToRelationship(rel, meta.id, { kind: meta.kind, title: meta.title, school: meta.school });
+      if (meta.listed && !seen.has(meta.id)) this.#metas[meta.id] = { ...meta, listed: false, access: undefined };
     }
+    localStorage.setItem(DOCS_KEY, JSON.stringify(this.#metas));
+    localStorage.setItem(LISTED_KEY, String(Date.now()));
+    this.#emit();
+    for (const id of seen) if (!this.#tracked.has(id as DocumentId)) void this.open(id as DocumentId, 30_000);
   }
 
-  /** Reads every relationship's index and lists the documents it names. */
-  async syncRelationshipIndexes(): Promise<() => void> {
-    const offs: Array<() => void> = [];
-    for (const rel of this.session.relationships) {
-      const index = await this.relationshipIndex(rel);
-      if (!index) continue;
-      const read = () => {
-        const docs = index.doc()?.documents ?? {};
-        for (const [docId, entry] of Object.entries<any>(docs)) {
-          if (this.#metas[docId]) continue;
-          this.updateMeta(docId as DocumentId, {
-            kind: String(entry.kind),
-            title: String(entry.title),
-            school: String(entry.school ?? rel.school),
-            relationship: rel.id,
-            createdAt: Number(entry.at) || Date.now(),
-            remoteOnly: true,
-          });
-        }
-      };
-      read();
-      index.on("change", read);
-      offs.push(() => index.off("change", read));
+  /**
+   * May this user edit the document? The server's list says; a document not (yet)
+   * in it that was created here is the user's own. Anything else (a link opened
+   * before the list arrived) is writable only for the members of its relationship.
+   */
+  access(id: DocumentId, doc?: any): Access {
+    const meta = this.#metas[id];
+    if (meta?.access) return meta.access;
+    if (meta?.own) return "write";
+    const rel = String(doc?.relationship ?? meta?.relationship ?? "");
+    return rel !== "" && this.session.relationships.some(r => r.id === rel) ? "write" : "read";
+  }
+
+  /** The private notes (this user's) on an observation, linked by their `observation` URL. */
+  privateNotesOf(observation: DocumentId): DocumentId | undefined {
+    return this.metas().find(m => m.kind === "observation-private-notes" && m.observation === observation)?.id;
+  }
+
+  /** Keeps what the lists show (kind, title, school, the notes' observation) in step with the document. */
+  #describe(id: DocumentId, doc: any) {
+    const meta = this.#metas[id];
+    const text = (v: unknown) => (v === undefined || v === null ? "" : String(v));
+    const kind = text(doc.schema) || meta?.kind || "unknown";
+    const patch: Partial<DocMeta> = { kind };
+    const title = describeTitle(kind, doc);
+    if (title) patch.title = title;
+    const rel = text(doc.relationship);
+    if (rel) patch.relationship = rel;
+    const school = text(doc.school) || this.session.relationships.find(r => r.id === rel)?.school;
+    if (school) patch.school = school;
+    if (kind === "observation") {
+      patch.draft = text(doc.status) !== "shared";
+      patch.observer = text(doc.observer);
     }
-    return () => offs.forEach(f => f());
+    if (kind === "observation-private-notes") {
+      const url = text(doc.observation);
+      const target = asDocumentId(url.replace(/^automerge:/, ""));
+      if (target) patch.observation = target;
+    }
+    if (meta && Object.entries(patch).every(([k, v]) => (meta as any)[k] === v)) return;
+    this.#metas[id] = { ...(meta ?? { id, title: "", createdAt: Date.now() }), ...patch } as DocMeta;
+    localStorage.setItem(DOCS_KEY, JSON.stringify(this.#metas));
+    this.#emit();
+  }
+}
+
+function describeTitle(kind: string, doc: any): string {
+  const text = (v: unknown) => (v === undefined || v === null ? "" : String(v));
+  switch (kind) {
+    case "rubric-self-assessment":
+      return text(doc.leader) && `Self-assessment: ${text(doc.leader)}`;
+    case "coaching-log":
+      return text(doc.coach) && `Coaching log: ${text(doc.coach)} and ${text(doc.client)}`;
+    case "observation-private-notes":
+      return "";
+    default:
+      return text(doc.title);
   }
 }
 
@@ -484,16 +562,6 @@ export function covers(doc: A.Doc<unknown>, serverHeads: string[]): boolean {
   if (local.every(h => known.includes(h))) return true;
   if (known.length === 0) return false;
   return A.getChangesSince(doc, known).length === 0;
-}
-
-async function sha256Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(digest)].map(b => b.toString(16).padStart(2, "0")).join("");
-}
-
-export async function relationshipDocId(rel: string): Promise<DocumentId> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(`coachsync:relationship-index:${rel}`)));
-  return interpretAsDocumentId(digest.slice(0, 16) as any);
 }
 
 export const asDocumentId = (s: string): DocumentId | undefined => {

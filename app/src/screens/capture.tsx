@@ -41,8 +41,7 @@ export function NewWalkthrough() {
       newObservation({ title: docTitle, observer: device.session.user.name, setting, school: school || undefined, template, relationship: relationship?.id }),
       { kind: "observation", title: docTitle, school: school || undefined, relationship: relationship?.id },
     );
-    const notes = await device.create(newPrivateNotes(obs.url), { kind: "observation-private-notes", title: `Private notes: ${docTitle}`, observation: obs.documentId });
-    device.updateMeta(obs.documentId, { privateNotes: notes.documentId });
+    await device.create(newPrivateNotes(obs.url), { kind: "observation-private-notes", title: `Private notes: ${docTitle}`, observation: obs.documentId });
     go(`#/doc/${obs.documentId}`);
   };
   return (
@@ -105,7 +104,9 @@ export function NewWalkthrough() {
 
 export function CaptureScreen({ id, handle, doc }: { id: DocumentId; handle: DocHandle<any>; doc: any }) {
   const device = useDeviceTick();
-  const meta = device.meta(id);
+  // This user's private notes on it, found by their `observation` URL (the server
+  // lists them to their author on every device).
+  const privateNotes = device.privateNotesOf(id);
   const template = templateOf(doc.template);
   const mine = str(doc.observer) === device.session.user.name;
   const shared = str(doc.status) === "shared";
@@ -114,8 +115,6 @@ export function CaptureScreen({ id, handle, doc }: { id: DocumentId; handle: Doc
       d.status = new A.ImmutableString("shared");
       d.endedAt = Date.now();
     });
-    const rel = device.session.relationships.find(r => r.id === str(doc.relationship));
-    if (rel) await device.publishToRelationship(rel, id, { kind: "observation", title: str(doc.title), school: str(doc.school) || rel.school });
   };
   return (
     <Page title={str(doc.title) || "Walkthrough"} back="#/">
@@ -143,8 +142,8 @@ export function CaptureScreen({ id, handle, doc }: { id: DocumentId; handle: Doc
 
       <TextField handle={handle} doc={doc} path={["nextStep"]} label="Agreed next step" multiline testId="obs-next-step" />
 
-      {mine && meta?.privateNotes ? (
-        <PrivateNotes id={meta.privateNotes} />
+      {mine && privateNotes ? (
+        <PrivateNotes id={privateNotes} />
       ) : (
         <p class="hint" data-testid="private-notes-absent">
           Private notes on this walkthrough, if any, are the observer's alone and are not shown here.

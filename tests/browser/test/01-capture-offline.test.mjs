@@ -186,6 +186,17 @@ test("the principal sees the shared observation but not the private notes; her s
     throw e;
   }
   assert.equal(await page.locator(`li[data-doc-id="${captured.notes}"]`).count(), 0);
+  // Found through the server's list of documents: there is no relationship index.
+  for (const p of [page, coachPage]) {
+    const kinds = Object.values(await p.evaluate(() => JSON.parse(localStorage.getItem("cs:docs")))).map(m => m.kind);
+    assert.equal(kinds.includes("coaching-relationship"), false, `no relationship index on the device: ${kinds}`);
+  }
+  for (const token of [people.tokens.dana, people.tokens.victoria]) {
+    const listed = await (await fetch(`${server.url}/api/docs`, { headers: { Authorization: `Bearer ${token}` } })).json();
+    assert.deepEqual(listed.filter(d => d.kind === "coaching-relationship"), [], "no relationship index on the server");
+    assert.ok(listed.some(d => d.id === captured.obs && d.access === "write" && d.relationship === people.relationship));
+  }
+  assert.equal((await fetch(`${server.url}/api/docs`)).status, 401);
   await page.locator(`li[data-doc-id="${captured.obs}"] a`).click();
   await page.getByTestId("script").waitFor({ timeout: 30_000 });
   assert.match(await page.getByTestId("script").textContent(), /east hallway/);
@@ -217,6 +228,32 @@ test("the principal sees the shared observation but not the private notes; her s
   await shot(sam, "07-supervisor-after-share");
   await principal.close();
   await supervisor.close();
+});
+
+test("the coach's private notes follow her to a second device signed in through a new invite link", { timeout: 90_000 }, async () => {
+  const second = await newContext(browser);
+  const page = await signIn(second, server, "dana");
+  await page.locator(`li[data-doc-id="${captured.obs}"] a`).click({ timeout: 30_000 });
+  await page.getByTestId("script").waitFor({ timeout: 30_000 });
+  await page.getByTestId("private-notes").waitFor({ timeout: 30_000 });
+  await waitFor(async () => (await page.getByTestId("private-notes").inputValue()) === "She checked her phone twice; keep the debrief on what we saw.", { timeout: 20_000, label: "the private notes on the second device" });
+  assert.equal(await page.locator("[data-private-notes-id]").getAttribute("data-private-notes-id"), captured.notes);
+  assert.equal(await page.getByTestId("read-only").count(), 0, "the observer edits her observation on either device");
+  // Linked by the notes' own `observation` URL: nothing was carried over from the first device.
+  const meta = await page.evaluate(id => JSON.parse(localStorage.getItem("cs:docs"))[id], captured.notes);
+  assert.equal(meta.kind, "observation-private-notes");
+  assert.equal(meta.observation, captured.obs);
+  assert.equal(meta.access, "write");
+  assert.equal(meta.own, undefined, "not made on this device");
+  // Edits there reach the first device's copy through the server.
+  await page.getByTestId("private-notes").fill("She checked her phone twice; keep the debrief on what we saw. Ask about the schedule.");
+  const first = await coach.newPage();
+  await first.goto(`${server.url}/#/doc/${captured.obs}`);
+  await first.getByTestId("private-notes").waitFor({ timeout: 30_000 });
+  await waitFor(async () => /Ask about the schedule/.test(await first.getByTestId("private-notes").inputValue()), { timeout: 30_000, label: "the second device's edit on the first" });
+  await shot(page, "07b-private-notes-second-device");
+  await first.close();
+  await second.close();
 });
 
 test("a device whose token the server revoked says so and keeps its documents", { timeout: 60_000 }, async () => {

@@ -1,10 +1,11 @@
 // The work plan edited by coach and principal at once: live edits, presence, and
-// concurrent offline reorders that converge to one order with nothing lost or doubled.
+// concurrent offline reorders that converge to one order with nothing lost or doubled;
+// read and write grants shown as the server's list of documents says.
 
 import assert from "node:assert/strict";
 import { before, test } from "node:test";
 import { readFromServer } from "../lib/client.mjs";
-import { launchBrowser, newContext, seedPeople, shot, signIn, startServer, useCleanup, waitFor } from "../lib/harness.mjs";
+import { launchBrowser, newContext, seedPeople, shot, signIn, sleep, startServer, useCleanup, waitFor } from "../lib/harness.mjs";
 
 useCleanup();
 let server, people, browser, coach, principal, dana, victoria, planId;
@@ -101,4 +102,70 @@ test("both reorder and edit activities offline; after reconnecting they have one
   assert.ok(order.indexOf(start[0].id) > order.indexOf(start[1].id), "the principal's move down holds");
   await waitFor(async () => (await dana.locator("[data-status]").first().getAttribute("data-status")) === "safe", { timeout: 30_000, label: "safe at the coach" });
   await shot(dana, "10-workplan-merged");
+});
+
+/** Grants `user` access to a document, as its owner (`token`) does through the HTTP API. */
+async function grantAccess(token, docId, user, access) {
+  const response = await fetch(`${server.url}/api/docs/${docId}/grants`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ user, access }),
+  });
+  assert.equal(response.status < 300, true, `grant ${access} to ${user}: HTTP ${response.status} ${await response.text()}`);
+}
+
+test("the server's list decides what is editable: a plan in no relationship shared to read is read-only, shared to write is editable", { timeout: 120_000 }, async () => {
+  await dana.goto(`${server.url}/#/new/work-plan`);
+  await dana.getByLabel("Title", { exact: true }).fill("Dana's own planning");
+  await dana.getByTestId("relationship").selectOption({ label: "None: only me" });
+  await dana.getByRole("button", { name: "Create" }).click();
+  await dana.getByTestId("theory").waitFor();
+  const ownId = /#\/doc\/([^/?#]+)/.exec(dana.url())[1];
+  await dana.getByTestId("theory").fill("Planning the term's visits.");
+  assert.equal(await dana.getByTestId("read-only").count(), 0, "the owner edits her own plan");
+  await waitFor(async () => (await dana.locator("[data-status]").first().getAttribute("data-status")) === "safe", { timeout: 30_000, label: "the plan safe on the server" });
+
+  // The owner's own entry in the list: write.
+  const mine = await (await fetch(`${server.url}/api/docs`, { headers: { Authorization: `Bearer ${people.tokens.dana}` } })).json();
+  assert.equal(mine.find(d => d.id === ownId)?.access, "write");
+  assert.equal(mine.find(d => d.id === ownId)?.relationship, null);
+  assert.equal(mine.find(d => d.id === ownId)?.owner, "dana");
+
+  await grantAccess(people.tokens.dana, ownId, "victoria", "read");
+  await victoria.goto(`${server.url}/#/`);
+  await victoria.locator(`li[data-doc-id="${ownId}"] a`).click({ timeout: 30_000 });
+  await victoria.getByTestId("theory").waitFor({ timeout: 30_000 });
+  await victoria.getByTestId("read-only").waitFor();
+  assert.equal(await victoria.getByTestId("theory").isDisabled(), true, "a read grant is read-only, relationship or not");
+  assert.equal(await victoria.getByTestId("new-activity").isDisabled(), true);
+  await waitFor(async () => (await victoria.getByTestId("theory").inputValue()) === "Planning the term's visits.", { label: "the plan's text at the reader" });
+  await shot(victoria, "11-read-only-grant");
+
+  // A write grant to a user in no relationship of this document: editable.
+  await server.admin(["user", "add", "--name", "eli", "--role", "coach"]);
+  const colleague = await newContext(browser);
+  const eli = await signIn(colleague, server, "eli");
+  await grantAccess(people.tokens.dana, ownId, "eli", "write");
+  await eli.goto(`${server.url}/#/account`);
+  await eli.goto(`${server.url}/#/`);
+  await eli.locator(`li[data-doc-id="${ownId}"] a`).click({ timeout: 30_000 });
+  await eli.getByTestId("theory").waitFor({ timeout: 30_000 });
+  await sleep(300);
+  assert.equal(await eli.getByTestId("read-only").count(), 0, "a write grant is editable");
+  await eli.getByTestId("theory").fill("Planning the term's visits, with eli.");
+  await waitFor(async () => (await readFromServer(server, people.tokens.dana, ownId).catch(() => undefined))?.theoryOfAction === "Planning the term's visits, with eli.", {
+    timeout: 30_000,
+    interval: 500,
+    label: "the writer's edit on the server",
+  });
+  await colleague.close();
+
+  // The coaching plan, shared by its client with her supervisor: read-only there.
+  const supervisor = await newContext(browser);
+  const sam = await signIn(supervisor, server, "sam");
+  await grantAccess(people.tokens.victoria, planId, "sam", "read");
+  await sam.goto(`${server.url}/#/doc/${planId}`);
+  await sam.getByTestId("read-only").waitFor({ timeout: 30_000 });
+  assert.equal(await sam.getByTestId("theory").isDisabled(), true, "the coaching plan shared to read is read-only");
+  await supervisor.close();
 });
