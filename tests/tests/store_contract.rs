@@ -214,3 +214,62 @@ fn postgres_migrates_once_refuses_bad_databases_and_its_vacuum_leaves_no_byte_in
     .to_string();
     assert!(e.contains("no_such_db"), "{e}");
 }
+
+#[test]
+fn postgres_skips_a_compaction_that_would_drop_another_servers_changes() {
+    let Some(cluster) = PgCluster::start_or_skip(
+        "postgres_skips_a_compaction_that_would_drop_another_servers_changes",
+    ) else {
+        return;
+    };
+    let url = cluster.create_database("compaction").unwrap();
+    let (one, two) = (open_pg(&url, "db"), open_pg(&url, "db"));
+    let id = coachsync_core::DocumentId::from_random([9; 16]);
+    let mut doc = Automerge::new();
+    let append = |doc: &mut Automerge, key: &str, since: &[ChangeHash]| {
+        let mut tx = doc.transaction();
+        tx.put(ROOT, key, 1).unwrap();
+        tx.commit();
+        StoreWrite::Append {
+            document: id.clone(),
+            data: doc.save_after(since),
+            heads: doc.get_heads(),
+        }
+    };
+    one.commit(&[append(&mut doc, "first", &[])]).unwrap();
+    let snapshot = doc.save();
+    let snapshot_heads = doc.get_heads();
+
+    // The other server appends a change the first one's snapshot does not have.
+    let mut theirs = doc.fork();
+    two.commit(&[append(&mut theirs, "theirs", &snapshot_heads)])
+        .unwrap();
+    one.commit(&[StoreWrite::Compact {
+        document: id.clone(),
+        snapshot,
+        heads: snapshot_heads,
+    }])
+    .unwrap();
+    let stored = one.load(&id).unwrap().unwrap();
+    let loaded = Automerge::load(&stored.data).unwrap();
+    assert_eq!(
+        loaded.get_heads(),
+        theirs.get_heads(),
+        "nothing was dropped"
+    );
+    assert_eq!(stored.chunks, 2, "the compaction was skipped");
+
+    // A snapshot that holds everything replaces the chunks.
+    one.commit(&[StoreWrite::Compact {
+        document: id.clone(),
+        snapshot: theirs.save(),
+        heads: theirs.get_heads(),
+    }])
+    .unwrap();
+    let stored = one.load(&id).unwrap().unwrap();
+    assert_eq!(stored.chunks, 1);
+    assert_eq!(
+        Automerge::load(&stored.data).unwrap().get_heads(),
+        theirs.get_heads()
+    );
+}

@@ -83,6 +83,27 @@ async fn apply(tx: &Transaction<'_>, write: &StoreWrite) -> Result<(), Error> {
             let id = document.as_bytes();
             // The row first: its lock keeps an append from slipping in between the
             // removal of the old chunks and the new snapshot.
+            let lock = tx
+                .prepare_cached("SELECT next_seq FROM documents WHERE id = $1 FOR UPDATE")
+                .await?;
+            let next: Option<i64> = tx.query_opt(&lock, &[&id]).await?.map(|r| r.get(0));
+            // Another server sharing the database may have appended changes this
+            // snapshot lacks; replacing its chunks would lose them.
+            if let Some(next) = next {
+                let read = tx
+                    .prepare_cached(
+                        "SELECT bytes FROM chunks WHERE doc = $1 AND seq < $2 ORDER BY seq, part",
+                    )
+                    .await?;
+                let mut stored = Vec::new();
+                for row in tx.query(&read, &[&id, &next]).await? {
+                    stored.extend_from_slice(row.get::<_, &[u8]>(0));
+                }
+                if !covers(snapshot, &stored) {
+                    tracing::info!(%document, "compaction skipped: another server stored changes the snapshot lacks");
+                    return Ok(());
+                }
+            }
             let upsert = tx
                 .prepare_cached(
                     "INSERT INTO documents AS d (id, heads, next_seq, size)
@@ -184,4 +205,17 @@ async fn insert_chunk(
             .await?;
     }
     Ok(())
+}
+
+/// Whether `snapshot` holds every change in `stored` (the chunks it would replace):
+/// loading them into it adds nothing.
+fn covers(snapshot: &[u8], stored: &[u8]) -> bool {
+    let Ok(mut doc) = automerge::Automerge::load(snapshot) else {
+        return false;
+    };
+    let before = doc.get_heads();
+    match doc.load_incremental(stored) {
+        Ok(_) => doc.get_heads() == before,
+        Err(_) => false,
+    }
 }
