@@ -108,7 +108,11 @@ impl Server {
                                 users: ended.1,
                             }
                         }
-                        Notice::Record { key } => DriverMsg::RecordChanged { key },
+                        Notice::Record { key } if engine_record(&key) => {
+                            DriverMsg::RecordChanged { key }
+                        }
+                        // Audit entries and the like: nothing to apply here.
+                        Notice::Record { .. } => continue,
                     };
                     if driver.send(msg).await.is_err() {
                         return;
@@ -320,4 +324,15 @@ async fn reload_accounts(
     let ended = current.differences(&reloaded);
     *current = reloaded;
     ended
+}
+
+/// Whether a record is one the engine keeps a copy of.
+fn engine_record(key: &str) -> bool {
+    [
+        coachsync_core::access::ACCESS_KEY_PREFIX,
+        coachsync_core::access::RELATIONSHIP_KEY_PREFIX,
+        coachsync_core::access::PURGED_KEY_PREFIX,
+    ]
+    .iter()
+    .any(|prefix| key.starts_with(prefix))
 }
