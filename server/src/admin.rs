@@ -664,20 +664,13 @@ impl Admin {
         to: coachsync_core::access::Principal,
     ) -> Result<usize> {
         match &self.driver {
-            Some(driver) => {
-                let (reply, answer) = tokio::sync::oneshot::channel();
-                driver
-                    .blocking_send(DriverMsg::Transfer {
-                        from: from.to_owned(),
-                        to,
-                        reply,
-                    })
-                    .map_err(|_| Error::Usage("the server is stopping".into()))?;
-                answer
-                    .blocking_recv()
-                    .map_err(|_| Error::Usage("the server is stopping".into()))?
-                    .map_err(Error::from)
-            }
+            Some(driver) => Ok(crate::driver::ask_blocking(driver, |reply| {
+                DriverMsg::Transfer {
+                    from: from.to_owned(),
+                    to,
+                    reply,
+                }
+            })??),
             None => {
                 let mut book = coachsync_core::access::AccessBook::new();
                 book.restore(self.store.meta(coachsync_core::access::ACCESS_KEY_PREFIX)?);

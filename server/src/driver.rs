@@ -198,6 +198,20 @@ pub enum DriverMsg {
 /// A handle to send the driver messages.
 pub type DriverHandle = mpsc::Sender<DriverMsg>;
 
+/// From a blocking thread (an admin command), ask the driver something and wait
+/// for its answer.
+pub fn ask_blocking<T>(
+    driver: &DriverHandle,
+    request: impl FnOnce(oneshot::Sender<T>) -> DriverMsg,
+) -> crate::Result<T> {
+    let stopping = || crate::Error::Usage("the server is stopping".into());
+    let (reply, answer) = oneshot::channel();
+    driver
+        .blocking_send(request(reply))
+        .map_err(|_| stopping())?;
+    answer.blocking_recv().map_err(|_| stopping())
+}
+
 /// The driver's state.
 pub struct Driver {
     engine: Engine,

@@ -270,7 +270,7 @@ async fn check_durability(client: &deadpool_postgres::Object) -> std::result::Re
     };
     let synchronous_commit = show("synchronous_commit").await?;
     if synchronous_commit == "off" {
-        return Err("synchronous_commit is off for this session: commits would not be durable when acknowledged".into());
+        return Err("synchronous_commit is off for this connection: commits would not be durable when acknowledged".into());
     }
     if show("fsync").await? != "on" {
         tracing::warn!(

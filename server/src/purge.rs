@@ -57,20 +57,14 @@ pub fn purge(
     from: &str,
 ) -> Result<VacuumReport> {
     match driver {
-        Some(driver) => {
-            let (reply, answer) = tokio::sync::oneshot::channel();
-            driver
-                .blocking_send(DriverMsg::Purge {
-                    documents,
-                    by: by.to_owned(),
-                    from: from.to_owned(),
-                    reply,
-                })
-                .map_err(|_| Error::Usage("the server is stopping".into()))?;
-            Ok(answer
-                .blocking_recv()
-                .map_err(|_| Error::Usage("the server is stopping".into()))??)
-        }
+        Some(driver) => Ok(crate::driver::ask_blocking(driver, |reply| {
+            DriverMsg::Purge {
+                documents,
+                by: by.to_owned(),
+                from: from.to_owned(),
+                reply,
+            }
+        })??),
         None => {
             let mut book = AccessBook::new();
             book.restore(store.meta(ACCESS_KEY_PREFIX)?);

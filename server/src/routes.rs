@@ -103,6 +103,20 @@ fn error(status: StatusCode, message: impl Into<String>) -> ApiError {
 }
 
 impl AppState {
+    /// Ask the driver something and wait for its answer; 503 while it stops.
+    async fn ask<T>(
+        &self,
+        request: impl FnOnce(oneshot::Sender<T>) -> DriverMsg,
+    ) -> Result<T, ApiError> {
+        let stopping = || error(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping");
+        let (reply, answer) = oneshot::channel();
+        self.driver
+            .send(request(reply))
+            .await
+            .map_err(|_| stopping())?;
+        answer.await.map_err(|_| stopping())
+    }
+
     /// Queue an audit entry; the driver writes it with its next group commit.
     fn audit(&self, record: Record) {
         if let Err(e) = self.driver.try_send(DriverMsg::Audit(record)) {
@@ -312,23 +326,20 @@ async fn change_access(
 ) -> Result<Response, ApiError> {
     let document = document_of(document)?;
     let (subject, subject_role) = subject_of(&state, body)?;
-    let (reply, answer) = oneshot::channel();
-    let request = GrantRequest {
-        granter,
-        document: document.clone(),
-        subject: subject.clone(),
-        subject_role,
-        access,
-        from: from.to_string(),
-        reply,
-    };
-    let stopping = || error(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping");
-    state
-        .driver
-        .send(DriverMsg::Grant(request))
-        .await
-        .map_err(|_| stopping())?;
-    match answer.await.map_err(|_| stopping())? {
+    let answer = state
+        .ask(|reply| {
+            DriverMsg::Grant(GrantRequest {
+                granter,
+                document: document.clone(),
+                subject: subject.clone(),
+                subject_role,
+                access,
+                from: from.to_string(),
+                reply,
+            })
+        })
+        .await?;
+    match answer {
         Ok(()) => {
             let mut out = json!({ "document": document.to_string() });
             match &subject {
@@ -362,18 +373,14 @@ async fn access_log(
 ) -> Result<Response, ApiError> {
     let (user, _) = state.authenticate(&headers, &query, from)?;
     let document = document_of(&document)?;
-    let (reply, answer) = oneshot::channel();
-    let stopping = || error(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping");
-    state
-        .driver
-        .send(DriverMsg::MaySeeLog {
+    let may_see = state
+        .ask(|reply| DriverMsg::MaySeeLog {
             user,
             document: document.clone(),
             reply,
         })
-        .await
-        .map_err(|_| stopping())?;
-    if !answer.await.map_err(|_| stopping())? {
+        .await?;
+    if !may_see {
         return Err(error(
             StatusCode::NOT_FOUND,
             format!("no document {document}"),
@@ -565,13 +572,8 @@ async fn readable(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let (user, _) = state.authenticate(&headers, &query, from)?;
-    let (reply, answer) = oneshot::channel();
-    let stopping = || error(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping");
-    state
-        .driver
-        .send(DriverMsg::Readable { user, reply })
-        .await
-        .map_err(|_| stopping())?;
-    let listed = answer.await.map_err(|_| stopping())?;
+    let listed = state
+        .ask(|reply| DriverMsg::Readable { user, reply })
+        .await?;
     Ok(axum::Json(Value::Array(listed)).into_response())
 }
