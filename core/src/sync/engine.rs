@@ -1894,8 +1894,20 @@ impl Engine {
             Content::Loading { .. } => true,
             Content::Evicted | Content::Quarantined => false,
         };
-        if !lacking || doc.refreshing {
-            doc.refresh_again |= lacking && doc.refreshing;
+        if lacking {
+            self.refresh(document);
+            self.arm_tick(now);
+        }
+    }
+
+    /// Reread a document in memory from the store: one reread at a time, and one
+    /// more after it when asked again meanwhile (something was stored since it read).
+    fn refresh(&mut self, document: &DocumentId) {
+        let Some(doc) = self.docs.get_mut(document) else {
+            return;
+        };
+        if doc.refreshing {
+            doc.refresh_again = true;
             return;
         }
         doc.refreshing = true;
@@ -1904,7 +1916,6 @@ impl Engine {
             op,
             document: document.clone(),
         });
-        self.arm_tick(now);
     }
 
     /// Server: notices of what other servers stored may have been missed (the
@@ -1918,16 +1929,7 @@ impl Engine {
             .collect();
         loaded.sort();
         for document in loaded {
-            let Some(doc) = self.docs.get_mut(&document) else {
-                continue;
-            };
-            if doc.refreshing {
-                doc.refresh_again = true;
-                continue;
-            }
-            doc.refreshing = true;
-            let op = self.op(PendingOp::Refresh(document.clone()));
-            self.outputs.push_back(Output::Load { op, document });
+            self.refresh(&document);
         }
         self.arm_tick(now);
     }
@@ -1955,10 +1957,8 @@ impl Engine {
                 tracing::error!(%document, error = %e, "rereading a document changed elsewhere failed");
             }
         }
-        if again && let Some(doc) = self.docs.get_mut(&document) {
-            doc.refreshing = true;
-            let op = self.op(PendingOp::Refresh(document.clone()));
-            self.outputs.push_back(Output::Load { op, document });
+        if again {
+            self.refresh(&document);
         }
     }
 
