@@ -116,6 +116,14 @@ impl AccessBook {
         Self::default()
     }
 
+    /// Every access record a store holds, outside a running engine (admin commands
+    /// on the store itself, exports, retention).
+    pub fn load(store: &dyn crate::store::Store) -> Result<Self> {
+        let mut book = Self::new();
+        book.restore(store.meta(ACCESS_KEY_PREFIX)?);
+        Ok(book)
+    }
+
     /// Read back the records written earlier (`Store::meta(ACCESS_KEY_PREFIX)`).
     /// A record that does not decode is skipped and reported: its document stays
     /// closed to every user (only an owner opens a document), so nothing leaks.

@@ -672,8 +672,7 @@ impl Admin {
                 }
             })??),
             None => {
-                let mut book = coachsync_core::access::AccessBook::new();
-                book.restore(self.store.meta(coachsync_core::access::ACCESS_KEY_PREFIX)?);
+                let mut book = coachsync_core::access::AccessBook::load(&*self.store)?;
                 let writes: Vec<StoreWrite> = book
                     .transfer(from, &to)
                     .into_iter()

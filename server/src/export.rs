@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use coachsync_core::access::{ACCESS_KEY_PREFIX, AccessBook, Relationship};
+use coachsync_core::access::{AccessBook, Relationship};
 use coachsync_core::domain::Visibility;
 use coachsync_core::store::Store;
 use serde_json::{Value, json};
@@ -13,8 +13,7 @@ use crate::error::{Error, Result};
 
 /// The export of `relationship`'s documents from `store`.
 pub fn export_relationship(store: &dyn Store, relationship: &Relationship) -> Result<Value> {
-    let mut book = AccessBook::new();
-    book.restore(store.meta(ACCESS_KEY_PREFIX)?);
+    let book = AccessBook::load(store)?;
     let mut ids = book.documents_of(&relationship.id);
     ids.sort();
     let mut documents = Vec::new();

@@ -66,8 +66,7 @@ pub fn purge(
             }
         })??),
         None => {
-            let mut book = AccessBook::new();
-            book.restore(store.meta(ACCESS_KEY_PREFIX)?);
+            let mut book = AccessBook::load(store)?;
             let now = coachsync_core::utc::unix_ms();
             let mut writes = Vec::new();
             for document in &documents {
@@ -105,8 +104,7 @@ pub fn expired_private_notes(
     if due.is_empty() {
         return Ok(Vec::new());
     }
-    let mut book = AccessBook::new();
-    book.restore(store.meta(ACCESS_KEY_PREFIX)?);
+    let book = AccessBook::load(store)?;
     let mut documents: Vec<DocumentId> = due
         .iter()
         .flat_map(|user| book.owned_documents(user))
