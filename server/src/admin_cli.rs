@@ -20,6 +20,9 @@ use crate::pg_store::{DatabaseUrl, PgOptions, PostgresStore};
 
 /// Run one admin command, writing its answer to `out`.
 pub async fn run(args: AdminArgs, out: &mut impl Write) -> Result<()> {
+    if matches!(args.command, AdminCommand::MigrateStore) {
+        return migrate_store(&args, out).await;
+    }
     let mut request = request(&args.command)?;
     if let AdminRequest::UserInvite { public_url, .. } = &mut request {
         public_url.clone_from(&args.public_url);
@@ -45,6 +48,11 @@ pub async fn run(args: AdminArgs, out: &mut impl Write) -> Result<()> {
 
 fn request(command: &AdminCommand) -> Result<AdminRequest> {
     Ok(match command.clone() {
+        AdminCommand::MigrateStore => {
+            return Err(Error::Usage(
+                "migrate-store is not a request to a server".into(),
+            ));
+        }
         AdminCommand::User(UserCommand::Add {
             name,
             role,
@@ -153,6 +161,48 @@ fn request(command: &AdminCommand) -> Result<AdminRequest> {
             add: false,
         },
     })
+}
+
+/// `admin migrate-store`: the sled store in the data directory into the database.
+async fn migrate_store(args: &AdminArgs, out: &mut impl Write) -> Result<()> {
+    let Some(url) = args.database_url.as_deref() else {
+        return Err(Error::Usage(
+            "migrate-store needs --database-url (or COACHSYNC_DATABASE_URL): the database to copy the data directory into".into(),
+        ));
+    };
+    let url = DatabaseUrl::parse(url)?;
+    let dir = args.data_dir.clone();
+    if !dir.join("db").is_file() {
+        return Err(Error::Usage(format!(
+            "there is no embedded store to migrate in {}",
+            dir.display()
+        )));
+    }
+    if tokio::net::UnixStream::connect(dir.join(crate::admin::SOCKET_NAME))
+        .await
+        .is_ok()
+    {
+        return Err(Error::Usage(format!(
+            "a server is running on {}: stop it first, so that nothing changes during the copy",
+            dir.display()
+        )));
+    }
+    let report = tokio::task::spawn_blocking(move || -> Result<_> {
+        let source = SledStore::open(&dir, &SledOptions::default(), crate::server::new_storage_id)?;
+        let target = PostgresStore::open(
+            &url,
+            &PgOptions {
+                pool_size: 2,
+                ..PgOptions::default()
+            },
+            crate::server::new_storage_id,
+        )?;
+        crate::migrate_store::migrate(&source, &target)
+    })
+    .await
+    .map_err(|e| Error::Usage(format!("the migration failed: {e}")))??;
+    writeln!(out, "{report}")?;
+    Ok(())
 }
 
 /// No server runs on the data directory: open the store (the sled store there, or
@@ -385,6 +435,7 @@ fn print(command: &AdminCommand, answer: &Value, out: &mut impl Write) -> Result
         AdminCommand::Group(GroupCommand::Remove { group, user }) => {
             writeln!(out, "{user} is no longer in group {group}")?;
         }
+        AdminCommand::MigrateStore => writeln!(out, "{answer}")?,
         AdminCommand::Audit { .. } => {
             for entry in answer.as_array().into_iter().flatten() {
                 writeln!(out, "{entry}")?;

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 
-const AUDIT_PREFIX: &str = "audit/";
+/// The key prefix of every audit entry.
+pub(crate) const AUDIT_PREFIX: &str = "audit/";
 
 /// One entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

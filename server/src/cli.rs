@@ -112,6 +112,11 @@ pub enum AdminCommand {
         #[arg(long, default_value_t = 1000)]
         limit: usize,
     },
+    /// Copy the embedded store in `--data-dir` into the PostgreSQL database of
+    /// `--database-url`, then read every document back and check its heads. Safe to
+    /// run again: records follow the data directory, documents are merged. Stop the
+    /// server on the data directory first.
+    MigrateStore,
 }
 
 /// `coachsync admin doc …`

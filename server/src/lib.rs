@@ -17,6 +17,7 @@ pub mod export;
 pub mod invites;
 pub mod jwt;
 pub mod metrics;
+pub mod migrate_store;
 pub mod pg_store;
 pub mod purge;
 pub mod rate_limit;

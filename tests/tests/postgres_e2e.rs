@@ -528,3 +528,158 @@ async fn a_grant_on_one_server_and_a_revoke_on_the_other_hold_on_both() -> Resul
     }
     Ok(())
 }
+
+/// `coachsync admin ARGS`, its status and what it printed (stdout, stderr).
+fn admin_output(args: &[&str]) -> Result<(bool, String, String)> {
+    let out = Command::new(binary())
+        .arg("admin")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()?;
+    Ok((
+        out.status.success(),
+        String::from_utf8(out.stdout)?,
+        String::from_utf8(out.stderr)?,
+    ))
+}
+
+#[tokio::test]
+async fn migrate_store_moves_a_sled_directory_and_every_server_serves_the_same_heads() -> Result<()>
+{
+    let Some(cluster) = PgCluster::start_or_skip(
+        "migrate_store_moves_a_sled_directory_and_every_server_serves_the_same_heads",
+    ) else {
+        return Ok(());
+    };
+    const DOCUMENTS: i64 = 120;
+    let url = cluster.create_database("migrate")?;
+    let sled_dir = tempfile::tempdir()?;
+    let sled_path = sled_dir.path().to_str().expect("utf-8").to_owned();
+    let migrate = [
+        "migrate-store",
+        "--data-dir",
+        &sled_path,
+        "--database-url",
+        &url,
+    ];
+
+    // An installation on the embedded store: users, and documents with a few changes
+    // each.
+    let server = ServerProcess::start(sled_dir.path())?;
+    admin(
+        sled_dir.path(),
+        &["user", "add", "--name", "ana", "--role", "admin"],
+    )?;
+    let revoked = admin(
+        sled_dir.path(),
+        &["user", "add", "--name", "ben", "--role", "coach"],
+    )?;
+    let mut peer = Peer::new("before");
+    peer.connect(&server.sync_url()).await?;
+    let mut docs = Vec::new();
+    for d in 0..DOCUMENTS {
+        let doc = peer.create(put("n".into(), d))?;
+        peer.change(&doc, put("twice".into(), 2 * d))?;
+        docs.push(doc);
+    }
+    for doc in &docs {
+        peer.wait_synced(doc).await?;
+    }
+    // Not while a server runs on the data directory: the copy would miss its writes.
+    let (ok, _, err) = admin_output(&migrate)?;
+    assert!(!ok && err.contains("stop it first"), "{err}");
+    peer.disconnect().await;
+    assert!(server.terminate(Duration::from_secs(15))?.success());
+
+    let (ok, out, err) = admin_output(&migrate)?;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!(
+            "{DOCUMENTS} documents: {DOCUMENTS} copied, 0 merged, 0 unchanged"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("heads verified"), "{out}");
+    // Again: nothing to do.
+    let (ok, out, err) = admin_output(&migrate)?;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!("0 copied, 0 merged, {DOCUMENTS} unchanged"))
+            && out.contains("0 written, 0 removed"),
+        "{out}"
+    );
+
+    // The old server runs a while longer: one document changes, one token is revoked.
+    // Running the migration again carries both.
+    let server = ServerProcess::start(sled_dir.path())?;
+    let mut late = Peer::new("late");
+    late.connect(&server.sync_url()).await?;
+    assert!(late.find(&docs[7]).await?);
+    late.change(&docs[7], put("late".into(), 7))?;
+    late.wait_synced(&docs[7]).await?;
+    late.disconnect().await;
+    admin(sled_dir.path(), &["token", "revoke", "--token", &revoked])?;
+    assert!(server.terminate(Duration::from_secs(15))?.success());
+    let (ok, out, err) = admin_output(&migrate)?;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!("1 merged, {} unchanged", DOCUMENTS - 1)),
+        "{out}"
+    );
+    let users = |extra: &[&str]| -> Result<String> {
+        let mut args = vec!["user", "list", "--data-dir", &sled_path];
+        args.extend_from_slice(extra);
+        let (ok, out, err) = admin_output(&args)?;
+        assert!(ok, "{err}");
+        Ok(out)
+    };
+    assert_eq!(
+        users(&["--database-url", &url])?,
+        users(&[])?,
+        "the same accounts and tokens"
+    );
+
+    // The sled server and two servers on the database serve every document with the
+    // same heads.
+    let sled = ServerProcess::start(sled_dir.path())?;
+    let (dir_a, dir_b) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let db = ["--database-url", url.as_str()];
+    let a = ServerProcess::start_with(dir_a.path(), &db)?;
+    let b = ServerProcess::start_with(dir_b.path(), &db)?;
+    let mut readers = Vec::new();
+    for (name, server) in [("sled", &sled), ("a", &a), ("b", &b)] {
+        let mut reader = Peer::new(name);
+        reader.connect(&server.sync_url()).await?;
+        readers.push(reader);
+    }
+    for (d, doc) in docs.iter().enumerate() {
+        let mut heads = Vec::new();
+        for reader in &mut readers {
+            assert!(reader.find(doc).await?, "document {d} is served");
+            let mut h = reader.heads(doc);
+            h.sort();
+            heads.push(h);
+        }
+        assert!(
+            heads.windows(2).all(|w| w[0] == w[1]),
+            "document {d}: the same heads on every server: {heads:?}"
+        );
+        assert_eq!(get_int(&readers[2], doc, "twice"), Some(2 * d as i64));
+    }
+    assert_eq!(get_int(&readers[1], &docs[7], "late"), Some(7));
+
+    // Once a server has used the database on its own, copying over it would undo
+    // what it recorded: refused, and nothing changes.
+    for reader in &mut readers {
+        reader.disconnect().await;
+    }
+    assert!(sled.terminate(Duration::from_secs(15))?.success());
+    admin(
+        dir_a.path(),
+        &["user", "add", "--name", "cai", "--role", "coach"],
+    )?;
+    let (ok, _, err) = admin_output(&migrate)?;
+    assert!(!ok && err.contains("used the database on its own"), "{err}");
+    assert!(users(&["--database-url", &url])?.contains("cai"));
+    Ok(())
+}
