@@ -197,12 +197,35 @@ impl PostgresStore {
 
     /// What the other servers sharing the database store, as they commit it (their
     /// notices; never this store's own), until the receiver is dropped.
-    pub fn listen(&self) -> tokio::sync::mpsc::UnboundedReceiver<Notice> {
+    /// Each notification is counted, with its lag, in `metrics`.
+    pub fn listen(
+        &self,
+        metrics: std::sync::Arc<crate::metrics::Metrics>,
+    ) -> tokio::sync::mpsc::UnboundedReceiver<Notice> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         if let Some(runtime) = &self.runtime {
-            runtime.spawn(notices::listen(self.config.clone(), self.node.clone(), tx));
+            runtime.spawn(notices::listen(
+                self.config.clone(),
+                self.node.clone(),
+                tx,
+                metrics,
+            ));
         }
         rx
+    }
+
+    /// How busy the connection pool is now, from any thread, for as long as the
+    /// store's pool lives.
+    pub fn pool_probe(&self) -> impl Fn() -> crate::metrics::PoolUse + Send + Sync + 'static {
+        let pool = self.pool.clone();
+        move || {
+            let status = pool.status();
+            crate::metrics::PoolUse {
+                connections: status.size,
+                available: status.available,
+                waiting: status.waiting,
+            }
+        }
     }
 
     /// The database, without its password.

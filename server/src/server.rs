@@ -33,13 +33,19 @@ pub struct Server {
     _data_dir_lock: Option<std::fs::File>,
     /// With PostgreSQL, what the other servers sharing the database store.
     notices: Option<tokio::sync::mpsc::UnboundedReceiver<Notice>>,
+    metrics: Arc<Metrics>,
 }
 
 impl Server {
     /// Open the store (in the data directory, or in PostgreSQL with
     /// `--database-url`) and bind the listening socket.
     pub async fn bind(config: Config) -> Result<Self> {
-        let (store, data_dir_lock, notices) = open_store(&config).await?;
+        let OpenedStore {
+            store,
+            data_dir_lock,
+            notices,
+            metrics,
+        } = open_store(&config).await?;
         let accounts = Accounts::load(store.as_ref())?;
         let audit = AuditLog::open(store.as_ref())?;
         // After the store (or, with PostgreSQL, the directory's lock file): the lock
@@ -69,6 +75,7 @@ impl Server {
             admin_socket,
             _data_dir_lock: data_dir_lock,
             notices,
+            metrics,
         })
     }
 
@@ -81,7 +88,7 @@ impl Server {
     /// connections, finish pending writes.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
         let addr = self.local_addr()?;
-        let metrics = Arc::new(Metrics::new());
+        let metrics = self.metrics.clone();
         let (driver, handle) = Driver::new(
             &self.config,
             self.store.clone(),
@@ -236,13 +243,16 @@ pub(crate) fn new_storage_id() -> StorageId {
     StorageId::new(&uuid::Uuid::new_v4().to_string()).expect("a uuid is a valid id")
 }
 
-/// An open store, the data directory's lock (PostgreSQL) and the other servers'
-/// notices (PostgreSQL).
-type OpenedStore = (
-    Arc<dyn Store>,
-    Option<std::fs::File>,
-    Option<tokio::sync::mpsc::UnboundedReceiver<Notice>>,
-);
+/// An open store and what comes with it.
+struct OpenedStore {
+    store: Arc<dyn Store>,
+    /// With PostgreSQL, the data directory's lock.
+    data_dir_lock: Option<std::fs::File>,
+    /// With PostgreSQL, the other servers' notices.
+    notices: Option<tokio::sync::mpsc::UnboundedReceiver<Notice>>,
+    /// The server's metrics, with the database's when there is one.
+    metrics: Arc<Metrics>,
+}
 
 /// Open the configured store. With PostgreSQL the data directory is still created
 /// (for the admin socket) and locked, so that a second server started on it by
@@ -254,15 +264,27 @@ async fn open_store(config: &Config) -> Result<OpenedStore> {
             Some(url) => {
                 let lock = lock_data_dir(&config.data_dir)?;
                 let store = PostgresStore::open(url, &PgOptions::default(), new_storage_id)?;
-                let notices = store.listen();
-                Ok((Arc::new(store), Some(lock), Some(notices)))
+                let metrics = Arc::new(Metrics::with_database());
+                metrics.database.probe_pool(store.pool_probe());
+                let notices = store.listen(metrics.clone());
+                Ok(OpenedStore {
+                    store: Arc::new(store),
+                    data_dir_lock: Some(lock),
+                    notices: Some(notices),
+                    metrics,
+                })
             }
             None => {
                 let options = SledOptions {
                     cache_capacity: config.cache_bytes,
                 };
                 let store = SledStore::open(&config.data_dir, &options, new_storage_id)?;
-                Ok((Arc::new(store), None, None))
+                Ok(OpenedStore {
+                    store: Arc::new(store),
+                    data_dir_lock: None,
+                    notices: None,
+                    metrics: Arc::new(Metrics::new()),
+                })
             }
         }
     })

@@ -401,6 +401,18 @@ async fn two_servers_on_one_database_carry_each_others_changes_live() -> Result<
             Some(round)
         );
     }
+    // Each server reports the other's notifications, their lag, and its pool.
+    for server in [&a, &b] {
+        assert!(server.metric("coachsync_db_notifications_total").await? >= 3.0);
+        assert!(
+            server
+                .metric("coachsync_db_notification_lag_seconds_count")
+                .await?
+                >= 3.0
+        );
+        assert!(server.metric("coachsync_db_pool_connections").await? >= 1.0);
+        assert!(server.metric("coachsync_store_write_seconds_count").await? >= 3.0);
+    }
     Ok(())
 }
 

@@ -42,6 +42,10 @@ pub enum Notice {
 struct Payload {
     /// The sending server, so that it skips its own notices.
     node: String,
+    /// When the sender began its commit, in milliseconds since the epoch by its
+    /// clock: the listener's lag metric.
+    #[serde(default)]
+    at: u64,
     /// Documents appended to: ID and heads (hex).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     stored: Vec<(String, Vec<String>)>,
@@ -55,6 +59,9 @@ pub(super) fn payloads(node: &str, writes: &[StoreWrite]) -> Vec<String> {
     let mut out = Vec::new();
     let mut current = Payload {
         node: node.to_owned(),
+        at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
         ..Payload::default()
     };
     let mut size = 0;
@@ -93,14 +100,15 @@ pub(super) fn payloads(node: &str, writes: &[StoreWrite]) -> Vec<String> {
     out
 }
 
-/// The notices in one payload, unless it is this server's own.
-fn notices_of(node: &str, payload: &str) -> Vec<Notice> {
+/// The notices in one payload, unless it is this server's own, and when it was
+/// sent.
+fn notices_of(node: &str, payload: &str) -> (Vec<Notice>, Option<u64>) {
     let Ok(payload) = serde_json::from_str::<Payload>(payload) else {
         tracing::warn!("a database notification does not decode; ignored");
-        return Vec::new();
+        return (Vec::new(), None);
     };
     if payload.node == node {
-        return Vec::new();
+        return (Vec::new(), None);
     }
     let mut notices = Vec::new();
     for (document, heads) in payload.stored {
@@ -121,7 +129,7 @@ fn notices_of(node: &str, payload: &str) -> Vec<Notice> {
             .into_iter()
             .map(|key| Notice::Record { key }),
     );
-    notices
+    (notices, Some(payload.at))
 }
 
 /// Listen for the other servers' notices on a connection of its own, reconnecting
@@ -130,6 +138,7 @@ pub(super) async fn listen(
     config: tokio_postgres::Config,
     node: String,
     tx: mpsc::UnboundedSender<Notice>,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
 ) {
     let mut first = true;
     let mut backoff = Duration::from_millis(100);
@@ -157,7 +166,11 @@ pub(super) async fn listen(
                     }
                     while let Some(message) = messages.next().await {
                         if let Ok(tokio_postgres::AsyncMessage::Notification(n)) = message {
-                            for notice in notices_of(&node, n.payload()) {
+                            let (notices, sent) = notices_of(&node, n.payload());
+                            if let Some(sent) = sent {
+                                metrics.database.notified(sent);
+                            }
+                            for notice in notices {
                                 if tx.send(notice).is_err() {
                                     return;
                                 }
@@ -202,7 +215,10 @@ mod tests {
         let sent = payloads("node-a", &writes);
         assert!(sent.len() > 1, "split into several notifications");
         assert!(sent.iter().all(|p| p.len() < 8_000));
-        let heard: Vec<Notice> = sent.iter().flat_map(|p| notices_of("node-b", p)).collect();
+        let heard: Vec<Notice> = sent
+            .iter()
+            .flat_map(|p| notices_of("node-b", p).0)
+            .collect();
         assert_eq!(
             heard[0],
             Notice::Stored {
@@ -211,7 +227,12 @@ mod tests {
             }
         );
         assert_eq!(heard.len(), 201);
-        assert!(sent.iter().all(|p| notices_of("node-a", p).is_empty()));
+        assert!(sent.iter().all(|p| notices_of("node-a", p).0.is_empty()));
+        let (_, at) = notices_of("node-b", &sent[0]);
+        assert!(
+            at.is_some_and(|ms| ms > 1_600_000_000_000),
+            "stamped: {at:?}"
+        );
         assert!(payloads("node-a", &[]).is_empty());
     }
 }
