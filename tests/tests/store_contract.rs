@@ -273,3 +273,53 @@ fn postgres_skips_a_compaction_that_would_drop_another_servers_changes() {
         theirs.get_heads()
     );
 }
+
+#[test]
+fn postgres_keeps_both_servers_heads_when_they_append_to_one_document_at_once() {
+    let Some(cluster) = PgCluster::start_or_skip(
+        "postgres_keeps_both_servers_heads_when_they_append_to_one_document_at_once",
+    ) else {
+        return;
+    };
+    let url = cluster.create_database("heads").unwrap();
+    let (one, two) = (open_pg(&url, "db"), open_pg(&url, "db"));
+    let id = coachsync_core::DocumentId::from_random([8; 16]);
+    let append = |doc: &mut Automerge, key: &str| {
+        let since = doc.get_heads();
+        let mut tx = doc.transaction();
+        tx.put(ROOT, key, 1).unwrap();
+        tx.commit();
+        StoreWrite::Append {
+            document: id.clone(),
+            data: doc.save_after(&since),
+            heads: doc.get_heads(),
+        }
+    };
+    let sorted = |mut heads: Vec<ChangeHash>| {
+        heads.sort();
+        heads
+    };
+    let mut ours = Automerge::new();
+    one.commit(&[append(&mut ours, "base")]).unwrap();
+    let mut theirs = ours.fork();
+    // Each server appends a change the other has not seen.
+    one.commit(&[append(&mut ours, "ours")]).unwrap();
+    two.commit(&[append(&mut theirs, "theirs")]).unwrap();
+    let mut both = ours.fork();
+    both.merge(&mut theirs.fork()).unwrap();
+    assert_eq!(both.get_heads().len(), 2);
+    assert_eq!(
+        sorted(two.heads(&id).unwrap().unwrap()),
+        sorted(both.get_heads()),
+        "the stored heads hold both servers' changes, not the last writer's"
+    );
+    // The next append that builds on both leaves one head again.
+    one.commit(&[append(&mut both, "after")]).unwrap();
+    assert_eq!(one.heads(&id).unwrap().unwrap(), both.get_heads());
+    assert_eq!(
+        Automerge::load(&one.load(&id).unwrap().unwrap().data)
+            .unwrap()
+            .get_heads(),
+        both.get_heads()
+    );
+}

@@ -47,6 +47,11 @@ async fn apply(tx: &Transaction<'_>, write: &StoreWrite) -> Result<(), Error> {
                 .prepare_cached("UPDATE change_counter SET last = last + 1 RETURNING last")
                 .await?;
             let change: i64 = tx.query_one(&counter, &[]).await?.get(0);
+            // The row's lock first, returning the heads stored before this append
+            // (the last committed ones), then the upsert: sent together, run in order.
+            let lock = tx
+                .prepare_cached("SELECT heads FROM documents WHERE id = $1 FOR UPDATE")
+                .await?;
             let upsert = tx
                 .prepare_cached(
                     "INSERT INTO documents AS d (id, heads, next_seq, size, change_seq)
@@ -59,14 +64,25 @@ async fn apply(tx: &Transaction<'_>, write: &StoreWrite) -> Result<(), Error> {
                      RETURNING next_seq - 1",
                 )
                 .await?;
-            let seq: i64 = tx
-                .query_one(
-                    &upsert,
-                    &[&id, &heads_bytes(heads), &(data.len() as i64), &change],
-                )
-                .await?
-                .get(0);
+            let stored_heads = heads_bytes(heads);
+            let size = data.len() as i64;
+            let lock_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&id];
+            let upsert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+                [&id, &stored_heads, &size, &change];
+            let (before, row) = futures_util::try_join!(
+                tx.query_opt(&lock, &lock_params),
+                tx.query_one(&upsert, &upsert_params),
+            )?;
+            let seq: i64 = row.get(0);
+            let before: Option<Vec<u8>> = before.map(|r| r.get(0));
             insert_chunk(tx, id, seq, data, false).await?;
+            if let Some(before) = before
+                && !extends(&before, heads, data)
+            {
+                // Another server appended a change this one did not build on: the
+                // document's heads are both sides', read from every chunk.
+                merge_heads(tx, id, document).await?;
+            }
             let log = tx
                 .prepare_cached(
                     "INSERT INTO changes (seq, doc) VALUES ($1, $2)
@@ -204,6 +220,57 @@ async fn insert_chunk(
         tx.execute(&insert, &[&id, &seq, &(part as i32), &snapshot, &bytes])
             .await?;
     }
+    Ok(())
+}
+
+/// Whether an append of `data` giving `heads` builds on every head stored before
+/// (`before`): each is still a head, or a change `data` depends on. When it is not
+/// (two servers appended at once, or `before` does not decode), the heads must be
+/// read from the chunks.
+fn extends(before: &[u8], heads: &[automerge::ChangeHash], data: &[u8]) -> bool {
+    let Ok(before) = super::heads_from(before) else {
+        return false;
+    };
+    if before.iter().all(|h| heads.contains(h)) {
+        return true;
+    }
+    // Loaded into an empty document, changes whose dependencies are elsewhere wait
+    // in its queue, and those dependencies are what it reports missing.
+    let mut changes = automerge::Automerge::new();
+    if changes.load_incremental(data).is_err() {
+        return false;
+    }
+    let deps = automerge::ReadDoc::get_missing_deps(&changes, &[]);
+    before.iter().all(|h| heads.contains(h) || deps.contains(h))
+}
+
+/// Set the document's heads to those of all its chunks, this transaction's
+/// included. Rare (two servers appending one document at once), so a whole load is
+/// affordable.
+async fn merge_heads(
+    tx: &Transaction<'_>,
+    id: &[u8],
+    document: &coachsync_core::DocumentId,
+) -> Result<(), Error> {
+    let read = tx
+        .prepare_cached("SELECT bytes FROM chunks WHERE doc = $1 ORDER BY seq, part")
+        .await?;
+    let mut stored = Vec::new();
+    for row in tx.query(&read, &[&id]).await? {
+        stored.extend_from_slice(row.get::<_, &[u8]>(0));
+    }
+    let heads = match automerge::Automerge::load(&stored) {
+        Ok(doc) => doc.get_heads(),
+        Err(e) => {
+            tracing::warn!(%document, error = %e, "the stored chunks do not load; the heads stay this append's");
+            return Ok(());
+        }
+    };
+    tracing::debug!(%document, "heads merged with another server's append");
+    let set = tx
+        .prepare_cached("UPDATE documents SET heads = $2 WHERE id = $1")
+        .await?;
+    tx.execute(&set, &[&id, &heads_bytes(&heads)]).await?;
     Ok(())
 }
 
