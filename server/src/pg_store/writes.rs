@@ -69,10 +69,11 @@ async fn apply(tx: &Transaction<'_>, write: &StoreWrite) -> Result<(), Error> {
             let lock_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&id];
             let upsert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
                 [&id, &stored_heads, &size, &change];
-            let (before, row) = futures_util::try_join!(
+            let (before, row) = futures_util::future::try_join(
                 tx.query_opt(&lock, &lock_params),
                 tx.query_one(&upsert, &upsert_params),
-            )?;
+            )
+            .await?;
             let seq: i64 = row.get(0);
             let before: Option<Vec<u8>> = before.map(|r| r.get(0));
             insert_chunk(tx, id, seq, data, false).await?;

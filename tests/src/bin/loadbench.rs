@@ -32,6 +32,7 @@ use automerge::transaction::Transactable;
 use automerge::{ChangeHash, ObjType, ReadDoc, ScalarValue};
 use coachsync_core::DocumentId;
 use coachsync_tests::Peer;
+use coachsync_tests::postgres::PgCluster;
 
 const USAGE: &str = "\
 loadbench: the same workload against coachsync and the stock automerge-repo sync servers
@@ -42,7 +43,10 @@ Usage: loadbench [options]
   --docs-per-device N     documents each device creates (default 25)
   --edits N               small edits per document after its creation (default 20)
   --servers LIST          comma-separated, run in this order
-                          (default coachsync,reference-0.2,reference-2x)
+                          (default coachsync,reference-0.2,reference-2x); also
+                          coachsync-pg (one node on PostgreSQL) and coachsync-pg-2
+                          (two nodes on one database, the devices split between them,
+                          the fresh device on the second), each on a private cluster
   --coachsync PATH        coachsync binary (default <workspace>/target/release/coachsync)
   --coachsync-arg ARG     extra flag for `coachsync serve`, repeatable
                           (e.g. --coachsync-arg=--cache-mb=16)
@@ -78,6 +82,8 @@ struct Options {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ServerKind {
     Coachsync,
+    CoachsyncPg,
+    CoachsyncPg2,
     Reference02,
     Reference2x,
 }
@@ -86,6 +92,8 @@ impl ServerKind {
     fn name(self) -> &'static str {
         match self {
             Self::Coachsync => "coachsync",
+            Self::CoachsyncPg => "coachsync-pg",
+            Self::CoachsyncPg2 => "coachsync-pg-2",
             Self::Reference02 => "reference-0.2",
             Self::Reference2x => "reference-2x",
         }
@@ -94,10 +102,30 @@ impl ServerKind {
     fn parse(s: &str) -> Result<Self> {
         Ok(match s.trim() {
             "coachsync" => Self::Coachsync,
+            "coachsync-pg" => Self::CoachsyncPg,
+            "coachsync-pg-2" => Self::CoachsyncPg2,
             "reference-0.2" | "reference-02" | "ref-0.2" => Self::Reference02,
             "reference-2x" | "reference-2.x" | "ref-2x" => Self::Reference2x,
-            other => bail!("unknown server {other:?} (coachsync, reference-0.2, reference-2x)"),
+            other => bail!(
+                "unknown server {other:?} (coachsync, coachsync-pg, coachsync-pg-2, reference-0.2, reference-2x)"
+            ),
         })
+    }
+
+    /// How many coachsync nodes it runs, on PostgreSQL; 0 on an embedded store.
+    fn database_nodes(self) -> usize {
+        match self {
+            Self::CoachsyncPg => 1,
+            Self::CoachsyncPg2 => 2,
+            _ => 0,
+        }
+    }
+
+    fn is_coachsync(self) -> bool {
+        matches!(
+            self,
+            Self::Coachsync | Self::CoachsyncPg | Self::CoachsyncPg2
+        )
     }
 }
 
@@ -195,14 +223,15 @@ struct Server {
 }
 
 impl Server {
-    fn start(kind: ServerKind, o: &Options) -> Result<Self> {
+    /// Start one server; `extra` flags go to `coachsync serve`.
+    fn start(kind: ServerKind, o: &Options, extra: &[String]) -> Result<Self> {
         let data = tempfile::Builder::new()
             .prefix(&format!("loadbench-{}-", kind.name()))
             .tempdir()?;
         let data_dir = data.path().join("data");
         let mut cmd;
         match kind {
-            ServerKind::Coachsync => {
+            ServerKind::Coachsync | ServerKind::CoachsyncPg | ServerKind::CoachsyncPg2 => {
                 cmd = Command::new(&o.coachsync);
                 cmd.arg("serve")
                     // The load clients are anonymous, as the reference server's are.
@@ -212,6 +241,7 @@ impl Server {
                     .arg("--data-dir")
                     .arg(&data_dir)
                     .args(&o.coachsync_args)
+                    .args(extra)
                     // Its own default log filter, as shipped, whatever the caller's
                     // environment says; it prints "listening on" at info.
                     .env_remove("COACHSYNC_LOG")
@@ -300,9 +330,10 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let url = match kind {
-            ServerKind::Coachsync => format!("ws://{addr}/sync"),
-            _ => format!("ws://{addr}/"),
+        let url = if kind.is_coachsync() {
+            format!("ws://{addr}/sync")
+        } else {
+            format!("ws://{addr}/")
         };
         Ok(Self {
             child,
@@ -389,6 +420,16 @@ struct Usage {
 }
 
 impl Usage {
+    /// Two trees' figures together.
+    fn plus(self, other: Usage) -> Usage {
+        Usage {
+            cpu_ticks: self.cpu_ticks + other.cpu_ticks,
+            hwm_kib: self.hwm_kib + other.hwm_kib,
+            rss_kib: self.rss_kib + other.rss_kib,
+            processes: self.processes + other.processes,
+        }
+    }
+
     fn of_tree(root: u32) -> Result<Self> {
         let mut pids = vec![root];
         let mut i = 0;
@@ -502,18 +543,21 @@ fn edit_text(k: usize) -> String {
 }
 
 /// One device: connect, create its documents, edit each, waiting for the server.
+/// Returns what it created and how long each wait for the server's answer took.
 async fn run_device(
     url: String,
     device: usize,
     docs: usize,
     edits: usize,
     batch: bool,
-) -> Result<Vec<Created>> {
+) -> Result<(Vec<Created>, Vec<Duration>)> {
     let mut peer = Peer::new(&format!("bench-device-{device}"));
     peer.connect(&url).await?;
     let mut out = Vec::with_capacity(docs);
+    let mut acks = Vec::with_capacity(docs * (edits + 1));
     for index in 0..docs {
         let start = note_start(device, index);
+        let asked = Instant::now();
         let id = peer.create(|tx| {
             tx.put(automerge::ROOT, "type", "observation")?;
             tx.put(automerge::ROOT, "device", device as i64)?;
@@ -526,6 +570,7 @@ async fn run_device(
         peer.wait_synced(&id)
             .await
             .with_context(|| format!("creating document {index}"))?;
+        acks.push(asked.elapsed());
         let note = peer
             .document(&id)
             .and_then(|d| d.get(automerge::ROOT, "note").ok().flatten())
@@ -536,6 +581,7 @@ async fn run_device(
             let piece = edit_text(k);
             expected.push_str(&piece);
             let note = note.clone();
+            let asked = Instant::now();
             peer.change(&id, move |tx| {
                 let len = tx.length(&note);
                 tx.splice_text(&note, len, 0, &piece)?;
@@ -547,12 +593,15 @@ async fn run_device(
                 peer.wait_synced(&id)
                     .await
                     .with_context(|| format!("document {index}, edit {k}"))?;
+                acks.push(asked.elapsed());
             }
         }
         if batch {
+            let asked = Instant::now();
             peer.wait_synced(&id)
                 .await
                 .with_context(|| format!("document {index}, edits"))?;
+            acks.push(asked.elapsed());
         }
         out.push(Created {
             heads: peer.heads(&id),
@@ -564,7 +613,7 @@ async fn run_device(
         });
     }
     peer.disconnect().await;
-    Ok(out)
+    Ok((out, acks))
 }
 
 fn get_i64(doc: &automerge::Automerge, key: &str) -> Option<i64> {
@@ -641,9 +690,15 @@ struct Outcome {
     kind: ServerKind,
     write_wall: Duration,
     read_wall: Duration,
+    /// The server processes (every node).
     idle: Usage,
     after_write: Usage,
     end: Usage,
+    /// The database's processes, when there is one.
+    db_idle: Option<Usage>,
+    db_end: Option<Usage>,
+    /// Each wait for the server's answer to a change, sorted.
+    acks: Vec<Duration>,
     expected: usize,
     verified: usize,
     errors: Vec<String>,
@@ -651,26 +706,83 @@ struct Outcome {
     stop: String,
 }
 
+/// The servers of one run, and the database they share, if any.
+struct Deployment {
+    nodes: Vec<Server>,
+    db: Option<PgCluster>,
+}
+
+impl Deployment {
+    fn start(kind: ServerKind, o: &Options) -> Result<Self> {
+        let count = kind.database_nodes();
+        if count == 0 {
+            return Ok(Self {
+                nodes: vec![Server::start(kind, o, &[])?],
+                db: None,
+            });
+        }
+        let bin = coachsync_tests::postgres::binaries().context(
+            "PostgreSQL's initdb and pg_ctl were not found (Debian's postgresql package)",
+        )?;
+        let db = PgCluster::start(&bin)?;
+        let url = db.create_database("loadbench")?;
+        let extra = ["--database-url".to_owned(), url];
+        let nodes = (0..count)
+            .map(|_| Server::start(kind, o, &extra))
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            nodes,
+            db: Some(db),
+        })
+    }
+
+    /// Every node's figures together.
+    fn usage(&self) -> Result<Usage> {
+        self.nodes
+            .iter()
+            .try_fold(Usage::default(), |sum, n| Ok(sum.plus(n.usage()?)))
+    }
+
+    /// The database's figures: the postmaster and its backends.
+    fn db_usage(&self) -> Result<Option<Usage>> {
+        let Some(db) = &self.db else {
+            return Ok(None);
+        };
+        let pid_file = std::fs::read_to_string(db.data_dir().join("postmaster.pid"))
+            .context("reading postmaster.pid")?;
+        let pid: u32 = pid_file
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .context("postmaster.pid names no process")?;
+        Ok(Some(Usage::of_tree(pid)?))
+    }
+}
+
 async fn bench_one(kind: ServerKind, o: &Options) -> Result<Outcome> {
-    let mut server = Server::start(kind, o)?;
-    eprintln!(
-        "[{}] pid {} listening on {} ({})",
-        kind.name(),
-        server.pid(),
-        server.addr,
-        server.url
-    );
+    let mut deployment = Deployment::start(kind, o)?;
+    for server in &deployment.nodes {
+        eprintln!(
+            "[{}] pid {} listening on {} ({})",
+            kind.name(),
+            server.pid(),
+            server.addr,
+            server.url
+        );
+    }
     // Let it finish starting (JIT, lazy init) before the baseline.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let idle = server.usage()?;
+    let idle = deployment.usage()?;
+    let db_idle = deployment.db_usage()?;
     let expected = o.devices * o.docs_per_device;
     let mut errors = Vec::new();
+    let urls: Vec<String> = deployment.nodes.iter().map(|n| n.url.clone()).collect();
 
     let started = Instant::now();
     let mut tasks = Vec::new();
     for device in 0..o.devices {
         tasks.push(tokio::spawn(run_device(
-            server.url.clone(),
+            urls[device % urls.len()].clone(),
             device,
             o.docs_per_device,
             o.edits,
@@ -678,11 +790,15 @@ async fn bench_one(kind: ServerKind, o: &Options) -> Result<Outcome> {
         )));
     }
     let mut created = Vec::with_capacity(expected);
+    let mut acks = Vec::new();
     let deadline = tokio::time::Instant::now() + o.timeout;
     for (device, task) in tasks.into_iter().enumerate() {
         let abort = task.abort_handle();
         match tokio::time::timeout_at(deadline, task).await {
-            Ok(Ok(Ok(docs))) => created.extend(docs),
+            Ok(Ok(Ok((docs, waits)))) => {
+                created.extend(docs);
+                acks.extend(waits);
+            }
             Ok(Ok(Err(e))) => errors.push(format!("device {device}: {e:#}")),
             Ok(Err(e)) => errors.push(format!("device {device}: task failed: {e}")),
             Err(_) => {
@@ -695,7 +811,8 @@ async fn bench_one(kind: ServerKind, o: &Options) -> Result<Outcome> {
         }
     }
     let write_wall = started.elapsed();
-    let after_write = server.usage()?;
+    acks.sort();
+    let after_write = deployment.usage()?;
     eprintln!(
         "[{}] write phase: {} documents confirmed in {:.2} s",
         kind.name(),
@@ -705,7 +822,10 @@ async fn bench_one(kind: ServerKind, o: &Options) -> Result<Outcome> {
 
     let started = Instant::now();
     let mut verified = 0;
-    match tokio::time::timeout(o.timeout, run_reader(&server.url, &created)).await {
+    // The fresh device on the last node: with two, half of what it reads was written
+    // through the other.
+    let reader_url = urls.last().expect("a node").clone();
+    match tokio::time::timeout(o.timeout, run_reader(&reader_url, &created)).await {
         Ok(Ok((n, failures))) => {
             verified = n;
             errors.extend(failures);
@@ -715,20 +835,33 @@ async fn bench_one(kind: ServerKind, o: &Options) -> Result<Outcome> {
     }
     let read_wall = started.elapsed();
     // The figures are read while it still runs, after the workload.
-    let end = server.usage()?;
+    let end = deployment.usage()?;
+    let db_end = deployment.db_usage()?;
     eprintln!(
         "[{}] read phase: {verified}/{expected} documents verified in {:.2} s",
         kind.name(),
         read_wall.as_secs_f64()
     );
     if !errors.is_empty() {
-        eprintln!(
-            "[{}] server log tail:\n{}",
-            kind.name(),
-            server.log_tail(20)
-        );
+        for server in &mut deployment.nodes {
+            eprintln!(
+                "[{}] server log tail:\n{}",
+                kind.name(),
+                server.log_tail(20)
+            );
+        }
     }
-    let (stop, disk_bytes) = server.stop()?;
+    let mut stops = Vec::new();
+    let mut disk_bytes = 0;
+    for server in deployment.nodes.drain(..) {
+        let (how, bytes) = server.stop()?;
+        stops.push(how);
+        disk_bytes += bytes;
+    }
+    if let Some(db) = &deployment.db {
+        disk_bytes += dir_bytes(&db.data_dir().join("base"));
+    }
+    let stop = stops.join("; ");
     Ok(Outcome {
         kind,
         write_wall,
@@ -736,6 +869,9 @@ async fn bench_one(kind: ServerKind, o: &Options) -> Result<Outcome> {
         idle,
         after_write,
         end,
+        db_idle,
+        db_end,
+        acks,
         expected,
         verified,
         errors,
@@ -815,7 +951,62 @@ fn report(o: &Options, outcomes: &[Outcome], tck: u64) -> bool {
         );
     }
     println!(
-        "(CPU s: whole life incl. start-up; (write)/(read): per phase. peak: VmHWM at the end.)"
+        "(CPU s: whole life incl. start-up; (write)/(read): per phase. peak: VmHWM at the end;"
+    );
+    println!(
+        " with several nodes, summed over them. disk: data directories, and the database's base/.)"
+    );
+
+    println!();
+    println!(
+        "{:<14} {:>9} {:>11} {:>8} {:>8} {:>8} {:>10} {:>10} {:>11}",
+        "server",
+        "acked",
+        "changes/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "db CPU s",
+        "(write)",
+        "db RSS MiB"
+    );
+    for r in outcomes {
+        let at = |q: f64| -> f64 {
+            if r.acks.is_empty() {
+                return f64::NAN;
+            }
+            let i = ((r.acks.len() as f64 * q).ceil() as usize).clamp(1, r.acks.len()) - 1;
+            r.acks[i].as_secs_f64() * 1000.0
+        };
+        let (db_cpu, db_write, db_rss) = match (r.db_idle, r.db_end) {
+            (Some(idle), Some(end)) => (
+                format!("{:.2}", secs(end.cpu_ticks)),
+                format!("{:.2}", secs(end.cpu_ticks.saturating_sub(idle.cpu_ticks))),
+                format!("{:.1}", mib(end.rss_kib)),
+            ),
+            _ => ("-".into(), "-".into(), "-".into()),
+        };
+        println!(
+            "{:<14} {:>9} {:>11.0} {:>8.2} {:>8.2} {:>8.2} {:>10} {:>10} {:>11}",
+            r.kind.name(),
+            r.acks.len(),
+            r.acks.len() as f64 / r.write_wall.as_secs_f64(),
+            at(0.50),
+            at(0.99),
+            at(1.0),
+            db_cpu,
+            db_write,
+            db_rss,
+        );
+    }
+    println!(
+        "(acked: waits for the server's answer to a change (a creation or an edit), all devices"
+    );
+    println!(
+        " together; changes/s: acked / write s. db: the PostgreSQL cluster's processes, CPU since"
+    );
+    println!(
+        " its start and in the write phase; RSS summed over its processes, shared buffers in each.)"
     );
 
     let mut all_verified = true;
@@ -844,9 +1035,23 @@ fn report(o: &Options, outcomes: &[Outcome], tck: u64) -> bool {
     let Some(ours) = find(ServerKind::Coachsync) else {
         return all_verified;
     };
+    // On PostgreSQL beside the embedded store: the cost of a shared database, nodes
+    // and database together.
+    let with_db = |r: &Outcome| r.end.plus(r.db_end.unwrap_or_default());
+    for r in outcomes.iter().filter(|r| r.kind.database_nodes() > 0) {
+        let (pg_all, sled_all) = (with_db(r), with_db(ours));
+        println!(
+            "{} / coachsync: changes/s {:.2}, CPU (nodes + database) {:.2}, peak (nodes) {:.2}",
+            r.kind.name(),
+            (r.acks.len() as f64 / r.write_wall.as_secs_f64())
+                / (ours.acks.len() as f64 / ours.write_wall.as_secs_f64()),
+            secs(pg_all.cpu_ticks) / secs(sled_all.cpu_ticks),
+            mib(r.end.hwm_kib) / mib(ours.end.hwm_kib),
+        );
+    }
     let refs: Vec<&Outcome> = outcomes
         .iter()
-        .filter(|r| r.kind != ServerKind::Coachsync && r.verified == r.expected)
+        .filter(|r| !r.kind.is_coachsync() && r.verified == r.expected)
         .collect();
     if refs.is_empty() {
         return all_verified;
