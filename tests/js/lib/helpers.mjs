@@ -6,11 +6,12 @@
 // `cleanup()` (registered by `useCleanup()` as an `after()` hook), so that each
 // test file's process exits on its own.
 
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { existsSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { chown, mkdtemp, rm } from "node:fs/promises";
 import { get as httpGet } from "node:http";
+import { createConnection, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -181,8 +182,13 @@ const repos = new Set();
 const sockets = new Set();
 const servers = new Set();
 const dataDirs = new Set();
+const balancers = new Set();
+const clusters = new Set();
 
-/** Shuts down every repo, socket and server made through these helpers. */
+/**
+ * Shuts down every repo, socket, balancer, server and PostgreSQL cluster made
+ * through these helpers (servers before the database they use).
+ */
 export async function cleanup() {
   for (const repo of [...repos]) {
     try {
@@ -193,6 +199,9 @@ export async function cleanup() {
   }
   for (const ws of sockets) ws.terminate();
   sockets.clear();
+  // Balancers stop taking connections, and close the ones they pipe once the
+  // servers have closed their ends.
+  for (const balancer of balancers) balancer.hold();
   for (const server of servers) {
     try {
       await server.stop();
@@ -201,6 +210,16 @@ export async function cleanup() {
     }
   }
   servers.clear();
+  for (const balancer of balancers) balancer.close();
+  balancers.clear();
+  for (const cluster of clusters) {
+    try {
+      await cluster.stop();
+    } catch (e) {
+      console.error(`stopping the PostgreSQL cluster: ${e.message}`);
+    }
+  }
+  clusters.clear();
   for (const dir of dataDirs) await rm(dir, { recursive: true, force: true });
   dataDirs.clear();
 }
@@ -224,6 +243,371 @@ export function useCleanup() {
   if (afterRegistered) return;
   afterRegistered = true;
   after(cleanup);
+}
+
+// ---------------------------------------------------------------------------
+// A private PostgreSQL cluster, as tests/src/postgres.rs makes for the Rust
+// tests: Debian's `initdb` and `pg_ctl` in a temporary directory, listening on
+// 127.0.0.1 and a free port (and a socket in that directory). The system's own
+// PostgreSQL service is never used or touched. `initdb` refuses to run as root,
+// so as root the cluster runs as the `postgres` OS user (through `runuser`), in
+// a directory it owns.
+
+/** The environment variable that turns a missing PostgreSQL into a failure. */
+export const PG_REQUIRE_ENV = "COACHSYNC_REQUIRE_POSTGRES";
+
+const PG_MISSING =
+  "PostgreSQL's initdb and pg_ctl were not found (install Debian's postgresql package, or set COACHSYNC_PG_BIN)";
+
+const isFile = path => {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+};
+const completePgBin = dir => ["initdb", "pg_ctl", "postgres"].every(b => isFile(join(dir, b)));
+
+/**
+ * The directory holding `initdb`, `pg_ctl` and `postgres`: `COACHSYNC_PG_BIN`,
+ * the newest `/usr/lib/postgresql/N/bin`, or where `initdb` on the PATH really
+ * is; undefined when there is none.
+ */
+export function pgBinaries() {
+  if (process.env.COACHSYNC_PG_BIN) {
+    const dir = process.env.COACHSYNC_PG_BIN;
+    return completePgBin(dir) ? dir : undefined;
+  }
+  let entries = [];
+  try {
+    entries = readdirSync("/usr/lib/postgresql");
+  } catch {
+    // Not installed there.
+  }
+  const newest = entries
+    .filter(name => /^\d+$/.test(name))
+    .map(name => ({ version: Number(name), dir: join("/usr/lib/postgresql", name, "bin") }))
+    .filter(({ dir }) => completePgBin(dir))
+    .sort((a, b) => a.version - b.version)
+    .at(-1);
+  if (newest) return newest.dir;
+  for (const dir of (process.env.PATH ?? "").split(":").filter(Boolean)) {
+    if (!isFile(join(dir, "initdb"))) continue;
+    try {
+      const real = dirname(execFileSync("readlink", ["-f", join(dir, "initdb")], { encoding: "utf8" }).trim());
+      if (completePgBin(real)) return real;
+    } catch {
+      // Unresolvable: look further.
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Why a test that needs PostgreSQL skips (its binaries are missing), or
+ * undefined when it runs. With COACHSYNC_REQUIRE_POSTGRES=1 it never skips:
+ * `startPostgres()` fails instead.
+ */
+export function postgresSkipReason() {
+  if (pgBinaries() || process.env[PG_REQUIRE_ENV] === "1") return undefined;
+  return PG_MISSING;
+}
+
+/** Runs a program to its end; rejects with its output when it fails or outlasts `timeout`. */
+function runProgram(program, args, { cwd, timeout = 90_000 } = {}) {
+  const label = `${program} ${args.join(" ")}`;
+  const child = spawn(program, args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  child.stdout.setEncoding("utf8").on("data", c => (output += c));
+  child.stderr.setEncoding("utf8").on("data", c => (output += c));
+  const done = new Promise((resolve, reject) => {
+    child.once("error", reject);
+    child.once("close", (code, signal) => {
+      if (code === 0) resolve(output);
+      else reject(new Error(`${label} failed (code ${code}, signal ${signal}):\n${output}`));
+    });
+  });
+  return withTimeout(done, timeout, label).catch(e => {
+    child.kill("SIGKILL");
+    throw e;
+  });
+}
+
+/** A numeric ID of the `postgres` OS user (`-u`) or its group (`-g`). */
+function postgresId(flag) {
+  try {
+    return Number(execFileSync("id", [flag, "postgres"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim());
+  } catch (e) {
+    throw new Error(`there is no postgres OS user to run the cluster as (initdb refuses root): ${e.stderr ?? e.message}`);
+  }
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+export class PgCluster {
+  constructor({ bin, dir, asPostgres }) {
+    this.bin = bin;
+    this.dir = dir;
+    this.asPostgres = asPostgres;
+    this.port = undefined;
+    this.started = false;
+  }
+
+  get dataDir() {
+    return join(this.dir, "data");
+  }
+
+  /** The URL of database `name`, as the superuser. */
+  url(name = "postgres") {
+    return `postgres://postgres@127.0.0.1:${this.port}/${name}`;
+  }
+
+  /** [program, args] running one of the cluster's binaries as its owner. */
+  #command(name, args) {
+    const program = join(this.bin, name);
+    return this.asPostgres ? ["runuser", ["-u", "postgres", "--", program, ...args]] : [program, args];
+  }
+
+  #run(name, args) {
+    const [program, argv] = this.#command(name, args);
+    // The cluster's directory as the working directory: the postgres user may not reach ours.
+    return runProgram(program, argv, { cwd: this.dir });
+  }
+
+  async start() {
+    await this.#run("initdb", [
+      "--pgdata",
+      this.dataDir,
+      "--username=postgres",
+      "--auth=trust",
+      "--encoding=UTF8",
+      "--locale=C",
+      // The cluster lives as long as a test file: initdb's own fsyncs buy nothing.
+      "--no-sync",
+    ]);
+    // A port that was free a moment ago may be taken by the time the server binds.
+    let lastError;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      this.port = await freePort();
+      const options = `-c listen_addresses=127.0.0.1 -p ${this.port} -k ${this.dir} -c max_connections=60 -c shared_buffers=16MB`;
+      try {
+        await this.#run("pg_ctl", ["--pgdata", this.dataDir, "--log", join(this.dir, "server.log"), "--wait", "--timeout=60", "-o", options, "start"]);
+        this.started = true;
+        return this;
+      } catch (e) {
+        lastError = e;
+      }
+    }
+    lastError.message += `\n${this.logTail()}`;
+    throw lastError;
+  }
+
+  /** The end of the cluster's own log. */
+  logTail(n = 40) {
+    try {
+      return readFileSync(join(this.dir, "server.log"), "utf8").split("\n").slice(-n).join("\n");
+    } catch {
+      return "(no server.log)";
+    }
+  }
+
+  #stopArgs() {
+    // Immediate: the cluster's data is thrown away with the directory.
+    return ["--pgdata", this.dataDir, "--mode=immediate", "--wait", "stop"];
+  }
+
+  /** Stops the cluster and removes its directory (idempotent). */
+  async stop() {
+    if (this.started) {
+      this.started = false;
+      try {
+        await this.#run("pg_ctl", this.#stopArgs());
+      } finally {
+        await rm(this.dir, { recursive: true, force: true });
+      }
+    } else {
+      await rm(this.dir, { recursive: true, force: true });
+    }
+  }
+
+  /** The same, synchronously: for a process that exits without running `cleanup()`. */
+  stopSync() {
+    if (this.started) {
+      this.started = false;
+      const [program, argv] = this.#command("pg_ctl", this.#stopArgs());
+      try {
+        execFileSync(program, argv, { cwd: this.dir, stdio: "ignore", timeout: 30_000 });
+      } catch {
+        // Best effort.
+      }
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+let pgExitHook = false;
+
+/**
+ * Starts a private PostgreSQL cluster (the caller awaits it in a `before()`
+ * hook; `postgresSkipReason()` tells whether to skip instead); `cleanup()` stops
+ * it after the servers and removes its directory, and so does the process's exit
+ * if `cleanup()` never ran. Connect to `cluster.url()`.
+ */
+export async function startPostgres() {
+  const bin = pgBinaries();
+  if (!bin) throw new Error(`${PG_MISSING}, and ${PG_REQUIRE_ENV}=1 requires them`);
+  const asPostgres = process.getuid?.() === 0;
+  const dir = await mkdtemp(join(tmpdir(), "coachsync-pg-"));
+  const cluster = new PgCluster({ bin, dir, asPostgres });
+  clusters.add(cluster);
+  if (!pgExitHook) {
+    pgExitHook = true;
+    process.once("exit", () => {
+      for (const c of clusters) c.stopSync();
+    });
+  }
+  try {
+    if (asPostgres) await chown(dir, postgresId("-u"), postgresId("-g"));
+    await cluster.start();
+  } catch (e) {
+    e.message = `cannot start a private PostgreSQL cluster: ${e.message}`;
+    throw e;
+  }
+  return cluster;
+}
+
+// ---------------------------------------------------------------------------
+// A TCP load balancer in front of several server nodes.
+
+/**
+ * A TCP load balancer on 127.0.0.1, the way an operator puts several server
+ * nodes behind one address: each new connection goes to the first port in
+ * `backends` (which the test may change at any time) that accepts a TCP
+ * connection, and bytes are piped both ways until either side closes, which
+ * closes the other. `connections` records where each one went.
+ *
+ * `hold()` stops listening, so new connections are refused (ECONNREFUSED) until
+ * `release()`; connections already piped are kept. A connection that no backend
+ * accepts is closed at once, which the stock JS WebSocket client adapter throws
+ * on as an uncaught error (it only tolerates ECONNREFUSED): a test that takes
+ * every backend away holds the balancer meanwhile.
+ */
+export class TcpBalancer {
+  #sockets = new Set();
+  #listener = undefined;
+
+  constructor(backends = []) {
+    this.backends = [...backends];
+    this.port = undefined;
+    this.closed = false;
+    /** @type {{backend: number | null, at: number}[]} */
+    this.connections = [];
+  }
+
+  get wsUrl() {
+    return `ws://127.0.0.1:${this.port}/sync`;
+  }
+
+  get held() {
+    return this.#listener === undefined;
+  }
+
+  /** Listens (on the port it had, if it had one). */
+  async listen() {
+    const listener = createServer(socket => this.#accept(socket));
+    await new Promise((resolve, reject) => {
+      listener.once("error", reject);
+      listener.listen(this.port ?? 0, "127.0.0.1", () => {
+        listener.off("error", reject);
+        resolve();
+      });
+    });
+    this.#listener = listener;
+    this.port = listener.address().port;
+    return this;
+  }
+
+  /** Refuses new connections (stops listening); piped ones go on. */
+  hold() {
+    this.#listener?.close();
+    this.#listener = undefined;
+  }
+
+  /** Takes new connections again, on the same port. */
+  async release() {
+    if (this.held && !this.closed) await this.listen();
+  }
+
+  /** Closes every piped connection (both sides). */
+  dropAll() {
+    for (const socket of this.#sockets) socket.destroy();
+    this.#sockets.clear();
+  }
+
+  close() {
+    this.closed = true;
+    this.hold();
+    this.dropAll();
+  }
+
+  #track(socket) {
+    this.#sockets.add(socket);
+    socket.on("error", () => {}); // surfaced as "close"
+    socket.once("close", () => this.#sockets.delete(socket));
+  }
+
+  #accept(client) {
+    if (this.closed) return client.destroy();
+    this.#track(client);
+    client.setNoDelay(true);
+    const backends = [...this.backends];
+    const tryBackend = i => {
+      if (client.destroyed) return;
+      if (i >= backends.length) {
+        this.connections.push({ backend: null, at: performance.now() });
+        client.destroy();
+        return;
+      }
+      const upstream = createConnection({ host: "127.0.0.1", port: backends[i] });
+      this.#track(upstream);
+      let connected = false;
+      upstream.once("error", () => {
+        if (!connected) tryBackend(i + 1);
+      });
+      upstream.once("connect", () => {
+        connected = true;
+        if (client.destroyed) return upstream.destroy();
+        this.connections.push({ backend: backends[i], at: performance.now() });
+        upstream.setNoDelay(true);
+        const closeBoth = () => {
+          client.destroy();
+          upstream.destroy();
+        };
+        client.once("close", closeBoth);
+        upstream.once("close", closeBoth);
+        client.pipe(upstream);
+        upstream.pipe(client);
+      });
+    };
+    tryBackend(0);
+  }
+}
+
+/** Starts a balancer in front of `backends` (ports); `cleanup()` closes it. */
+export async function startBalancer(backends = []) {
+  const balancer = new TcpBalancer(backends);
+  balancers.add(balancer);
+  return balancer.listen();
 }
 
 // ---------------------------------------------------------------------------
@@ -383,6 +767,41 @@ export async function waitServerHas(repo, handle, timeout = TIMEOUTS.sync) {
     e.message += `; the server last announced heads ${JSON.stringify(acked)} to ${repo.peerId}; peers now ${JSON.stringify(repo.peers)}`;
     dumpDiagnostics(repo, e.message);
     throw e;
+  }
+}
+
+/**
+ * `waitServerHas` without its polling delay: resolves in the very event in which
+ * the server's acknowledgement of the handle's current heads arrives (or at once
+ * if it already has). For acting on a server right after it acknowledged.
+ */
+export async function whenServerHas(repo, handle, timeout = TIMEOUTS.sync) {
+  const label = `server to acknowledge heads ${JSON.stringify(handle.heads())} of ${handle.url}`;
+  const serverPeer = await waitForPeer(repo, timeout);
+  const storageId = await waitFor(() => repo.getStorageIdOfPeer(serverPeer), {
+    timeout,
+    label: "the server's storageId in its peer metadata",
+  });
+  const has = () => sameHeads(handle.getSyncInfo(storageId)?.lastHeads, handle.heads());
+  if (has()) return;
+  let listener;
+  try {
+    await withTimeout(
+      new Promise(resolve => {
+        listener = () => {
+          if (has()) resolve();
+        };
+        handle.on("remote-heads", listener);
+      }),
+      timeout,
+      label,
+    );
+  } catch (e) {
+    e.message += `; the server last announced heads ${JSON.stringify(handle.getSyncInfo(storageId)?.lastHeads)} to ${repo.peerId}`;
+    dumpDiagnostics(repo, e.message);
+    throw e;
+  } finally {
+    handle.off("remote-heads", listener);
   }
 }
 
