@@ -379,6 +379,31 @@ impl Server {
         Ok((how, dir_bytes(self._data.path())))
     }
 
+    /// Its group commits so far, from `/metrics` (coachsync only): how many, their
+    /// total seconds and their total writes.
+    fn commits(&self) -> Option<Commits> {
+        use std::io::{Read, Write};
+        let mut stream = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            stream,
+            "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        )
+        .ok()?;
+        let mut body = String::new();
+        stream.read_to_string(&mut body).ok()?;
+        let sample = |name: &str| -> Option<f64> {
+            body.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        };
+        Some(Commits {
+            count: sample("coachsync_store_write_seconds_count")?,
+            seconds: sample("coachsync_store_write_seconds_sum")?,
+            writes: sample("coachsync_store_batch_writes_sum")?,
+        })
+    }
+
     fn log_tail(&mut self, n: usize) -> String {
         while let Ok(line) = self.log.try_recv() {
             self.lines.push(line);
@@ -404,6 +429,24 @@ fn forward_lines(stream: impl std::io::Read + Send + 'static, tx: mpsc::Sender<S
             }
         }
     });
+}
+
+/// Group commits, as a server's `/metrics` counts them.
+#[derive(Debug, Clone, Copy, Default)]
+struct Commits {
+    count: f64,
+    seconds: f64,
+    writes: f64,
+}
+
+impl Commits {
+    fn plus(self, other: Commits) -> Commits {
+        Commits {
+            count: self.count + other.count,
+            seconds: self.seconds + other.seconds,
+            writes: self.writes + other.writes,
+        }
+    }
 }
 
 /// CPU and memory of a process tree, from /proc.
@@ -699,6 +742,8 @@ struct Outcome {
     db_end: Option<Usage>,
     /// Each wait for the server's answer to a change, sorted.
     acks: Vec<Duration>,
+    /// Group commits of every node, when they report them.
+    commits: Option<Commits>,
     expected: usize,
     verified: usize,
     errors: Vec<String>,
@@ -837,6 +882,11 @@ async fn bench_one(kind: ServerKind, o: &Options) -> Result<Outcome> {
     // The figures are read while it still runs, after the workload.
     let end = deployment.usage()?;
     let db_end = deployment.db_usage()?;
+    let commits = deployment
+        .nodes
+        .iter()
+        .map(Server::commits)
+        .try_fold(Commits::default(), |sum, c| Some(sum.plus(c?)));
     eprintln!(
         "[{}] read phase: {verified}/{expected} documents verified in {:.2} s",
         kind.name(),
@@ -872,6 +922,7 @@ async fn bench_one(kind: ServerKind, o: &Options) -> Result<Outcome> {
         db_idle,
         db_end,
         acks,
+        commits,
         expected,
         verified,
         errors,
@@ -959,13 +1010,15 @@ fn report(o: &Options, outcomes: &[Outcome], tck: u64) -> bool {
 
     println!();
     println!(
-        "{:<14} {:>9} {:>11} {:>8} {:>8} {:>8} {:>10} {:>10} {:>11}",
+        "{:<14} {:>9} {:>11} {:>8} {:>8} {:>8} {:>9} {:>9} {:>10} {:>10} {:>11}",
         "server",
         "acked",
         "changes/s",
         "p50 ms",
         "p99 ms",
         "max ms",
+        "commit ms",
+        "writes/c",
         "db CPU s",
         "(write)",
         "db RSS MiB"
@@ -986,14 +1039,23 @@ fn report(o: &Options, outcomes: &[Outcome], tck: u64) -> bool {
             ),
             _ => ("-".into(), "-".into(), "-".into()),
         };
+        let (commit_ms, per_commit) = match r.commits {
+            Some(c) if c.count > 0.0 => (
+                format!("{:.2}", c.seconds * 1000.0 / c.count),
+                format!("{:.1}", c.writes / c.count),
+            ),
+            _ => ("-".into(), "-".into()),
+        };
         println!(
-            "{:<14} {:>9} {:>11.0} {:>8.2} {:>8.2} {:>8.2} {:>10} {:>10} {:>11}",
+            "{:<14} {:>9} {:>11.0} {:>8.2} {:>8.2} {:>8.2} {:>9} {:>9} {:>10} {:>10} {:>11}",
             r.kind.name(),
             r.acks.len(),
             r.acks.len() as f64 / r.write_wall.as_secs_f64(),
             at(0.50),
             at(0.99),
             at(1.0),
+            commit_ms,
+            per_commit,
             db_cpu,
             db_write,
             db_rss,
@@ -1003,8 +1065,9 @@ fn report(o: &Options, outcomes: &[Outcome], tck: u64) -> bool {
         "(acked: waits for the server's answer to a change (a creation or an edit), all devices"
     );
     println!(
-        " together; changes/s: acked / write s. db: the PostgreSQL cluster's processes, CPU since"
+        " together; changes/s: acked / write s. commit ms, writes/c: mean time and writes per group"
     );
+    println!(" commit, from /metrics. db: the PostgreSQL cluster's processes, CPU since");
     println!(
         " its start and in the write phase; RSS summed over its processes, shared buffers in each.)"
     );
