@@ -6,6 +6,7 @@
 // `cleanup()` (registered by `useCleanup()` as an `after()` hook), so that each
 // test file's process exits on its own.
 
+import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
@@ -18,7 +19,7 @@ import { fileURLToPath } from "node:url";
 import { after } from "node:test";
 
 import * as Automerge from "@automerge/automerge";
-import { Repo } from "@automerge/automerge-repo";
+import { Repo, splice } from "@automerge/automerge-repo";
 import { WebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket";
 import { Encoder, decode as cborDecode } from "cbor-x";
 import WebSocket from "ws";
@@ -997,4 +998,45 @@ export async function runAdmin(dataDir, args) {
   const code = await withTimeout(new Promise(resolve => child.once("close", resolve)), CLI_TIMEOUT, `coachsync admin ${args.join(" ")}`);
   if (code !== 0) throw new Error(`coachsync admin ${args.join(" ")}: exit ${code}: ${stderr}`);
   return stdout.trim().split("\n").at(-1);
+}
+
+// ---------------------------------------------------------------------------
+// Concurrent edits of one document from two clients.
+
+/**
+ * Makes `rounds` interleaved edits through two handles of one document (created as
+ * `{ text: "|", counts: {} }`): each side writes its own keys and inserts into the
+ * shared text, `a` at its start and `b` at its end, with short random pauses so that
+ * some changes cross on the wire.
+ */
+export async function interleaveEdits(handleA, handleB, rounds) {
+  for (let i = 0; i < rounds; i++) {
+    handleA.change(d => {
+      d[`a${i}`] = i;
+      d.counts[`a${i}`] = `alice-${i}`;
+      splice(d, ["text"], 0, 0, `<a${i}>`);
+    });
+    handleB.change(d => {
+      d[`b${i}`] = i;
+      d.counts[`b${i}`] = `bob-${i}`;
+      splice(d, ["text"], d.text.length, 0, `<b${i}>`);
+    });
+    await sleep(Math.floor(Math.random() * 25));
+  }
+}
+
+/** Asserts that `merged` holds every edit of `interleaveEdits`, and its text nothing else. */
+export function assertInterleaved(merged, rounds) {
+  let textLength = "|".length;
+  for (let i = 0; i < rounds; i++) {
+    assert.equal(merged[`a${i}`], i);
+    assert.equal(merged[`b${i}`], i);
+    assert.equal(merged.counts[`a${i}`], `alice-${i}`);
+    assert.equal(merged.counts[`b${i}`], `bob-${i}`);
+    assert.ok(merged.text.includes(`<a${i}>`), `text has <a${i}>`);
+    assert.ok(merged.text.includes(`<b${i}>`), `text has <b${i}>`);
+    textLength += `<a${i}><b${i}>`.length;
+  }
+  assert.equal(merged.text.length, textLength);
+  assert.ok(merged.text.includes("|"), "text keeps its original character");
 }

@@ -4,16 +4,15 @@
 import assert from "node:assert/strict";
 import { before, test } from "node:test";
 
-import { splice } from "@automerge/automerge-repo";
-
 import {
   TIMEOUTS,
+  assertInterleaved,
   docJson,
   findDoc,
+  interleaveEdits,
   makeRepo,
   sameHeads,
   shutdownRepo,
-  sleep,
   startServer,
   useCleanup,
   waitFor,
@@ -37,22 +36,8 @@ test("two clients editing concurrently converge, and the merge survives a restar
   const handleB = await findDoc(bob, handleA.url);
   assert.deepEqual(docJson(handleB), docJson(handleA));
 
-  // Interleaved edits while both are connected: each side writes its own keys
-  // and inserts into the one shared text, at both ends, with short random
-  // pauses so that some changes cross on the wire.
-  for (let i = 0; i < ROUNDS; i++) {
-    handleA.change(d => {
-      d[`a${i}`] = i;
-      d.counts[`a${i}`] = `alice-${i}`;
-      splice(d, ["text"], 0, 0, `<a${i}>`);
-    });
-    handleB.change(d => {
-      d[`b${i}`] = i;
-      d.counts[`b${i}`] = `bob-${i}`;
-      splice(d, ["text"], d.text.length, 0, `<b${i}>`);
-    });
-    await sleep(Math.floor(Math.random() * 25));
-  }
+  // Interleaved edits while both are connected, some crossing on the wire.
+  await interleaveEdits(handleA, handleB, ROUNDS);
 
   const started = performance.now();
   await waitFor(() => sameHeads(handleA.heads(), handleB.heads()), {
@@ -63,16 +48,7 @@ test("two clients editing concurrently converge, and the merge survives a restar
 
   const merged = docJson(handleA);
   assert.deepEqual(docJson(handleB), merged, "identical documents on both clients");
-  for (let i = 0; i < ROUNDS; i++) {
-    assert.equal(merged[`a${i}`], i);
-    assert.equal(merged[`b${i}`], i);
-    assert.equal(merged.counts[`a${i}`], `alice-${i}`);
-    assert.equal(merged.counts[`b${i}`], `bob-${i}`);
-    assert.ok(merged.text.includes(`<a${i}>`), `text has <a${i}>`);
-    assert.ok(merged.text.includes(`<b${i}>`), `text has <b${i}>`);
-  }
-  assert.equal(merged.text.length, 1 + ROUNDS * ("<a0>".length + "<b0>".length) + 2 * (ROUNDS - 10));
-  assert.ok(merged.text.includes("|"), "text keeps its original character");
+  assertInterleaved(merged, ROUNDS);
   const heads = handleA.heads();
 
   // Both clients' changes are on the server before it stops.
