@@ -208,9 +208,9 @@ async fn migrate_store(args: &AdminArgs, out: &mut impl Write) -> Result<()> {
 /// No server runs on the data directory: open the store (the sled store there, or
 /// the PostgreSQL database), carry out the request, close it.
 ///
-/// With PostgreSQL, a server using the same database from another data directory
-/// or machine does not see these changes until it restarts: run admin commands with
-/// that server's `--data-dir`, so that they go through its socket.
+/// With PostgreSQL, servers using the same database from other data directories or
+/// machines apply these changes at once: the store's commits notify them, whoever
+/// makes them.
 fn execute_offline(
     dir: &std::path::Path,
     database: Option<&DatabaseUrl>,

@@ -401,6 +401,29 @@ async fn two_servers_on_one_database_carry_each_others_changes_live() -> Result<
             Some(round)
         );
     }
+    // An admin command run on the database directly, with no server on its data
+    // directory, reaches the running servers through the same notifications.
+    let elsewhere = tempfile::tempdir()?;
+    let token = admin(
+        elsewhere.path(),
+        &[
+            "user",
+            "add",
+            "--name",
+            "dee",
+            "--role",
+            "coach",
+            "--database-url",
+            &url,
+        ],
+    )?;
+    for server in [&a, &b] {
+        eventually(
+            "the running servers know a user added around them",
+            async || Ok(server.http("GET", "/api/me", Some(&token), None).await?.0 == 200),
+        )
+        .await?;
+    }
     // Each server reports the other's notifications, their lag, and its pool.
     for server in [&a, &b] {
         assert!(server.metric("coachsync_db_notifications_total").await? >= 3.0);
