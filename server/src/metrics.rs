@@ -89,16 +89,16 @@ impl DatabaseMetrics {
         let _ = self.pool_probe.set(Box::new(probe));
     }
 
-    /// Note a notification sent at `sent_ms` (milliseconds since the epoch, by the
+    /// Note a notification sent at `sent_us` (microseconds since the epoch, by the
     /// sender's clock).
-    pub fn notified(&self, sent_ms: u64) {
+    pub fn notified(&self, sent_us: u64) {
         self.notifications.inc();
-        let now_ms = std::time::SystemTime::now()
+        let now_us = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+            .map_or(0, |d| d.as_micros() as u64);
         // A sender whose clock is ahead gives a negative lag: counted as none.
         self.notification_lag_seconds
-            .observe(now_ms.saturating_sub(sent_ms) as f64 / 1000.0);
+            .observe(now_us.saturating_sub(sent_us) as f64 / 1e6);
     }
 
     fn refresh(&self) {

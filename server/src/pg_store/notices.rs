@@ -42,10 +42,10 @@ pub enum Notice {
 struct Payload {
     /// The sending server, so that it skips its own notices.
     node: String,
-    /// When the sender began its commit, in milliseconds since the epoch by its
+    /// When the sender began its commit, in microseconds since the epoch by its
     /// clock: the listener's lag metric.
     #[serde(default)]
-    at: u64,
+    at_us: u64,
     /// Documents appended to: ID and heads (hex).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     stored: Vec<(String, Vec<String>)>,
@@ -59,9 +59,9 @@ pub(super) fn payloads(node: &str, writes: &[StoreWrite]) -> Vec<String> {
     let mut out = Vec::new();
     let mut current = Payload {
         node: node.to_owned(),
-        at: std::time::SystemTime::now()
+        at_us: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64),
+            .map_or(0, |d| d.as_micros() as u64),
         ..Payload::default()
     };
     let mut size = 0;
@@ -129,7 +129,7 @@ fn notices_of(node: &str, payload: &str) -> (Vec<Notice>, Option<u64>) {
             .into_iter()
             .map(|key| Notice::Record { key }),
     );
-    (notices, Some(payload.at))
+    (notices, Some(payload.at_us))
 }
 
 /// Listen for the other servers' notices on a connection of its own, reconnecting

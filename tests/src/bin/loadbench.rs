@@ -401,6 +401,8 @@ impl Server {
             count: sample("coachsync_store_write_seconds_count")?,
             seconds: sample("coachsync_store_write_seconds_sum")?,
             writes: sample("coachsync_store_batch_writes_sum")?,
+            notifications: sample("coachsync_db_notification_lag_seconds_count").unwrap_or(0.0),
+            lag_seconds: sample("coachsync_db_notification_lag_seconds_sum").unwrap_or(0.0),
         })
     }
 
@@ -437,6 +439,9 @@ struct Commits {
     count: f64,
     seconds: f64,
     writes: f64,
+    /// Other nodes' notifications heard, and their summed lag (several nodes only).
+    notifications: f64,
+    lag_seconds: f64,
 }
 
 impl Commits {
@@ -445,6 +450,8 @@ impl Commits {
             count: self.count + other.count,
             seconds: self.seconds + other.seconds,
             writes: self.writes + other.writes,
+            notifications: self.notifications + other.notifications,
+            lag_seconds: self.lag_seconds + other.lag_seconds,
         }
     }
 }
@@ -1071,6 +1078,16 @@ fn report(o: &Options, outcomes: &[Outcome], tck: u64) -> bool {
     println!(
         " its start and in the write phase; RSS summed over its processes, shared buffers in each.)"
     );
+    for r in outcomes {
+        if let Some(c) = r.commits.filter(|c| c.notifications > 0.0) {
+            println!(
+                "{}: {:.0} notifications of the other node's commits, {:.2} ms from commit to arrival on average",
+                r.kind.name(),
+                c.notifications,
+                c.lag_seconds * 1000.0 / c.notifications
+            );
+        }
+    }
 
     let mut all_verified = true;
     for r in outcomes {
