@@ -25,6 +25,7 @@ mod database_url;
 mod notices;
 mod reads;
 mod schema;
+mod tls;
 mod vacuum;
 mod writes;
 
@@ -42,6 +43,7 @@ use crate::error::{Error, Result};
 
 pub use database_url::DatabaseUrl;
 pub use notices::Notice;
+pub use tls::{Check, MakeRustlsConnect, TlsSettings};
 
 /// A result of the [`Store`] trait.
 type StoreResult<T> = coachsync_core::Result<T>;
@@ -127,7 +129,7 @@ impl PostgresStore {
         let listen_config = config.clone();
         let manager = Manager::from_config(
             config,
-            tokio_postgres::NoTls,
+            url.connector(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -206,6 +208,7 @@ impl PostgresStore {
         if let Some(runtime) = &self.runtime {
             runtime.spawn(notices::listen(
                 self.config.clone(),
+                self.url.connector(),
                 self.node.clone(),
                 tx,
                 metrics,

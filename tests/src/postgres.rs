@@ -105,6 +105,15 @@ impl PgCluster {
     /// Start a cluster, or `None` (having printed why `test` skips) when PostgreSQL
     /// is not installed. Panics when it is required and missing, or fails to start.
     pub fn start_or_skip(test: &str) -> Option<Self> {
+        Self::start_or_skip_with(test, false)
+    }
+
+    /// Like [`start_or_skip`](Self::start_or_skip), with [`start_tls`](Self::start_tls).
+    pub fn start_tls_or_skip(test: &str) -> Option<Self> {
+        Self::start_or_skip_with(test, true)
+    }
+
+    fn start_or_skip_with(test: &str, tls: bool) -> Option<Self> {
         let required = std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1");
         let Some(bin) = binaries() else {
             let why = "PostgreSQL's initdb and pg_ctl were not found (install Debian's postgresql package, or set COACHSYNC_PG_BIN)";
@@ -114,7 +123,7 @@ impl PgCluster {
             eprintln!("SKIPPED {test}: {why}");
             return None;
         };
-        match Self::start(&bin) {
+        match Self::start_with(&bin, tls) {
             Ok(cluster) => Some(cluster),
             Err(e) => panic!("{test}: cannot start a private PostgreSQL cluster: {e:#}"),
         }
@@ -122,6 +131,23 @@ impl PgCluster {
 
     /// `initdb` and `pg_ctl start` with the binaries in `bin`.
     pub fn start(bin: &Path) -> Result<Self> {
+        Self::start_with(bin, false)
+    }
+
+    /// Like [`start`](Self::start), with TLS on and required over TCP: a certificate
+    /// for `localhost` and 127.0.0.1 signed by a test CA, whose certificate is
+    /// [`ca_file`](Self::ca_file). Plain TCP connections are refused (`hostssl` only);
+    /// the Unix socket stays open for the cluster's own setup.
+    pub fn start_tls(bin: &Path) -> Result<Self> {
+        Self::start_with(bin, true)
+    }
+
+    /// The test CA's certificate (PEM), with [`start_tls`](Self::start_tls).
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    fn start_with(bin: &Path, tls: bool) -> Result<Self> {
         let as_postgres = is_root();
         let dir = tempfile::Builder::new().prefix("coachsync-pg-").tempdir()?;
         if as_postgres {
@@ -157,12 +183,18 @@ impl PgCluster {
                 .output()?,
             "initdb",
         )?;
+        let mut tls_options = String::new();
+        if tls {
+            cluster.write_tls_files(&data)?;
+            tls_options =
+                " -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key".into();
+        }
         // A port that was free a moment ago may be taken by the time the server binds.
         let mut last_error = None;
         for _ in 0..3 {
             cluster.port = free_port()?;
             let options = format!(
-                "-c listen_addresses=127.0.0.1 -p {} -k {} -c max_connections=60 -c shared_buffers=16MB",
+                "-c listen_addresses=127.0.0.1 -p {} -k {} -c max_connections=60 -c shared_buffers=16MB{tls_options}",
                 cluster.port,
                 cluster.dir.path().display()
             );
@@ -183,6 +215,45 @@ impl PgCluster {
         let log =
             std::fs::read_to_string(cluster.dir.path().join("server.log")).unwrap_or_default();
         Err(last_error.expect("tried").context(log))
+    }
+
+    /// The CA, the server's certificate and key (in the data directory, owned by the
+    /// cluster's user, the key private), and a `pg_hba.conf` that takes TCP only over
+    /// TLS.
+    fn write_tls_files(&self, data: &Path) -> Result<()> {
+        let ca_key = rcgen::KeyPair::generate()?;
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "coachsync test CA");
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key)?;
+        let key = rcgen::KeyPair::generate()?;
+        let cert =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?
+                .signed_by(&key, &ca)?;
+        std::fs::write(self.ca_file(), ca.pem())?;
+        let files = [
+            (data.join("server.crt"), cert.pem(), 0o644),
+            (data.join("server.key"), key.serialize_pem(), 0o600),
+            (
+                data.join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\n".to_owned(),
+                0o600,
+            ),
+        ];
+        for (path, text, mode) in files {
+            std::fs::write(&path, text)?;
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+            if self.as_postgres {
+                std::os::unix::fs::chown(
+                    &path,
+                    Some(postgres_id("-u")?),
+                    Some(postgres_id("-g")?),
+                )?;
+            }
+        }
+        Ok(())
     }
 
     /// A command of the cluster's binaries, as the cluster's owner.
@@ -234,9 +305,14 @@ impl PgCluster {
     }
 
     /// Run SQL statements in database `db` as the superuser (on a thread of its own,
-    /// so that async tests may call it too).
+    /// so that async tests may call it too), over the cluster's Unix socket, which
+    /// needs no TLS.
     pub fn execute(&self, db: &str, sql: &str) -> Result<()> {
-        let url = self.url(db);
+        let url = format!(
+            "host={} port={} user=postgres dbname={db}",
+            self.dir.path().display(),
+            self.port
+        );
         let sql = sql.to_owned();
         std::thread::spawn(move || -> Result<()> {
             let runtime = tokio::runtime::Builder::new_current_thread()

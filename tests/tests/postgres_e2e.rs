@@ -718,3 +718,59 @@ async fn migrate_store_moves_a_sled_directory_and_every_server_serves_the_same_h
     assert!(users(&["--database-url", &url])?.contains("cai"));
     Ok(())
 }
+
+#[tokio::test]
+async fn a_database_that_requires_tls_is_reached_with_its_certificate_checked() -> Result<()> {
+    let Some(cluster) = PgCluster::start_tls_or_skip(
+        "a_database_that_requires_tls_is_reached_with_its_certificate_checked",
+    ) else {
+        return Ok(());
+    };
+    let base = cluster.create_database("tls")?;
+    let ca = cluster.ca_file();
+    let ca = ca.to_str().expect("utf-8");
+    let dir = tempfile::tempdir()?;
+
+    // The database takes TCP only over TLS.
+    let (ok, err) = serve_fails(
+        dir.path(),
+        &["--database-url", &format!("{base}?sslmode=disable")],
+    )?;
+    assert!(!ok && err.contains("cannot connect"), "{err}");
+    // Its certificate is signed by no public root: verify-full without the CA refuses
+    // it, saying why.
+    let (ok, err) = serve_fails(
+        dir.path(),
+        &["--database-url", &format!("{base}?sslmode=verify-full")],
+    )?;
+    assert!(!ok && err.contains("certificate"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    // With its CA, verify-full connects, and the store works through TLS: what a
+    // peer synced is there after a restart.
+    let flags = [
+        "--database-url".to_owned(),
+        format!("{base}?sslmode=verify-full&sslrootcert={ca}"),
+    ];
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = ServerProcess::start_with(dir.path(), &flags)?;
+    let mut peer = Peer::new("over-tls");
+    peer.connect(&server.sync_url()).await?;
+    let doc = peer.create(put("sealed".into(), 1))?;
+    peer.wait_synced(&doc).await?;
+    peer.disconnect().await;
+    assert!(server.terminate(Duration::from_secs(15))?.success());
+    // require: encrypted, the certificate unchecked, as libpq means it.
+    let mut server = ServerProcess::start_with(
+        dir.path(),
+        &["--database-url", &format!("{base}?sslmode=require")],
+    )?;
+    let mut check = Peer::new("check");
+    check.connect(&server.sync_url()).await?;
+    assert!(check.find(&doc).await?);
+    assert_eq!(get_int(&check, &doc, "sealed"), Some(1));
+    // The connection that listens for other servers' changes got through as well.
+    let log = server.log().join("\n");
+    assert!(!log.contains("cannot listen"), "{log}");
+    Ok(())
+}

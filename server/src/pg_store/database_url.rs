@@ -2,8 +2,9 @@
 
 use std::fmt;
 
-use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::config::Host;
 
+use super::tls::{MakeRustlsConnect, TlsSettings};
 use crate::error::{Error, Result};
 
 /// A checked PostgreSQL URL, such as `postgres://coachsync@127.0.0.1/coachsync`
@@ -12,15 +13,19 @@ use crate::error::{Error, Result};
 #[derive(Clone)]
 pub struct DatabaseUrl {
     config: tokio_postgres::Config,
+    tls: TlsSettings,
+    connector: MakeRustlsConnect,
 }
 
 impl DatabaseUrl {
-    /// Parse and check a URL: it must name a host and must not require TLS, which
-    /// this build does not speak to the database yet.
+    /// Parse and check a URL: it must name a host, and its TLS settings (`sslmode`,
+    /// `sslrootcert`, as libpq takes them: see [`super::tls`]) must be usable.
     pub fn parse(url: &str) -> Result<Self> {
         if url.trim().is_empty() {
             return Err(Error::DatabaseUrl("it is empty".into()));
         }
+        let (url, tls) = TlsSettings::extract(url).map_err(Error::DatabaseUrl)?;
+        let url = url.as_str();
         // The parser's message may quote the URL, password and all: say what is wrong
         // without it.
         let config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
@@ -40,17 +45,27 @@ impl DatabaseUrl {
                     .into(),
             ));
         }
-        if config.get_ssl_mode() == SslMode::Require {
-            return Err(Error::DatabaseUrl(
-                "sslmode=require: TLS to the database is not supported yet; reach it over a private network or a local socket, with sslmode=disable or prefer".into(),
-            ));
-        }
-        Ok(Self { config })
+        let connector = tls.connector().map_err(Error::DatabaseUrl)?;
+        Ok(Self {
+            config,
+            tls,
+            connector,
+        })
     }
 
     /// The driver's configuration.
     pub fn config(&self) -> &tokio_postgres::Config {
         &self.config
+    }
+
+    /// What TLS checks of the server.
+    pub fn tls(&self) -> &TlsSettings {
+        &self.tls
+    }
+
+    /// Makes the TLS connections the URL asks for (none with `sslmode=disable`).
+    pub fn connector(&self) -> MakeRustlsConnect {
+        self.connector.clone()
     }
 }
 
@@ -104,8 +119,12 @@ mod tests {
         for (url, want) in [
             ("", "empty"),
             (
-                "postgres://coach:s3cret@db/coachsync?sslmode=require",
-                "TLS",
+                "postgres://coach:s3cret@db/coachsync?sslmode=verify-full&sslrootcert=/nonexistent.pem",
+                "cannot read sslrootcert /nonexistent.pem",
+            ),
+            (
+                "postgres://coach:s3cret@db/coachsync?sslmode=bogus",
+                "sslmode=bogus: expected disable, prefer, require, verify-ca or verify-full",
             ),
             (
                 "postgres://coach:s3cret@db:notaport/x",

@@ -136,6 +136,7 @@ fn notices_of(node: &str, payload: &str) -> (Vec<Notice>, Option<u64>) {
 /// (and sending [`Notice::Resync`]) when it is lost, until the receiver is dropped.
 pub(super) async fn listen(
     config: tokio_postgres::Config,
+    tls: super::tls::MakeRustlsConnect,
     node: String,
     tx: mpsc::UnboundedSender<Notice>,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
@@ -143,7 +144,7 @@ pub(super) async fn listen(
     let mut first = true;
     let mut backoff = Duration::from_millis(100);
     while !tx.is_closed() {
-        match config.connect(tokio_postgres::NoTls).await {
+        match config.connect(tls.clone()).await {
             Ok((client, mut connection)) => {
                 let mut messages =
                     futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
