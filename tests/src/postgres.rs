@@ -21,6 +21,17 @@ use anyhow::{Context, Result, bail};
 /// The environment variable that turns a missing PostgreSQL into a failure.
 pub const REQUIRE_ENV: &str = "COACHSYNC_REQUIRE_POSTGRES";
 
+/// How a cluster takes connections over TCP (its Unix socket always trusts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, no password, no TLS.
+    Trust,
+    /// Only over TLS, no password (see [`PgCluster::start_tls`]).
+    Tls,
+    /// Only with a password (SCRAM-SHA-256).
+    Password,
+}
+
 /// A running private cluster; stopped on drop.
 pub struct PgCluster {
     bin: PathBuf,
@@ -105,15 +116,11 @@ impl PgCluster {
     /// Start a cluster, or `None` (having printed why `test` skips) when PostgreSQL
     /// is not installed. Panics when it is required and missing, or fails to start.
     pub fn start_or_skip(test: &str) -> Option<Self> {
-        Self::start_or_skip_with(test, false)
+        Self::start_or_skip_with(test, Access::Trust)
     }
 
-    /// Like [`start_or_skip`](Self::start_or_skip), with [`start_tls`](Self::start_tls).
-    pub fn start_tls_or_skip(test: &str) -> Option<Self> {
-        Self::start_or_skip_with(test, true)
-    }
-
-    fn start_or_skip_with(test: &str, tls: bool) -> Option<Self> {
+    /// Like [`start_or_skip`](Self::start_or_skip), with the given access over TCP.
+    pub fn start_or_skip_with(test: &str, access: Access) -> Option<Self> {
         let required = std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1");
         let Some(bin) = binaries() else {
             let why = "PostgreSQL's initdb and pg_ctl were not found (install Debian's postgresql package, or set COACHSYNC_PG_BIN)";
@@ -123,7 +130,7 @@ impl PgCluster {
             eprintln!("SKIPPED {test}: {why}");
             return None;
         };
-        match Self::start_with(&bin, tls) {
+        match Self::start_with(&bin, access) {
             Ok(cluster) => Some(cluster),
             Err(e) => panic!("{test}: cannot start a private PostgreSQL cluster: {e:#}"),
         }
@@ -131,7 +138,7 @@ impl PgCluster {
 
     /// `initdb` and `pg_ctl start` with the binaries in `bin`.
     pub fn start(bin: &Path) -> Result<Self> {
-        Self::start_with(bin, false)
+        Self::start_with(bin, Access::Trust)
     }
 
     /// Like [`start`](Self::start), with TLS on and required over TCP: a certificate
@@ -139,7 +146,7 @@ impl PgCluster {
     /// [`ca_file`](Self::ca_file). Plain TCP connections are refused (`hostssl` only);
     /// the Unix socket stays open for the cluster's own setup.
     pub fn start_tls(bin: &Path) -> Result<Self> {
-        Self::start_with(bin, true)
+        Self::start_with(bin, Access::Tls)
     }
 
     /// The test CA's certificate (PEM), with [`start_tls`](Self::start_tls).
@@ -147,7 +154,8 @@ impl PgCluster {
         self.dir.path().join("ca.pem")
     }
 
-    fn start_with(bin: &Path, tls: bool) -> Result<Self> {
+    /// `initdb` and `pg_ctl start`, taking TCP connections as `access` says.
+    pub fn start_with(bin: &Path, access: Access) -> Result<Self> {
         let as_postgres = is_root();
         let dir = tempfile::Builder::new().prefix("coachsync-pg-").tempdir()?;
         if as_postgres {
@@ -184,7 +192,14 @@ impl PgCluster {
             "initdb",
         )?;
         let mut tls_options = String::new();
-        if tls {
+        if access == Access::Password {
+            cluster.write_private(
+                &data.join("pg_hba.conf"),
+                "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n",
+                0o600,
+            )?;
+        }
+        if access == Access::Tls {
             cluster.write_tls_files(&data)?;
             tls_options =
                 " -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key".into();
@@ -233,25 +248,21 @@ impl PgCluster {
             rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?
                 .signed_by(&key, &ca)?;
         std::fs::write(self.ca_file(), ca.pem())?;
-        let files = [
-            (data.join("server.crt"), cert.pem(), 0o644),
-            (data.join("server.key"), key.serialize_pem(), 0o600),
-            (
-                data.join("pg_hba.conf"),
-                "local all all trust\nhostssl all all 127.0.0.1/32 trust\n".to_owned(),
-                0o600,
-            ),
-        ];
-        for (path, text, mode) in files {
-            std::fs::write(&path, text)?;
-            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
-            if self.as_postgres {
-                std::os::unix::fs::chown(
-                    &path,
-                    Some(postgres_id("-u")?),
-                    Some(postgres_id("-g")?),
-                )?;
-            }
+        self.write_private(&data.join("server.crt"), &cert.pem(), 0o644)?;
+        self.write_private(&data.join("server.key"), &key.serialize_pem(), 0o600)?;
+        self.write_private(
+            &data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+            0o600,
+        )
+    }
+
+    /// Write a file of the cluster's, owned by its user, with `mode`.
+    fn write_private(&self, path: &Path, text: &str, mode: u32) -> Result<()> {
+        std::fs::write(path, text)?;
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+        if self.as_postgres {
+            std::os::unix::fs::chown(path, Some(postgres_id("-u")?), Some(postgres_id("-g")?))?;
         }
         Ok(())
     }

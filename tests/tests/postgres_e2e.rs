@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Result;
 use automerge::{ReadDoc, ScalarValue, transaction::Transactable};
 use coachsync_core::DocumentId;
-use coachsync_tests::postgres::PgCluster;
+use coachsync_tests::postgres::{Access, PgCluster};
 use coachsync_tests::server_process::binary;
 use coachsync_tests::site::{Site, WAIT, eventually, relationship, synced, work_plan};
 use coachsync_tests::{Peer, ServerProcess, admin};
@@ -721,8 +721,9 @@ async fn migrate_store_moves_a_sled_directory_and_every_server_serves_the_same_h
 
 #[tokio::test]
 async fn a_database_that_requires_tls_is_reached_with_its_certificate_checked() -> Result<()> {
-    let Some(cluster) = PgCluster::start_tls_or_skip(
+    let Some(cluster) = PgCluster::start_or_skip_with(
         "a_database_that_requires_tls_is_reached_with_its_certificate_checked",
+        Access::Tls,
     ) else {
         return Ok(());
     };
@@ -772,5 +773,62 @@ async fn a_database_that_requires_tls_is_reached_with_its_certificate_checked() 
     // The connection that listens for other servers' changes got through as well.
     let log = server.log().join("\n");
     assert!(!log.contains("cannot listen"), "{log}");
+    Ok(())
+}
+
+#[test]
+fn a_password_comes_from_the_url_or_from_a_private_password_file() -> Result<()> {
+    let Some(cluster) = PgCluster::start_or_skip_with(
+        "a_password_comes_from_the_url_or_from_a_private_password_file",
+        Access::Password,
+    ) else {
+        return Ok(());
+    };
+    cluster.execute("postgres", "CREATE ROLE coach LOGIN PASSWORD 'pa:ss'")?;
+    cluster.execute("postgres", "CREATE DATABASE pw OWNER coach")?;
+    let port = cluster.port();
+    let url = format!("postgres://coach@127.0.0.1:{port}/pw");
+    let dir = tempfile::tempdir()?;
+    let add = |name: &str, url: &str, passfile: &std::path::Path| -> Result<(bool, String)> {
+        let out = Command::new(binary())
+            .args(["admin", "user", "add", "--role", "coach", "--name", name])
+            .args(["--database-url", url, "--data-dir"])
+            .arg(dir.path())
+            .env("PGPASSFILE", passfile)
+            .stdin(Stdio::null())
+            .output()?;
+        Ok((out.status.success(), String::from_utf8(out.stderr)?))
+    };
+    let passfile = dir.path().join("pgpass");
+
+    // No password anywhere: refused by the database, said plainly.
+    let (ok, err) = add("ana", &url, &passfile)?;
+    assert!(!ok && err.contains("password"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // In the URL.
+    let (ok, err) = add(
+        "ana",
+        &format!("postgres://coach:pa%3Ass@127.0.0.1:{port}/pw"),
+        &passfile,
+    )?;
+    assert!(ok, "{err}");
+    // In a password file only its owner may read, as libpq finds it.
+    std::fs::write(
+        &passfile,
+        format!("# coachsync\nelsewhere:*:*:*:wrong\n127.0.0.1:{port}:pw:coach:pa\\:ss\n"),
+    )?;
+    std::fs::set_permissions(
+        &passfile,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )?;
+    let (ok, err) = add("ben", &url, &passfile)?;
+    assert!(ok, "{err}");
+    // A password file others may read is ignored, with a warning.
+    std::fs::set_permissions(
+        &passfile,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )?;
+    let (ok, err) = add("cai", &url, &passfile)?;
+    assert!(!ok && err.contains("readable by others"), "{err}");
     Ok(())
 }

@@ -45,6 +45,12 @@ impl DatabaseUrl {
                     .into(),
             ));
         }
+        let mut config = config;
+        if config.get_password().is_none()
+            && let Some(password) = pgpass_password(&config)
+        {
+            config.password(password);
+        }
         let connector = tls.connector().map_err(Error::DatabaseUrl)?;
         Ok(Self {
             config,
@@ -67,6 +73,76 @@ impl DatabaseUrl {
     pub fn connector(&self) -> MakeRustlsConnect {
         self.connector.clone()
     }
+}
+
+/// The password file libpq reads: `PGPASSFILE`, or `~/.pgpass`.
+fn pgpass_file() -> Option<std::path::PathBuf> {
+    if let Some(path) = std::env::var_os("PGPASSFILE") {
+        return Some(path.into());
+    }
+    std::env::var_os("HOME").map(|home| std::path::Path::new(&home).join(".pgpass"))
+}
+
+/// The password for `config`'s first host, port, database and user from the
+/// password file, as libpq finds it: the first line
+/// `hostname:port:database:username:password` that matches, `*` matching anything,
+/// `\:` and `\\` escaped. Like libpq, a file that others may read is ignored.
+fn pgpass_password(config: &tokio_postgres::Config) -> Option<String> {
+    let path = pgpass_file()?;
+    let meta = std::fs::metadata(&path).ok()?;
+    if std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o077 != 0 {
+        tracing::warn!(
+            file = %path.display(),
+            "the password file is readable by others; ignored (chmod 0600 it)"
+        );
+        return None;
+    }
+    let text = std::fs::read_to_string(&path).ok()?;
+    let host = match config.get_hosts().first()? {
+        Host::Tcp(name) => name.clone(),
+        // libpq's name for a connection over a local socket.
+        Host::Unix(_) => "localhost".to_owned(),
+    };
+    let port = config
+        .get_ports()
+        .first()
+        .copied()
+        .unwrap_or(5432)
+        .to_string();
+    let user = config.get_user()?.to_owned();
+    let database = config.get_dbname().unwrap_or(&user).to_owned();
+    let wanted = [host, port, database, user];
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let fields = pgpass_fields(line);
+            if fields.len() != 5 {
+                return None;
+            }
+            let matches = fields[..4]
+                .iter()
+                .zip(&wanted)
+                .all(|(field, want)| field == "*" || field == want);
+            matches.then(|| fields[4].clone())
+        })
+}
+
+/// A password file line's fields: split on unescaped `:`, escapes removed.
+fn pgpass_fields(line: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(next) = chars.next() {
+                    fields.last_mut().expect("one field").push(next);
+                }
+            }
+            ':' => fields.push(String::new()),
+            c => fields.last_mut().expect("one field").push(c),
+        }
+    }
+    fields
 }
 
 impl fmt::Display for DatabaseUrl {
@@ -112,6 +188,14 @@ mod tests {
             "postgres://coach@db.internal:5433/coachsync"
         );
         assert!(!format!("{url:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn a_password_file_line_splits_on_unescaped_colons() {
+        assert_eq!(
+            pgpass_fields(r"db.internal:5432:*:coach:pa\:ss\\word"),
+            ["db.internal", "5432", "*", "coach", r"pa:ss\word"]
+        );
     }
 
     #[test]
