@@ -143,49 +143,27 @@ impl PostgresStore {
             .map_err(|e| failed(format!("cannot make the connection pool: {e}")))?;
 
         let setup_pool = pool.clone();
-        let found: std::result::Result<Option<String>, String> = block(&runtime, async move {
-            let mut client = setup_pool
-                .get()
-                .await
-                .map_err(|e| format!("cannot connect: {}", pool_error_text(&e)))?;
-            check_durability(&client).await?;
-            schema::migrate(&mut client).await?;
-            let row = client
-                .query_opt("SELECT storage_id FROM store_identity", &[])
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(row.map(|r| r.get(0)))
-        })
-        .map_err(|e| failed(e.to_string()))?;
-        let found = found.map_err(failed)?;
-        let storage_id = match found {
-            Some(id) => StorageId::new(&id)?,
-            None => {
-                let id = new_storage_id();
-                let insert_pool = pool.clone();
-                let wanted = id.as_str().to_owned();
-                // Another server may have created it in the meantime: the first one
-                // written is the store's.
-                let kept: std::result::Result<String, String> = block(&runtime, async move {
-                    let client = insert_pool.get().await.map_err(|e| e.to_string())?;
-                    client
-                        .execute(
-                            "INSERT INTO store_identity (storage_id) VALUES ($1)
-                             ON CONFLICT DO NOTHING",
-                            &[&wanted],
-                        )
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    client
-                        .query_one("SELECT storage_id FROM store_identity", &[])
-                        .await
-                        .map(|r| r.get(0))
-                        .map_err(|e| e.to_string())
-                })
-                .map_err(|e| failed(e.to_string()))?;
-                StorageId::new(&kept.map_err(failed)?)?
-            }
-        };
+        let fresh = new_storage_id().as_str().to_owned();
+        let identity: std::result::Result<(String, Option<String>), String> =
+            block(&runtime, async move {
+                let mut client = setup_pool
+                    .get()
+                    .await
+                    .map_err(|e| format!("cannot connect: {}", pool_error_text(&e)))?;
+                check_durability(&client).await?;
+                schema::migrate(&mut client).await?;
+                identity(&client, &fresh).await.map_err(|e| e.to_string())
+            })
+            .map_err(|e| failed(e.to_string()))?;
+        let (storage_id, restored_from) = identity.map_err(failed)?;
+        if let Some(previous) = restored_from {
+            tracing::warn!(
+                previous,
+                storage_id,
+                "the database was restored or copied since the store last opened (its origin changed): it takes a new storage ID, and devices sync everything once"
+            );
+        }
+        let storage_id = StorageId::new(&storage_id)?;
         tracing::debug!(%url, schema = schema::latest_version(), "postgres store open");
         Ok(Self {
             pool,
@@ -286,6 +264,59 @@ fn block<T: Send + 'static>(
 
 /// Refuse a session whose commits would not be durable; warn when the server
 /// itself does not fsync.
+/// The store's storage ID, made from `fresh` when the database has none, or when its
+/// data came from elsewhere (a restore; see the migration `0002_store_origin.sql`), then
+/// with the storage ID it had. Nodes opening at once agree: the first write wins.
+async fn identity(
+    client: &deadpool_postgres::Object,
+    fresh: &str,
+) -> std::result::Result<(String, Option<String>), tokio_postgres::Error> {
+    let origin: String = client
+        .query_one(
+            "SELECT d.oid::text || '/' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)
+             FROM pg_database d WHERE d.datname = current_database()",
+            &[],
+        )
+        .await?
+        .get(0);
+    client
+        .execute(
+            "INSERT INTO store_identity (storage_id, origin) VALUES ($1, $2)
+             ON CONFLICT DO NOTHING",
+            &[&fresh, &origin],
+        )
+        .await?;
+    // A store made before origins were kept takes today's as its own.
+    client
+        .execute(
+            "UPDATE store_identity SET origin = $1 WHERE origin IS NULL",
+            &[&origin],
+        )
+        .await?;
+    let (before_id, before_origin): (String, String) = {
+        let row = client
+            .query_one("SELECT storage_id, origin FROM store_identity", &[])
+            .await?;
+        (row.get(0), row.get(1))
+    };
+    // The WHERE is checked again under the row's lock: of nodes opening at once on a
+    // restored database, one changes the ID and the others read it.
+    let changed = before_origin != origin
+        && client
+            .execute(
+                "UPDATE store_identity SET storage_id = $1, origin = $2 WHERE origin <> $2",
+                &[&fresh, &origin],
+            )
+            .await?
+            == 1;
+    let moved = changed.then(|| format!("{before_origin} (storage ID {before_id})"));
+    let storage_id = client
+        .query_one("SELECT storage_id FROM store_identity", &[])
+        .await?
+        .get(0);
+    Ok((storage_id, moved))
+}
+
 async fn check_durability(client: &deadpool_postgres::Object) -> std::result::Result<(), String> {
     let show = |name: &'static str| async move {
         client

@@ -281,6 +281,26 @@ impl PgCluster {
         command
     }
 
+    /// Run one of the cluster's client programs (`pg_dump`, `pg_restore`, …) as its
+    /// owner, over its Unix socket, in its directory (where it may write files);
+    /// fails with the program's output.
+    pub fn run(&self, program: &str, args: &[&str]) -> Result<Output> {
+        let output = self
+            .command(program)
+            .args(["--host"])
+            .arg(self.dir.path())
+            .args(["--port", &self.port.to_string(), "--username", "postgres"])
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()?;
+        check(output, program)
+    }
+
+    /// The directory the cluster's programs run in (see [`run`](Self::run)).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// The cluster's data directory (its files).
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")

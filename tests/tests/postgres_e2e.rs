@@ -832,3 +832,113 @@ fn a_password_comes_from_the_url_or_from_a_private_password_file() -> Result<()>
     assert!(!ok && err.contains("readable by others"), "{err}");
     Ok(())
 }
+
+/// A device with no token on a server, reconnecting quickly.
+async fn anonymous_device(
+    server: &ServerProcess,
+    dir: &std::path::Path,
+) -> Result<coachsync_core::Device> {
+    let mut config = coachsync_core::DeviceConfig::new(dir).with_server(server.sync_url());
+    config.backoff = coachsync_core::device::Backoff::new(
+        Duration::from_millis(100),
+        Duration::from_millis(500),
+        0.5,
+    );
+    config.connect_timeout = Duration::from_secs(2);
+    Ok(coachsync_core::Device::open(config).await?)
+}
+
+#[tokio::test]
+async fn a_restored_dump_takes_a_new_storage_id_by_itself_and_no_device_change_is_lost()
+-> Result<()> {
+    let Some(cluster) = PgCluster::start_or_skip(
+        "a_restored_dump_takes_a_new_storage_id_by_itself_and_no_device_change_is_lost",
+    ) else {
+        return Ok(());
+    };
+    let live = cluster.create_database("live")?;
+    let dir = tempfile::tempdir()?;
+    let server = ServerProcess::start_with(dir.path(), &["--database-url", &live])?;
+    let addr = server.addr();
+    let phone = tempfile::tempdir()?;
+    let device = anonymous_device(&server, phone.path()).await?;
+    let doc = device
+        .create(serde_json::json!({"note": "before the dump"}))
+        .await?;
+    device.wait_synced().await?;
+
+    // The backup, as docs/OPERATIONS.md gives it; then the device goes on syncing,
+    // so its cursor passes what the dump holds.
+    let live_name = live.rsplit('/').next().expect("a database name");
+    cluster.run(
+        "pg_dump",
+        &["--format=custom", "--file=coachsync.dump", live_name],
+    )?;
+    for n in 0..5 {
+        device
+            .set(&doc, &format!("after{n}").parse()?, serde_json::json!(n))
+            .await?;
+        device.wait_synced().await?;
+    }
+    let later = device
+        .create(serde_json::json!({"note": "after the dump"}))
+        .await?;
+    device.wait_synced().await?;
+    device.close().await?;
+    assert!(server.terminate(Duration::from_secs(15))?.success());
+
+    // Restored into a new database and served at the same address, with nothing done
+    // by hand: the store sees it is not where it was and takes a new storage ID.
+    let restored = cluster.create_database("restored")?;
+    let restored_name = restored.rsplit('/').next().expect("a database name");
+    cluster.run(
+        "pg_restore",
+        &["--no-owner", "--dbname", restored_name, "coachsync.dump"],
+    )?;
+    let mut server = ServerProcess::start_on(dir.path(), addr, &["--database-url", &restored])?;
+    assert!(
+        server
+            .log()
+            .iter()
+            .any(|l| l.contains("restored or copied")),
+        "the server says why devices sync everything once"
+    );
+
+    // Another device edits the restored document before the first one comes back:
+    // its change gets a sequence number below the first device's cursor.
+    let mut other = Peer::new("other");
+    other.connect(&server.sync_url()).await?;
+    assert!(other.find(&doc).await?);
+    assert!(!other.find(&later).await?, "the dump predates it");
+    other.change(&doc, put("other".into(), 1))?;
+    other.wait_synced(&doc).await?;
+
+    // The first device reconnects to what looks like the same server: the new storage
+    // ID makes it sync everything, both ways. (With the old one, it would trust its
+    // cursor, and neither side would hear of the other's changes.)
+    let device = anonymous_device(&server, phone.path()).await?;
+    eventually(
+        "the device hears of the other device's change",
+        async || {
+            device.sync_now();
+            Ok(device.value(&doc).await?["other"] == 1)
+        },
+    )
+    .await?;
+    device.wait_synced().await?;
+    let mut check = Peer::new("check");
+    check.connect(&server.sync_url()).await?;
+    assert!(
+        check.find(&later).await?,
+        "the document made after the dump is back"
+    );
+    assert!(check.find(&doc).await?);
+    assert_eq!(
+        get_int(&check, &doc, "after4"),
+        Some(4),
+        "the edits made after the dump are back"
+    );
+    assert_eq!(get_int(&check, &doc, "other"), Some(1));
+    device.close().await?;
+    Ok(())
+}

@@ -162,8 +162,8 @@ fn postgres_migrates_once_refuses_bad_databases_and_its_vacuum_leaves_no_byte_in
         .execute(
             db,
             "DO $$ BEGIN
-               IF (SELECT count(*) FROM schema_migrations) <> 1 THEN
-                 RAISE EXCEPTION 'schema_migrations does not hold one row';
+               IF (SELECT count(*) FROM schema_migrations) <> 2 THEN
+                 RAISE EXCEPTION 'schema_migrations does not hold one row per migration';
                END IF;
              END $$",
         )

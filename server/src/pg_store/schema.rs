@@ -15,11 +15,18 @@ struct Migration {
 }
 
 /// Every migration, oldest first. Never edit one that was released: add another.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "documents, chunks, sync states, meta and the change log",
-    sql: include_str!("migrations/0001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "documents, chunks, sync states, meta and the change log",
+        sql: include_str!("migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "the store's origin, to notice a restore",
+        sql: include_str!("migrations/0002_store_origin.sql"),
+    },
+];
 
 /// The advisory lock that serialises migrations ("coachsyn" in ASCII).
 const MIGRATION_LOCK: i64 = 0x636f_6163_6873_796e;
