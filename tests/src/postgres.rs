@@ -296,6 +296,21 @@ impl PgCluster {
         check(output, program)
     }
 
+    /// Restart the database server (a fast shutdown: sessions are ended, as in a
+    /// minor-version upgrade), with the options it was started with.
+    pub fn restart(&self) -> Result<()> {
+        let output = self
+            .command("pg_ctl")
+            .arg("--pgdata")
+            .arg(self.data_dir())
+            .arg("--log")
+            .arg(self.dir.path().join("server.log"))
+            .args(["--mode=fast", "--wait", "--timeout=60", "restart"])
+            .stdout(Stdio::null())
+            .output()?;
+        check(output, "pg_ctl restart").map(drop)
+    }
+
     /// The directory the cluster's programs run in (see [`run`](Self::run)).
     pub fn dir(&self) -> &Path {
         self.dir.path()

@@ -942,3 +942,44 @@ async fn a_restored_dump_takes_a_new_storage_id_by_itself_and_no_device_change_i
     device.close().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_database_restart_costs_devices_a_reconnect_and_nothing_else() -> Result<()> {
+    let Some(cluster) =
+        PgCluster::start_or_skip("a_database_restart_costs_devices_a_reconnect_and_nothing_else")
+    else {
+        return Ok(());
+    };
+    let url = cluster.create_database("restart")?;
+    let dir = tempfile::tempdir()?;
+    let server = ServerProcess::start_with(dir.path(), &["--database-url", &url])?;
+    let phone = tempfile::tempdir()?;
+    let device = anonymous_device(&server, phone.path()).await?;
+    let doc = device.create(serde_json::json!({"note": "before"})).await?;
+    device.wait_synced().await?;
+
+    // The database restarts under the running server: every pooled connection and the
+    // listening one are cut.
+    cluster.restart()?;
+    for n in 0..3 {
+        device
+            .set(&doc, &format!("after{n}").parse()?, serde_json::json!(n))
+            .await?;
+    }
+    eventually("the device's changes are stored again", async || {
+        device.sync_now();
+        Ok(
+            tokio::time::timeout(Duration::from_secs(2), device.wait_synced())
+                .await
+                .is_ok_and(|r| r.is_ok()),
+        )
+    })
+    .await?;
+    assert_eq!(server.http_get("/healthz").await?.0, 200);
+    let mut check = Peer::new("check");
+    check.connect(&server.sync_url()).await?;
+    assert!(check.find(&doc).await?);
+    assert_eq!(get_int(&check, &doc, "after2"), Some(2));
+    device.close().await?;
+    Ok(())
+}
