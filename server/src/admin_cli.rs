@@ -228,7 +228,11 @@ fn execute_offline(
         None => open_sled(dir, &request)?,
     };
     let accounts = Accounts::load(store.as_ref())?;
-    let audit = AuditLog::open(store.as_ref())?;
+    let audit = if database.is_some() {
+        AuditLog::open_shared(store.as_ref())?
+    } else {
+        AuditLog::open(store.as_ref())?
+    };
     let admin = Admin {
         accounts: Arc::new(std::sync::RwLock::new(accounts)),
         store,

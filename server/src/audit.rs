@@ -64,18 +64,48 @@ pub struct Record {
 #[derive(Debug)]
 pub struct AuditLog {
     next: AtomicU64,
+    /// With a store several servers write to, this writer's mark in its keys
+    /// (`audit/<seq>-<writer>`), so that two servers numbering an entry alike at the
+    /// same moment both keep theirs.
+    writer: Option<String>,
+}
+
+/// The sequence number in an audit entry's key.
+fn seq_of(key: &str) -> Option<u64> {
+    let rest = key.strip_prefix(AUDIT_PREFIX)?;
+    rest.split('-').next()?.parse().ok()
 }
 
 impl AuditLog {
-    /// Continue the log kept in `store`.
+    /// Continue the log kept in `store`, which this server alone writes to.
     pub fn open(store: &dyn Store) -> Result<Self> {
+        Self::open_as(store, None)
+    }
+
+    /// Continue the log kept in a store that other servers write to as well (one
+    /// PostgreSQL database): entries are numbered after the last one stored and after
+    /// every other server's entry this one hears of ([`saw`](Self::saw)).
+    pub fn open_shared(store: &dyn Store) -> Result<Self> {
+        let writer = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+        Self::open_as(store, Some(writer))
+    }
+
+    fn open_as(store: &dyn Store, writer: Option<String>) -> Result<Self> {
         let last = store
             .last_meta(AUDIT_PREFIX)?
-            .and_then(|(k, _)| k.strip_prefix(AUDIT_PREFIX)?.parse::<u64>().ok())
+            .and_then(|(k, _)| seq_of(&k))
             .unwrap_or(0);
         Ok(Self {
             next: AtomicU64::new(last + 1),
+            writer,
         })
+    }
+
+    /// Another server stored the entry with this key: number the next ones after it.
+    pub fn saw(&self, key: &str) {
+        if let Some(seq) = seq_of(key) {
+            self.next.fetch_max(seq + 1, Ordering::Relaxed);
+        }
     }
 
     /// The write that appends `record` now.
@@ -104,7 +134,10 @@ impl AuditLog {
         };
         StoreWrite::Meta {
             // Zero-padded so that key order is log order.
-            key: format!("{AUDIT_PREFIX}{seq:020}"),
+            key: match &self.writer {
+                Some(writer) => format!("{AUDIT_PREFIX}{seq:020}-{writer}"),
+                None => format!("{AUDIT_PREFIX}{seq:020}"),
+            },
             value: serde_json::to_vec(&entry).expect("an audit entry serializes"),
         }
     }
@@ -138,5 +171,45 @@ impl AuditLog {
             );
         }
         Ok(entries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coachsync_core::store::MemoryStore;
+
+    fn record(who: &str) -> Record {
+        Record {
+            who: who.into(),
+            action: "login",
+            ..Record::default()
+        }
+    }
+
+    #[test]
+    fn servers_sharing_a_store_keep_each_others_entries_and_number_after_them() {
+        let store = MemoryStore::new(coachsync_core::StorageId::new("s").unwrap());
+        let (a, b) = (
+            AuditLog::open_shared(&store).unwrap(),
+            AuditLog::open_shared(&store).unwrap(),
+        );
+        // Both number their first entry 1, at the same moment: both are kept.
+        let (wa, wb) = (a.write(record("ana")), b.write(record("ben")));
+        store.commit(&[wa, wb.clone()]).unwrap();
+        let all = AuditLog::read(&store, 0, 10).unwrap();
+        assert_eq!(all.len(), 2);
+        assert!(all.iter().all(|e| e.seq == 1));
+        // Hearing of the other's entry, the next one comes after it.
+        let StoreWrite::Meta { key, .. } = wb else {
+            unreachable!()
+        };
+        a.saw(&key);
+        store.commit(&[a.write(record("ana"))]).unwrap();
+        assert_eq!(AuditLog::read(&store, 1, 10).unwrap()[0].seq, 2);
+        // A server opening later numbers after every entry stored.
+        let c = AuditLog::open_shared(&store).unwrap();
+        store.commit(&[c.write(record("cai"))]).unwrap();
+        assert_eq!(AuditLog::read(&store, 2, 10).unwrap()[0].seq, 3);
     }
 }

@@ -312,6 +312,7 @@ fn migrate_document(
     let doc = Automerge::load(&stored.data)
         .map_err(|e| Error::Usage(format!("does not load from the data directory: {e}")))?;
     let heads = sorted(&doc.get_heads());
+    let copied = theirs.is_none();
     match theirs {
         Some(theirs) if theirs == heads => report.unchanged += 1,
         None => {
@@ -335,16 +336,21 @@ fn migrate_document(
                 // The database holds every change of the data directory's and more.
                 report.unchanged += 1;
             } else {
-                // Appended, not compacted, so that the change log carries it to the
-                // devices of servers already running on the database.
+                // Only what the database lacks, appended (not compacted) so that the
+                // change log carries it to the devices of servers already running on
+                // the database.
                 batch.push(StoreWrite::Append {
                     document: id.clone(),
-                    data: doc.save(),
+                    data: merged.save_after(&before),
                     heads: after,
                 })?;
                 report.merged += 1;
             }
         }
+    }
+    // A document the database had keeps its own sync states, which are newer.
+    if !copied {
+        return Ok(());
     }
     for (storage_id, state) in stored.sync_states {
         batch.push(StoreWrite::SyncState {

@@ -152,7 +152,9 @@ impl PostgresStore {
                     .map_err(|e| format!("cannot connect: {}", pool_error_text(&e)))?;
                 check_durability(&client).await?;
                 schema::migrate(&mut client).await?;
-                identity(&client, &fresh).await.map_err(|e| e.to_string())
+                identity(&client, &fresh)
+                    .await
+                    .map_err(|e| driver_error_text(&e))
             })
             .map_err(|e| failed(e.to_string()))?;
         let (storage_id, restored_from) = identity.map_err(failed)?;
@@ -262,8 +264,6 @@ fn block<T: Send + 'static>(
         .map_err(|_| coachsync_core::Error::Storage("postgres: the database task failed".into()))
 }
 
-/// Refuse a session whose commits would not be durable; warn when the server
-/// itself does not fsync.
 /// The store's storage ID, made from `fresh` when the database has none, or when its
 /// data came from elsewhere (a restore; see the migration `0002_store_origin.sql`), then
 /// with the storage ID it had. Nodes opening at once agree: the first write wins.
@@ -271,14 +271,25 @@ async fn identity(
     client: &deadpool_postgres::Object,
     fresh: &str,
 ) -> std::result::Result<(String, Option<String>), tokio_postgres::Error> {
-    let origin: String = client
+    let origin: Option<String> = match client
         .query_one(
             "SELECT d.oid::text || '/' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)
              FROM pg_database d WHERE d.datname = current_database()",
             &[],
         )
-        .await?
-        .get(0);
+        .await
+    {
+        Ok(row) => Some(row.get(0)),
+        Err(e) => {
+            // Some PostgreSQL services do not offer these functions: the store still
+            // opens, without noticing restores.
+            tracing::warn!(
+                error = %driver_error_text(&e),
+                "cannot read the database's OID and WAL timeline; a restore will not be noticed"
+            );
+            None
+        }
+    };
     client
         .execute(
             "INSERT INTO store_identity (storage_id, origin) VALUES ($1, $2)
@@ -293,7 +304,7 @@ async fn identity(
             &[&origin],
         )
         .await?;
-    let (before_id, before_origin): (String, String) = {
+    let (before_id, before_origin): (String, Option<String>) = {
         let row = client
             .query_one("SELECT storage_id, origin FROM store_identity", &[])
             .await?;
@@ -301,7 +312,8 @@ async fn identity(
     };
     // The WHERE is checked again under the row's lock: of nodes opening at once on a
     // restored database, one changes the ID and the others read it.
-    let changed = before_origin != origin
+    let changed = origin.is_some()
+        && before_origin != origin
         && client
             .execute(
                 "UPDATE store_identity SET storage_id = $1, origin = $2 WHERE origin <> $2",
@@ -309,7 +321,12 @@ async fn identity(
             )
             .await?
             == 1;
-    let moved = changed.then(|| format!("{before_origin} (storage ID {before_id})"));
+    let moved = changed.then(|| {
+        format!(
+            "{} (storage ID {before_id})",
+            before_origin.as_deref().unwrap_or("unknown")
+        )
+    });
     let storage_id = client
         .query_one("SELECT storage_id FROM store_identity", &[])
         .await?
@@ -317,6 +334,8 @@ async fn identity(
     Ok((storage_id, moved))
 }
 
+/// Refuse a session whose commits would not be durable; warn when the server
+/// itself does not fsync.
 async fn check_durability(client: &deadpool_postgres::Object) -> std::result::Result<(), String> {
     let show = |name: &'static str| async move {
         client

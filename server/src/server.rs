@@ -47,7 +47,11 @@ impl Server {
             metrics,
         } = open_store(&config).await?;
         let accounts = Accounts::load(store.as_ref())?;
-        let audit = AuditLog::open(store.as_ref())?;
+        let audit = if config.database_url.is_some() {
+            AuditLog::open_shared(store.as_ref())?
+        } else {
+            AuditLog::open(store.as_ref())?
+        };
         // After the store (or, with PostgreSQL, the directory's lock file): the lock
         // proves no other server uses this directory, so a socket file found there is
         // stale.
@@ -101,9 +105,14 @@ impl Server {
             let driver = handle.clone();
             let store = self.store.clone();
             let accounts = self.accounts.clone();
+            let audit = self.audit.clone();
             tokio::spawn(async move {
                 while let Some(notice) = notices.recv().await {
                     let msg = match notice {
+                        Notice::Record { key } if key.starts_with(crate::audit::AUDIT_PREFIX) => {
+                            audit.saw(&key);
+                            continue;
+                        }
                         Notice::Stored { document, heads } => {
                             DriverMsg::StoredElsewhere { document, heads }
                         }

@@ -983,3 +983,23 @@ async fn a_database_restart_costs_devices_a_reconnect_and_nothing_else() -> Resu
     device.close().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_database_over_its_unix_socket_needs_no_tls() -> Result<()> {
+    let Some(cluster) = PgCluster::start_or_skip("a_database_over_its_unix_socket_needs_no_tls")
+    else {
+        return Ok(());
+    };
+    let url = cluster.create_database("socket")?;
+    let name = url.rsplit('/').next().expect("a database name");
+    let socket_dir = cluster.dir().to_str().expect("utf-8").replace('/', "%2F");
+    let socket_url = format!("postgres://postgres@{socket_dir}:{}/{name}", cluster.port());
+    let dir = tempfile::tempdir()?;
+    let server = ServerProcess::start_with(dir.path(), &["--database-url", &socket_url])?;
+    let mut peer = Peer::new("local");
+    peer.connect(&server.sync_url()).await?;
+    let doc = peer.create(put("local".into(), 1))?;
+    peer.wait_synced(&doc).await?;
+    assert_eq!(server.http_get("/healthz").await?.0, 200);
+    Ok(())
+}

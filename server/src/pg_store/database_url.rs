@@ -98,10 +98,11 @@ fn pgpass_password(config: &tokio_postgres::Config) -> Option<String> {
         return None;
     }
     let text = std::fs::read_to_string(&path).ok()?;
-    let host = match config.get_hosts().first()? {
-        Host::Tcp(name) => name.clone(),
-        // libpq's name for a connection over a local socket.
-        Host::Unix(_) => "localhost".to_owned(),
+    // Over a Unix socket, libpq's host field is the socket's directory, or
+    // `localhost` for the default one; either is taken here.
+    let hosts: Vec<String> = match config.get_hosts().first()? {
+        Host::Tcp(name) => vec![name.clone()],
+        Host::Unix(dir) => vec![dir.display().to_string(), "localhost".to_owned()],
     };
     let port = config
         .get_ports()
@@ -111,7 +112,7 @@ fn pgpass_password(config: &tokio_postgres::Config) -> Option<String> {
         .to_string();
     let user = config.get_user()?.to_owned();
     let database = config.get_dbname().unwrap_or(&user).to_owned();
-    let wanted = [host, port, database, user];
+    let wanted = [port, database, user];
     text.lines()
         .filter(|line| !line.starts_with('#'))
         .find_map(|line| {
@@ -119,10 +120,12 @@ fn pgpass_password(config: &tokio_postgres::Config) -> Option<String> {
             if fields.len() != 5 {
                 return None;
             }
-            let matches = fields[..4]
-                .iter()
-                .zip(&wanted)
-                .all(|(field, want)| field == "*" || field == want);
+            let host_matches = fields[0] == "*" || hosts.contains(&fields[0]);
+            let matches = host_matches
+                && fields[1..4]
+                    .iter()
+                    .zip(&wanted)
+                    .all(|(field, want)| field == "*" || field == want);
             matches.then(|| fields[4].clone())
         })
 }

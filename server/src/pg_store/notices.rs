@@ -42,10 +42,11 @@ pub enum Notice {
 struct Payload {
     /// The sending server, so that it skips its own notices.
     node: String,
-    /// When the sender began its commit, in microseconds since the epoch by its
-    /// clock: the listener's lag metric.
-    #[serde(default)]
-    at_us: u64,
+    /// When the sender began its commit (before taking a connection), in
+    /// microseconds since the epoch by its clock: the listener's lag metric. Absent
+    /// from older nodes' notifications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    at_us: Option<u64>,
     /// Documents appended to: ID and heads (hex).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     stored: Vec<(String, Vec<String>)>,
@@ -61,7 +62,8 @@ pub(super) fn payloads(node: &str, writes: &[StoreWrite]) -> Vec<String> {
         node: node.to_owned(),
         at_us: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as u64),
+            .ok()
+            .map(|d| d.as_micros() as u64),
         ..Payload::default()
     };
     let mut size = 0;
@@ -129,7 +131,7 @@ fn notices_of(node: &str, payload: &str) -> (Vec<Notice>, Option<u64>) {
             .into_iter()
             .map(|key| Notice::Record { key }),
     );
-    (notices, Some(payload.at_us))
+    (notices, payload.at_us.filter(|&us| us > 0))
 }
 
 /// Listen for the other servers' notices on a connection of its own, reconnecting

@@ -102,6 +102,12 @@ impl TlsSettings {
                 }
                 None => url.to_owned(),
             }
+        } else if !url.contains("sslmode") && !url.contains("sslrootcert") {
+            url.to_owned()
+        } else if url.contains('\'') || url.contains("= ") || url.contains(" =") {
+            return Err(
+                "with sslmode or sslrootcert, write the key=value form without quotes or spaces around =, or use the URL form (postgres://…?sslmode=…)".into(),
+            );
         } else {
             url.split_whitespace()
                 .filter_map(|pair| {
@@ -284,12 +290,15 @@ where
 {
     type Stream = RustlsStream<S>;
     type TlsConnect = RustlsConnect;
-    type Error = rustls::pki_types::InvalidDnsNameError;
+    type Error = std::convert::Infallible;
 
+    /// Called for every connection, TLS or not: over a Unix socket the host is empty
+    /// (and the server declines TLS there), so a name that is no server name fails
+    /// only a handshake actually attempted.
     fn make_tls_connect(&mut self, host: &str) -> Result<RustlsConnect, Self::Error> {
         Ok(RustlsConnect {
             config: self.config.clone(),
-            name: ServerName::try_from(host)?.to_owned(),
+            name: ServerName::try_from(host).ok().map(|n| n.to_owned()),
         })
     }
 }
@@ -297,7 +306,7 @@ where
 /// One connection's TLS handshake.
 pub struct RustlsConnect {
     config: Arc<rustls::ClientConfig>,
-    name: ServerName<'static>,
+    name: Option<ServerName<'static>>,
 }
 
 impl<S> TlsConnect<S> for RustlsConnect
@@ -310,8 +319,14 @@ where
 
     fn connect(self, stream: S) -> Self::Future {
         Box::pin(async move {
+            let name = self.name.ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "TLS needs the database's host name or address",
+                )
+            })?;
             let stream = tokio_rustls::TlsConnector::from(self.config)
-                .connect(self.name, stream)
+                .connect(name, stream)
                 .await?;
             Ok(RustlsStream(stream))
         })

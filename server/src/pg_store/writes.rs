@@ -48,7 +48,9 @@ async fn apply(tx: &Transaction<'_>, write: &StoreWrite) -> Result<(), Error> {
                 .await?;
             let change: i64 = tx.query_one(&counter, &[]).await?.get(0);
             // The row's lock first, returning the heads stored before this append
-            // (the last committed ones), then the upsert: sent together, run in order.
+            // (the last committed ones), then the upsert: sent together, run in order
+            // (tokio-postgres sends a query's messages when it is first polled, and
+            // try_join polls the lock first; the connection answers in order).
             let lock = tx
                 .prepare_cached("SELECT heads FROM documents WHERE id = $1 FOR UPDATE")
                 .await?;
@@ -236,12 +238,17 @@ fn extends(before: &[u8], heads: &[automerge::ChangeHash], data: &[u8]) -> bool 
         return true;
     }
     // Loaded into an empty document, changes whose dependencies are elsewhere wait
-    // in its queue, and those dependencies are what it reports missing.
-    let mut changes = automerge::Automerge::new();
-    if changes.load_incremental(data).is_err() {
+    // in its queue, and those dependencies are what it reports missing. Parsing runs
+    // under the change counter's lock, which every append of every node waits for:
+    // a panic must not take the batch with it.
+    let deps = std::panic::catch_unwind(|| {
+        let mut changes = automerge::Automerge::new();
+        changes.load_incremental(data).ok()?;
+        Some(automerge::ReadDoc::get_missing_deps(&changes, &[]))
+    });
+    let Ok(Some(deps)) = deps else {
         return false;
-    }
-    let deps = automerge::ReadDoc::get_missing_deps(&changes, &[]);
+    };
     before.iter().all(|h| heads.contains(h) || deps.contains(h))
 }
 
@@ -260,10 +267,14 @@ async fn merge_heads(
     for row in tx.query(&read, &[&id]).await? {
         stored.extend_from_slice(row.get::<_, &[u8]>(0));
     }
-    let heads = match automerge::Automerge::load(&stored) {
-        Ok(doc) => doc.get_heads(),
-        Err(e) => {
-            tracing::warn!(%document, error = %e, "the stored chunks do not load; the heads stay this append's");
+    let heads = match std::panic::catch_unwind(|| automerge::Automerge::load(&stored)) {
+        Ok(Ok(doc)) => doc.get_heads(),
+        Ok(Err(e)) => {
+            tracing::error!(%document, error = %e, "the stored chunks do not load; the stored heads stay this append's and may lack another server's change");
+            return Ok(());
+        }
+        Err(_) => {
+            tracing::error!(%document, "loading the stored chunks panicked; the stored heads stay this append's and may lack another server's change");
             return Ok(());
         }
     };
