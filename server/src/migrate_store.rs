@@ -276,6 +276,15 @@ fn used_on_its_own(key: &str) -> Error {
     ))
 }
 
+/// Load a document, a failure (or a panic of the decoder) being `what` went wrong.
+fn load(bytes: &[u8], what: &str) -> Result<Automerge> {
+    match std::panic::catch_unwind(|| Automerge::load(bytes)) {
+        Ok(Ok(doc)) => Ok(doc),
+        Ok(Err(e)) => Err(Error::Usage(format!("{what}: {e}"))),
+        Err(_) => Err(Error::Usage(format!("{what}: the decoder panicked"))),
+    }
+}
+
 fn sorted(heads: &[ChangeHash]) -> Vec<ChangeHash> {
     let mut heads = heads.to_vec();
     heads.sort();
@@ -309,8 +318,7 @@ fn migrate_document(
         }
         return Ok(());
     }
-    let doc = Automerge::load(&stored.data)
-        .map_err(|e| Error::Usage(format!("does not load from the data directory: {e}")))?;
+    let doc = load(&stored.data, "does not load from the data directory")?;
     let heads = sorted(&doc.get_heads());
     let copied = theirs.is_none();
     match theirs {
@@ -325,8 +333,7 @@ fn migrate_document(
         }
         Some(_) => {
             let existing = target.load(id)?.unwrap_or_default();
-            let mut merged = Automerge::load(&existing.data)
-                .map_err(|e| Error::Usage(format!("does not load from the database: {e}")))?;
+            let mut merged = load(&existing.data, "does not load from the database")?;
             let before = sorted(&merged.get_heads());
             merged
                 .load_incremental(&stored.data)
@@ -394,21 +401,23 @@ fn verify(source: &dyn Store, target: &dyn Store, id: &DocumentId) -> Result<()>
         ));
     };
     if stored.quarantined.is_some() {
-        return if copy.data == stored.data || copy.quarantined.is_some() {
+        // Copied as it is, put aside in the database too, or held there in a form
+        // that loads: nothing better can come from the data directory.
+        let loads = || load(&copy.data, "").is_ok();
+        return if copy.data == stored.data || copy.quarantined.is_some() || loads() {
             Ok(())
         } else {
             Err(Error::Usage(
-                "put aside in the data directory but not in the database".into(),
+                "put aside in the data directory, and the database's copy does not load either"
+                    .into(),
             ))
         };
     }
-    let want: BTreeSet<ChangeHash> = Automerge::load(&stored.data)
-        .map_err(|e| Error::Usage(format!("does not load from the data directory: {e}")))?
+    let want: BTreeSet<ChangeHash> = load(&stored.data, "does not load from the data directory")?
         .get_heads()
         .into_iter()
         .collect();
-    let loaded = Automerge::load(&copy.data)
-        .map_err(|e| Error::Usage(format!("the copy does not load: {e}")))?;
+    let loaded = load(&copy.data, "the copy does not load")?;
     let missing: Vec<String> = want
         .iter()
         .filter(|h| loaded.get_change_by_hash(h).is_none())
