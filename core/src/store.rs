@@ -201,15 +201,25 @@ pub struct ChangedSince {
 /// the expected heads. Every store calls it before a [`StoreWrite::Compact`] touches
 /// the document, and skips the write (logging it) when it fails.
 pub fn verify_snapshot(snapshot: &[u8], heads: &[ChangeHash]) -> bool {
-    let loaded = std::panic::catch_unwind(|| automerge::Automerge::load(snapshot));
-    match loaded {
-        Ok(Ok(doc)) => {
+    match load_document(snapshot) {
+        Ok(doc) => {
             let mut got = doc.get_heads();
             let mut want = heads.to_vec();
             got.sort();
             want.sort();
             got == want
         }
-        _ => false,
+        Err(_) => false,
+    }
+}
+
+/// Load stored bytes (chunks concatenated, as [`StoredDocument::data`] holds them) into
+/// a document. Bytes a store hands back may be torn or hostile, and automerge's decoder
+/// can panic on some: a panic is an error like any other here, with a reason to log.
+pub fn load_document(bytes: &[u8]) -> std::result::Result<automerge::Automerge, String> {
+    match std::panic::catch_unwind(|| automerge::Automerge::load(bytes)) {
+        Ok(Ok(doc)) => Ok(doc),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("automerge panicked while loading it".to_owned()),
     }
 }

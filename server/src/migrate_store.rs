@@ -276,13 +276,9 @@ fn used_on_its_own(key: &str) -> Error {
     ))
 }
 
-/// Load a document, a failure (or a panic of the decoder) being `what` went wrong.
+/// Load a document; a failure says `what` went wrong, and why.
 fn load(bytes: &[u8], what: &str) -> Result<Automerge> {
-    match std::panic::catch_unwind(|| Automerge::load(bytes)) {
-        Ok(Ok(doc)) => Ok(doc),
-        Ok(Err(e)) => Err(Error::Usage(format!("{what}: {e}"))),
-        Err(_) => Err(Error::Usage(format!("{what}: the decoder panicked"))),
-    }
+    coachsync_core::store::load_document(bytes).map_err(|e| Error::Usage(format!("{what}: {e}")))
 }
 
 fn sorted(heads: &[ChangeHash]) -> Vec<ChangeHash> {

@@ -2073,19 +2073,14 @@ impl Engine {
                     tracing::warn!(%document, %reason, "document is quarantined");
                     doc.content = Content::Quarantined;
                 } else {
-                    let loaded = catch_unwind(|| Automerge::load(&stored.data));
-                    match loaded {
-                        Ok(Ok(automerge)) => {
+                    match crate::store::load_document(&stored.data) {
+                        Ok(automerge) => {
                             let heads = automerge.get_heads();
                             doc.saved_heads = heads.clone();
                             doc.durable_heads = heads;
                             doc.content = Content::Ready(Box::new(automerge));
                         }
-                        failed => {
-                            let reason = match failed {
-                                Ok(Err(e)) => e.to_string(),
-                                _ => "automerge panicked while loading it".to_owned(),
-                            };
+                        Err(reason) => {
                             tracing::error!(%document, %reason, "stored document does not load; quarantining it");
                             doc.content = Content::Quarantined;
                             let op = self.op(PendingOp::Other);

@@ -267,14 +267,10 @@ async fn merge_heads(
     for row in tx.query(&read, &[&id]).await? {
         stored.extend_from_slice(row.get::<_, &[u8]>(0));
     }
-    let heads = match std::panic::catch_unwind(|| automerge::Automerge::load(&stored)) {
-        Ok(Ok(doc)) => doc.get_heads(),
-        Ok(Err(e)) => {
-            tracing::error!(%document, error = %e, "the stored chunks do not load; the stored heads stay this append's and may lack another server's change");
-            return Ok(());
-        }
-        Err(_) => {
-            tracing::error!(%document, "loading the stored chunks panicked; the stored heads stay this append's and may lack another server's change");
+    let heads = match coachsync_core::store::load_document(&stored) {
+        Ok(doc) => doc.get_heads(),
+        Err(reason) => {
+            tracing::error!(%document, %reason, "the stored chunks do not load; the stored heads stay this append's and may lack another server's change");
             return Ok(());
         }
     };
@@ -289,7 +285,7 @@ async fn merge_heads(
 /// Whether `snapshot` holds every change in `stored` (the chunks it would replace):
 /// loading them into it adds nothing.
 fn covers(snapshot: &[u8], stored: &[u8]) -> bool {
-    let Ok(mut doc) = automerge::Automerge::load(snapshot) else {
+    let Ok(mut doc) = coachsync_core::store::load_document(snapshot) else {
         return false;
     };
     let before = doc.get_heads();
