@@ -14,6 +14,18 @@ use crate::{ServerProcess, admin};
 /// How long a test waits for something that should happen.
 pub const WAIT: Duration = Duration::from_secs(20);
 
+/// A device's settings for tests: in `dir`, syncing with `server` if given, retrying
+/// it quickly and giving up on a connection attempt after 2 s.
+pub fn device_config(dir: &Path, server: Option<&str>) -> DeviceConfig {
+    let mut config = DeviceConfig::new(dir);
+    if let Some(url) = server {
+        config = config.with_server(url);
+    }
+    config.backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(500), 0.5);
+    config.connect_timeout = Duration::from_secs(2);
+    config
+}
+
 /// A server that requires tokens, and the tokens of the users it knows.
 pub struct Site {
     running: Option<ServerProcess>,
@@ -106,10 +118,8 @@ impl Site {
 
     /// A device of `user` in `dir`, syncing with the server.
     pub async fn device(&self, dir: &Path, user: &str) -> Result<Device> {
-        let mut config = DeviceConfig::new(dir).with_server(self.server().sync_url());
+        let mut config = device_config(dir, Some(&self.server().sync_url()));
         config.token = Some(self.token(user).to_owned());
-        config.backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(500), 0.5);
-        config.connect_timeout = Duration::from_secs(2);
         Ok(Device::open(config).await?)
     }
 
@@ -203,26 +213,6 @@ pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> Result<bool>
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(())
-}
-
-/// Files under `dir` (recursively) whose bytes contain `needle`; sockets and other
-/// unreadable entries are skipped.
-pub fn files_containing(dir: &Path, needle: &str) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return found;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            found.extend(files_containing(&path, needle));
-        } else if let Ok(bytes) = std::fs::read(&path)
-            && bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
-        {
-            found.push(path);
-        }
-    }
-    found
 }
 
 /// Assert that `device` does not get `value` at `field` of `document`: it is asked to

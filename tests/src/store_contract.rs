@@ -211,6 +211,32 @@ fn sorted_ids(mut ids: Vec<DocumentId>) -> Vec<DocumentId> {
     ids
 }
 
+/// A document whose every change holds `text` uncompressed (automerge deflates
+/// only columns over 256 bytes), stored as appends, with a sync state.
+pub fn secret_document(store: &dyn Store, id: &DocumentId, text: &str) -> Automerge {
+    let mut doc = Automerge::new();
+    let mut saved: Vec<ChangeHash> = Vec::new();
+    for i in 0..20 {
+        put(&mut doc, &format!("note{i}"), format!("{text} {i}"));
+        store
+            .commit(&[StoreWrite::Append {
+                document: id.clone(),
+                data: doc.save_after(&saved),
+                heads: doc.get_heads(),
+            }])
+            .unwrap();
+        saved = doc.get_heads();
+    }
+    store
+        .commit(&[StoreWrite::SyncState {
+            document: id.clone(),
+            storage_id: storage("peer-1"),
+            state: state_at(doc.get_heads()),
+        }])
+        .unwrap();
+    doc
+}
+
 /// A sync state whose shared heads are `heads`, as the engine persists it.
 pub fn state_at(heads: Vec<ChangeHash>) -> Vec<u8> {
     let mut state = automerge::sync::State::new();

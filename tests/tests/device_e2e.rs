@@ -11,22 +11,12 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use coachsync_core::device::{Backoff, Connection};
 use coachsync_core::json::{JsonPath, to_json};
-use coachsync_core::{AutomergeUrl, Device, DeviceConfig, DocumentId, Status};
+use coachsync_core::{AutomergeUrl, Device, DocumentId, Status};
+use coachsync_tests::site::device_config as config;
 use coachsync_tests::{Peer, ServerProcess};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// A device that retries the server quickly, as tests need.
-fn config(dir: &Path, server: Option<&str>) -> DeviceConfig {
-    let mut config = DeviceConfig::new(dir);
-    if let Some(url) = server {
-        config = config.with_server(url);
-    }
-    config.backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(500), 0.5);
-    config.connect_timeout = Duration::from_secs(2);
-    config
-}
 
 fn path(p: &str) -> JsonPath {
     p.parse().expect("a valid path")

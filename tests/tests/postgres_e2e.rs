@@ -10,9 +10,12 @@ use std::time::Duration;
 use anyhow::Result;
 use automerge::{ReadDoc, ScalarValue, transaction::Transactable};
 use coachsync_core::DocumentId;
+use coachsync_tests::files::files_containing;
 use coachsync_tests::postgres::{Access, PgCluster};
 use coachsync_tests::server_process::binary;
-use coachsync_tests::site::{Site, WAIT, eventually, relationship, synced, work_plan};
+use coachsync_tests::site::{
+    Site, WAIT, device_config, eventually, relationship, synced, work_plan,
+};
 use coachsync_tests::{Peer, ServerProcess, admin};
 
 fn get_int(peer: &Peer, doc: &DocumentId, key: &str) -> Option<i64> {
@@ -183,24 +186,6 @@ async fn admin_commands_reach_the_database_with_and_without_a_server() -> Result
     let list = String::from_utf8(list.stdout)?;
     assert!(list.contains("ana") && list.contains("ben"), "{list}");
     Ok(())
-}
-
-/// Files under `dir` whose bytes contain `needle`.
-fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            found.extend(files_containing(&path, needle));
-        } else if std::fs::read(&path)
-            .unwrap_or_default()
-            .windows(needle.len())
-            .any(|w| w == needle)
-        {
-            found.push(path);
-        }
-    }
-    found
 }
 
 #[tokio::test]
@@ -439,20 +424,14 @@ async fn two_servers_on_one_database_carry_each_others_changes_live() -> Result<
     Ok(())
 }
 
-/// A device of a user on one server.
+/// A device on one server, signed in with `token` (or anonymous).
 async fn device_on(
     server: &ServerProcess,
     dir: &std::path::Path,
-    token: &str,
+    token: Option<&str>,
 ) -> Result<coachsync_core::Device> {
-    let mut config = coachsync_core::DeviceConfig::new(dir).with_server(server.sync_url());
-    config.token = Some(token.to_owned());
-    config.backoff = coachsync_core::device::Backoff::new(
-        Duration::from_millis(100),
-        Duration::from_millis(500),
-        0.5,
-    );
-    config.connect_timeout = Duration::from_secs(2);
+    let mut config = device_config(dir, Some(&server.sync_url()));
+    config.token = token.map(str::to_owned);
     Ok(coachsync_core::Device::open(config).await?)
 }
 
@@ -505,12 +484,12 @@ async fn a_grant_on_one_server_and_a_revoke_on_the_other_hold_on_both() -> Resul
         tempfile::tempdir()?,
         tempfile::tempdir()?,
     ];
-    let coach_a = device_on(&a, dirs[0].path(), &coach).await?;
+    let coach_a = device_on(&a, dirs[0].path(), Some(&coach)).await?;
     let doc = coach_a
         .create(serde_json::json!({"note": "plan for Monday"}))
         .await?;
     synced(&coach_a).await?;
-    let principal_b = device_on(&b, dirs[1].path(), &principal).await?;
+    let principal_b = device_on(&b, dirs[1].path(), Some(&principal)).await?;
     assert!(
         tokio::time::timeout(WAIT, principal_b.fetch(&doc))
             .await?
@@ -533,7 +512,7 @@ async fn a_grant_on_one_server_and_a_revoke_on_the_other_hold_on_both() -> Resul
         )
     })
     .await?;
-    let principal_a = device_on(&a, dirs[2].path(), &principal).await?;
+    let principal_a = device_on(&a, dirs[2].path(), Some(&principal)).await?;
     tokio::time::timeout(WAIT, principal_a.fetch(&doc)).await??;
 
     // Revoked through B: neither server sends her the coach's next edit.
@@ -833,21 +812,6 @@ fn a_password_comes_from_the_url_or_from_a_private_password_file() -> Result<()>
     Ok(())
 }
 
-/// A device with no token on a server, reconnecting quickly.
-async fn anonymous_device(
-    server: &ServerProcess,
-    dir: &std::path::Path,
-) -> Result<coachsync_core::Device> {
-    let mut config = coachsync_core::DeviceConfig::new(dir).with_server(server.sync_url());
-    config.backoff = coachsync_core::device::Backoff::new(
-        Duration::from_millis(100),
-        Duration::from_millis(500),
-        0.5,
-    );
-    config.connect_timeout = Duration::from_secs(2);
-    Ok(coachsync_core::Device::open(config).await?)
-}
-
 #[tokio::test]
 async fn a_restored_dump_takes_a_new_storage_id_by_itself_and_no_device_change_is_lost()
 -> Result<()> {
@@ -861,7 +825,7 @@ async fn a_restored_dump_takes_a_new_storage_id_by_itself_and_no_device_change_i
     let server = ServerProcess::start_with(dir.path(), &["--database-url", &live])?;
     let addr = server.addr();
     let phone = tempfile::tempdir()?;
-    let device = anonymous_device(&server, phone.path()).await?;
+    let device = device_on(&server, phone.path(), None).await?;
     let doc = device
         .create(serde_json::json!({"note": "before the dump"}))
         .await?;
@@ -916,7 +880,7 @@ async fn a_restored_dump_takes_a_new_storage_id_by_itself_and_no_device_change_i
     // The first device reconnects to what looks like the same server: the new storage
     // ID makes it sync everything, both ways. (With the old one, it would trust its
     // cursor, and neither side would hear of the other's changes.)
-    let device = anonymous_device(&server, phone.path()).await?;
+    let device = device_on(&server, phone.path(), None).await?;
     eventually(
         "the device hears of the other device's change",
         async || {
@@ -954,7 +918,7 @@ async fn a_database_restart_costs_devices_a_reconnect_and_nothing_else() -> Resu
     let dir = tempfile::tempdir()?;
     let server = ServerProcess::start_with(dir.path(), &["--database-url", &url])?;
     let phone = tempfile::tempdir()?;
-    let device = anonymous_device(&server, phone.path()).await?;
+    let device = device_on(&server, phone.path(), None).await?;
     let doc = device.create(serde_json::json!({"note": "before"})).await?;
     device.wait_synced().await?;
 

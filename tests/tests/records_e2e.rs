@@ -6,9 +6,8 @@
 use anyhow::{Context, Result};
 use coachsync_core::{Device, DocumentId};
 use coachsync_tests::admin;
-use coachsync_tests::site::{
-    Site, WAIT, eventually, files_containing, relationship, synced, work_plan,
-};
+use coachsync_tests::files::files_containing;
+use coachsync_tests::site::{Site, WAIT, eventually, relationship, synced, work_plan};
 use serde_json::{Value, json};
 
 /// Whether a device still lists a document.

@@ -6,34 +6,18 @@
 
 use std::path::Path;
 
-use automerge::{Automerge, ChangeHash, ScalarValue};
+use automerge::{Automerge, ScalarValue};
+use coachsync_core::Error;
 use coachsync_core::store::{MAX_VALUE_BYTES, SledOptions, SledStore, Store, StoreWrite};
-use coachsync_core::{DocumentId, Error};
+use coachsync_tests::files::{files_containing, files_under};
 use coachsync_tests::store_contract::{
-    appended, doc_id, loaded_heads, put, sorted, state_at, storage,
+    appended, doc_id, loaded_heads, put, secret_document, sorted, storage,
 };
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 
 fn open(dir: &Path) -> SledStore {
     SledStore::open(dir, &SledOptions::default(), || storage("store-1")).unwrap()
-}
-
-/// Every file under `dir`, recursively.
-fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut files = Vec::new();
-    for entry in entries {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(files_under(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 #[test]
@@ -123,43 +107,6 @@ fn opening_a_data_directory_that_is_already_open_is_a_storage_error_not_a_panic(
     drop(first);
     let again = open(dir.path());
     assert!(again.load(&doc_id(8)).unwrap().is_some());
-}
-
-/// Files under `dir` whose bytes contain `needle`.
-fn files_containing(dir: &Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
-    files_under(dir)
-        .into_iter()
-        .filter(|f| {
-            let bytes = std::fs::read(f).unwrap_or_default();
-            bytes.windows(needle.len()).any(|w| w == needle)
-        })
-        .collect()
-}
-
-/// A document whose every change holds `text` uncompressed (automerge deflates
-/// only columns over 256 bytes), stored as appends, with a sync state.
-fn secret_document(store: &dyn Store, id: &DocumentId, text: &str) -> Automerge {
-    let mut doc = Automerge::new();
-    let mut saved: Vec<ChangeHash> = Vec::new();
-    for i in 0..20 {
-        put(&mut doc, &format!("note{i}"), format!("{text} {i}"));
-        store
-            .commit(&[StoreWrite::Append {
-                document: id.clone(),
-                data: doc.save_after(&saved),
-                heads: doc.get_heads(),
-            }])
-            .unwrap();
-        saved = doc.get_heads();
-    }
-    store
-        .commit(&[StoreWrite::SyncState {
-            document: id.clone(),
-            storage_id: storage("peer-1"),
-            state: state_at(doc.get_heads()),
-        }])
-        .unwrap();
-    doc
 }
 
 #[test]

@@ -3,20 +3,17 @@
 //! what only the PostgreSQL store has to show (its schema migrations, its errors,
 //! what its vacuum leaves in the cluster's files).
 
-use std::path::Path;
 use std::sync::Arc;
 
 use automerge::transaction::Transactable;
 use automerge::{Automerge, ChangeHash, ROOT};
-use coachsync_core::StorageId;
 use coachsync_core::store::{MemoryStore, SledOptions, SledStore, Store, StoreWrite};
 use coachsync_server::pg_store::{DatabaseUrl, PgOptions, PostgresStore};
+use coachsync_tests::files::files_containing;
 use coachsync_tests::postgres::PgCluster;
-use coachsync_tests::store_contract::{Location, Shared, run_all};
-
-fn storage(s: &str) -> StorageId {
-    StorageId::new(s).unwrap()
-}
+use coachsync_tests::store_contract::{
+    Location, Shared, doc_id, run_all, secret_document, storage,
+};
 
 #[test]
 fn the_memory_store_keeps_the_contract() {
@@ -71,27 +68,6 @@ fn the_postgres_store_keeps_the_contract() {
     });
 }
 
-/// Files under `dir` whose bytes contain `needle`.
-fn files_containing(dir: &Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return found;
-    };
-    for entry in entries {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            found.extend(files_containing(&path, needle));
-        } else if std::fs::read(&path)
-            .unwrap_or_default()
-            .windows(needle.len())
-            .any(|w| w == needle)
-        {
-            found.push(path);
-        }
-    }
-    found
-}
-
 #[test]
 fn postgres_migrates_once_refuses_bad_databases_and_its_vacuum_leaves_no_byte_in_the_tables() {
     let test =
@@ -102,31 +78,10 @@ fn postgres_migrates_once_refuses_bad_databases_and_its_vacuum_leaves_no_byte_in
     let url = cluster.create_database("vacuum").unwrap();
     let store = open_pg(&url, "pg-1");
 
-    // A document whose every change holds the text uncompressed (automerge deflates
-    // only columns over 256 bytes), stored as appends.
     let secret = "Ms Rivera asked not to be observed in period 3";
-    let (gone, kept) = (
-        coachsync_core::DocumentId::from_random([1; 16]),
-        coachsync_core::DocumentId::from_random([2; 16]),
-    );
-    for (id, text) in [(&gone, secret), (&kept, "the kept notes")] {
-        let mut doc = Automerge::new();
-        let mut saved: Vec<ChangeHash> = Vec::new();
-        for i in 0..20 {
-            let mut tx = doc.transaction();
-            tx.put(ROOT, format!("note{i}"), format!("{text} {i}"))
-                .unwrap();
-            tx.commit();
-            store
-                .commit(&[StoreWrite::Append {
-                    document: id.clone(),
-                    data: doc.save_after(&saved),
-                    heads: doc.get_heads(),
-                }])
-                .unwrap();
-            saved = doc.get_heads();
-        }
-    }
+    let (gone, kept) = (doc_id(1), doc_id(2));
+    secret_document(&store, &gone, secret);
+    secret_document(&store, &kept, "the kept notes");
     // Everything on disk, so that the check below can fail.
     cluster.execute("postgres", "CHECKPOINT").unwrap();
     let base = cluster.data_dir().join("base");
