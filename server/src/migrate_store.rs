@@ -19,8 +19,6 @@
 //! Every document is then read back from the database and loaded, and its heads must
 //! hold every head the data directory has.
 
-use std::collections::BTreeSet;
-
 use automerge::{Automerge, ChangeHash, ReadDoc};
 use coachsync_core::access::PURGED_KEY_PREFIX;
 use coachsync_core::id::DocumentId;
@@ -97,13 +95,18 @@ pub fn migrate(source: &dyn Store, target: &dyn Store) -> Result<MigrationReport
     let ids = source.document_ids()?;
     report.documents = ids.len();
     let mut failed = Vec::new();
+    // Each copied document's heads, so that the check below need not load it again.
+    let mut expected = Vec::with_capacity(ids.len());
     for (n, id) in ids.iter().enumerate() {
         if n > 0 && n % 1000 == 0 {
             tracing::info!(done = n, of = ids.len(), "migrating documents");
         }
         match migrate_document(source, target, id, &mut batch, &mut report) {
-            Ok(()) => {}
-            Err(e) => failed.push(format!("{id}: {e}")),
+            Ok(heads) => expected.push(heads),
+            Err(e) => {
+                failed.push(format!("{id}: {e}"));
+                expected.push(None);
+            }
         }
     }
     remove_purged(source, target, &mut batch, &mut report)?;
@@ -111,8 +114,8 @@ pub fn migrate(source: &dyn Store, target: &dyn Store) -> Result<MigrationReport
     if report.purged > 0 {
         target.vacuum()?;
     }
-    for id in &ids {
-        if let Err(e) = verify(source, target, id) {
+    for (id, heads) in ids.iter().zip(&expected) {
+        if let Err(e) = verify(source, target, id, heads.as_deref()) {
             failed.push(format!("{id}: {e}"));
         }
     }
@@ -287,15 +290,17 @@ fn sorted(heads: &[ChangeHash]) -> Vec<ChangeHash> {
     heads
 }
 
+/// Copy or merge one document; its heads in the data directory, unless it was put
+/// aside there (or is gone).
 fn migrate_document(
     source: &dyn Store,
     target: &dyn Store,
     id: &DocumentId,
     batch: &mut Batch<'_>,
     report: &mut MigrationReport,
-) -> Result<()> {
+) -> Result<Option<Vec<ChangeHash>>> {
     let Some(stored) = source.load(id)? else {
-        return Ok(());
+        return Ok(None);
     };
     let theirs = target.heads(id)?.map(|h| sorted(&h));
     if let Some(reason) = stored.quarantined {
@@ -312,7 +317,7 @@ fn migrate_document(
                 reason,
             })?;
         }
-        return Ok(());
+        return Ok(None);
     }
     let doc = load(&stored.data, "does not load from the data directory")?;
     let heads = sorted(&doc.get_heads());
@@ -323,7 +328,7 @@ fn migrate_document(
             batch.push(StoreWrite::Append {
                 document: id.clone(),
                 data: doc.save(),
-                heads,
+                heads: heads.clone(),
             })?;
             report.copied += 1;
         }
@@ -353,7 +358,7 @@ fn migrate_document(
     }
     // A document the database had keeps its own sync states, which are newer.
     if !copied {
-        return Ok(());
+        return Ok(Some(heads));
     }
     for (storage_id, state) in stored.sync_states {
         batch.push(StoreWrite::SyncState {
@@ -363,7 +368,7 @@ fn migrate_document(
         })?;
         report.sync_states += 1;
     }
-    Ok(())
+    Ok(Some(heads))
 }
 
 /// Delete from the target the documents the source has purge records for.
@@ -386,33 +391,45 @@ fn remove_purged(
 }
 
 /// Read the document back from the target: it must load, and hold every head the
-/// source has.
-fn verify(source: &dyn Store, target: &dyn Store, id: &DocumentId) -> Result<()> {
-    let Some(stored) = source.load(id)? else {
-        return Ok(());
-    };
+/// source has (`heads`, from the copy; read again from the source when the copy did
+/// not give them: a document put aside there, or one whose copy failed).
+fn verify(
+    source: &dyn Store,
+    target: &dyn Store,
+    id: &DocumentId,
+    heads: Option<&[ChangeHash]>,
+) -> Result<()> {
     let Some(copy) = target.load(id)? else {
-        return Err(Error::Usage(
-            "missing from the database after the copy".into(),
-        ));
-    };
-    if stored.quarantined.is_some() {
-        // Copied as it is, put aside in the database too, or held there in a form
-        // that loads: nothing better can come from the data directory.
-        let loads = || load(&copy.data, "").is_ok();
-        return if copy.data == stored.data || copy.quarantined.is_some() || loads() {
-            Ok(())
-        } else {
+        return if source.load(id)?.is_some() {
             Err(Error::Usage(
-                "put aside in the data directory, and the database's copy does not load either"
-                    .into(),
+                "missing from the database after the copy".into(),
             ))
+        } else {
+            Ok(())
         };
-    }
-    let want: BTreeSet<ChangeHash> = load(&stored.data, "does not load from the data directory")?
-        .get_heads()
-        .into_iter()
-        .collect();
+    };
+    let want: Vec<ChangeHash> = match heads {
+        Some(heads) => heads.to_vec(),
+        None => {
+            let Some(stored) = source.load(id)? else {
+                return Ok(());
+            };
+            if stored.quarantined.is_some() {
+                // Copied as it is, put aside in the database too, or held there in a
+                // form that loads: nothing better can come from the data directory.
+                let loads = || load(&copy.data, "").is_ok();
+                return if copy.data == stored.data || copy.quarantined.is_some() || loads() {
+                    Ok(())
+                } else {
+                    Err(Error::Usage(
+                        "put aside in the data directory, and the database's copy does not load either"
+                            .into(),
+                    ))
+                };
+            }
+            load(&stored.data, "does not load from the data directory")?.get_heads()
+        }
+    };
     let loaded = load(&copy.data, "the copy does not load")?;
     let missing: Vec<String> = want
         .iter()
