@@ -89,28 +89,8 @@ export function SelfAssessmentScreen({ id, handle, doc }: { id: DocumentId; hand
           )}
         </Field>
         <div class="row wrap">
-          <Field label="Where I am now">
-            {fid => (
-              <select id={fid} value={current} onChange={e => setCurrent((e.target as HTMLSelectElement).value)} data-testid="current">
-                {RUBRIC.stages.map(s => (
-                  <option key={s.id} value={s.id}>
-                    {s.label}
-                  </option>
-                ))}
-              </select>
-            )}
-          </Field>
-          <Field label="Where I aim to be">
-            {fid => (
-              <select id={fid} value={target} onChange={e => setTarget((e.target as HTMLSelectElement).value)}>
-                {RUBRIC.stages.map(s => (
-                  <option key={s.id} value={s.id}>
-                    {s.label}
-                  </option>
-                ))}
-              </select>
-            )}
-          </Field>
+          <Field label="Where I am now">{fid => <StageSelect id={fid} value={current} onChange={setCurrent} testid="current" />}</Field>
+          <Field label="Where I aim to be">{fid => <StageSelect id={fid} value={target} onChange={setTarget} />}</Field>
         </div>
         <Field label="Evidence">
           {fid => <textarea id={fid} rows={3} value={evidence} onInput={e => setEvidence((e.target as HTMLTextAreaElement).value)} />}
@@ -128,5 +108,18 @@ export function SelfAssessmentScreen({ id, handle, doc }: { id: DocumentId; hand
       </form>
       <ShareBox id={id} />
     </Page>
+  );
+}
+
+/** A choice of one of the rubric's stages, in their order. */
+function StageSelect({ id, value, onChange, testid }: { id: string; value: string; onChange: (stage: string) => void; testid?: string }) {
+  return (
+    <select id={id} value={value} onChange={e => onChange((e.target as HTMLSelectElement).value)} data-testid={testid}>
+      {RUBRIC.stages.map(s => (
+        <option key={s.id} value={s.id}>
+          {s.label}
+        </option>
+      ))}
+    </select>
   );
 }
