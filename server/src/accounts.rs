@@ -378,10 +378,11 @@ fn user_write(user: &User) -> StoreWrite {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn user(name: &str, role: UserRole) -> User {
+    /// A user of the district, with nothing else set.
+    pub(crate) fn user(name: &str, role: UserRole) -> User {
         User {
             name: name.into(),
             role,

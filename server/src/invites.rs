@@ -134,7 +134,6 @@ pub fn redeem(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
     use std::sync::Arc;
 
     use coachsync_core::StorageId;
@@ -147,17 +146,7 @@ mod tests {
         let store = MemoryStore::new(StorageId::new("s").unwrap());
         let mut accounts = Accounts::default();
         let write = accounts
-            .add_user(User {
-                name: "ana".into(),
-                role: UserRole::Coach,
-                org: "district".into(),
-                groups: BTreeSet::new(),
-                email: None,
-                school: None,
-                disabled: false,
-                offboarded_ms: None,
-                created_ms: 0,
-            })
+            .add_user(crate::accounts::tests::user("ana", UserRole::Coach))
             .unwrap();
         store.commit(&[write]).unwrap();
         (store, Arc::new(std::sync::RwLock::new(accounts)))
