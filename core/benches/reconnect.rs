@@ -26,7 +26,6 @@ use std::time::{Duration, Instant};
 
 use automerge::transaction::Transactable;
 use automerge::{ObjType, ROOT};
-use coachsync_core::store::Store;
 use coachsync_core::sync::{ConnId, Engine, EngineConfig, Role};
 use coachsync_core::{DocumentId, StorageId};
 use criterion::{Criterion, criterion_group, criterion_main};

@@ -9,74 +9,25 @@ use std::time::Instant;
 
 use automerge::transaction::Transactable;
 use automerge::{ChangeHash, ReadDoc, ScalarValue};
-use coachsync_core::store::{MemoryStore, Store, StoreWrite};
-use coachsync_core::sync::{ConnId, Engine, EngineConfig, OpId, Output, Role};
+use coachsync_core::store::{MemoryStore, Store};
+use coachsync_core::sync::{ConnId, EngineConfig, Role};
 use coachsync_core::{DocumentId, PeerId, StorageId};
 
-/// An engine whose store operations are answered at once from a store it may share.
-struct Node {
-    engine: Engine,
-    store: Arc<dyn Store>,
-    /// Appends this node stored: what it would announce to the other nodes.
-    stored: Vec<(DocumentId, Vec<ChangeHash>)>,
-}
+#[path = "../benches/support/driver.rs"]
+mod driver;
 
-impl Node {
-    fn new(role: Role, name: &str, store: Arc<dyn Store>) -> Self {
-        let storage = (role == Role::Client)
-            .then(|| StorageId::new(&format!("{name}-storage")).unwrap())
-            .or_else(|| Some(store.storage_id()));
-        let config = EngineConfig::new(role, PeerId::new(name).unwrap(), storage);
-        Self {
-            engine: Engine::new(config),
-            store,
-            stored: Vec::new(),
-        }
-    }
+use driver::Node;
 
-    fn pump(&mut self, now: Instant, sent: &mut VecDeque<(ConnId, Vec<u8>)>) -> bool {
-        let mut moved = false;
-        loop {
-            let mut batch: Vec<(OpId, StoreWrite)> = Vec::new();
-            while let Some(out) = self.engine.poll_output() {
-                moved = true;
-                match out {
-                    Output::Send { conn, message } => sent.push_back((conn, message.encode())),
-                    Output::Load { op, document } => {
-                        let loaded = self.store.load(&document);
-                        self.engine.handle_load(now, op, loaded);
-                    }
-                    Output::LoadHeads { op, document } => {
-                        let heads = self.store.heads(&document);
-                        self.engine.handle_heads(now, op, heads);
-                    }
-                    Output::ChangedSince { op, since, peer } => {
-                        let changed = self.store.changed_since(since, &peer);
-                        self.engine.handle_changed_since(now, op, changed);
-                    }
-                    Output::Commit { op, write } => batch.push((op, write)),
-                    Output::Close { conn, reason } => panic!("{conn:?} closed: {reason}"),
-                    Output::Event(_) => {}
-                }
-            }
-            if batch.is_empty() {
-                return moved;
-            }
-            let writes: Vec<StoreWrite> = batch.iter().map(|(_, w)| w.clone()).collect();
-            self.store.commit(&writes).unwrap();
-            for write in &writes {
-                if let StoreWrite::Append {
-                    document, heads, ..
-                } = write
-                {
-                    self.stored.push((document.clone(), heads.clone()));
-                }
-            }
-            for (op, _) in batch {
-                self.engine.handle_commit(now, op, Ok(()));
-            }
-        }
-    }
+/// A node on `store`: a server takes the store's storage ID, as servers sharing a
+/// database do; a client has its own.
+fn node(role: Role, name: &str, store: Arc<dyn Store>) -> Node {
+    let storage = (role == Role::Client)
+        .then(|| StorageId::new(&format!("{name}-storage")).unwrap())
+        .or_else(|| Some(store.storage_id()));
+    Node::sharing(
+        EngineConfig::new(role, PeerId::new(name).unwrap(), storage),
+        store,
+    )
 }
 
 /// Two servers on one store, a client on each (connection 1 to `a`, 2 to `b`).
@@ -95,15 +46,15 @@ impl Cluster {
         let now = Instant::now();
         let mut cluster = Self {
             now,
-            a: Node::new(Role::Server, "server-a", store.clone()),
-            b: Node::new(Role::Server, "server-b", store),
+            a: node(Role::Server, "server-a", store.clone()),
+            b: node(Role::Server, "server-b", store),
             clients: [
-                Node::new(
+                node(
                     Role::Client,
                     "phone-0",
                     Arc::new(MemoryStore::new(StorageId::new("p0").unwrap())),
                 ),
-                Node::new(
+                node(
                     Role::Client,
                     "phone-1",
                     Arc::new(MemoryStore::new(StorageId::new("p1").unwrap())),

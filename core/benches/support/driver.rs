@@ -1,24 +1,30 @@
-//! An in-process driver for benchmarks: engines whose store operations are answered
-//! at once from a `MemoryStore` and whose frames are encoded, counted and delivered
-//! in order over one connection.
+//! An in-process driver for benchmarks (and the tests of engines sharing a store):
+//! engines whose store operations are answered at once from a store (a
+//! `MemoryStore`, perhaps shared by several engines) and whose frames are encoded,
+//! counted and delivered in order over one connection.
 
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Instant;
 
+use automerge::ChangeHash;
 use coachsync_core::store::{MemoryStore, Store, StoreWrite};
 use coachsync_core::sync::{ConnId, Engine, EngineConfig, Event, OpId, Output, Role};
-use coachsync_core::{PeerId, StorageId};
+use coachsync_core::{DocumentId, PeerId, StorageId};
 
 /// An engine with its store, and counts of what it asked the store for.
 pub struct Node {
     pub engine: Engine,
-    pub store: MemoryStore,
+    pub store: Arc<dyn Store>,
     pub loads: usize,
     pub heads_reads: usize,
     pub commits: usize,
     pub events: Vec<Event>,
+    /// Every append committed, with its heads: what a server sharing the store would
+    /// announce to the others.
+    pub stored: Vec<(DocumentId, Vec<ChangeHash>)>,
 }
 
 impl Node {
@@ -29,6 +35,11 @@ impl Node {
     }
 
     pub fn with_store(config: EngineConfig, store: MemoryStore) -> Self {
+        Self::sharing(config, Arc::new(store))
+    }
+
+    /// An engine on a store that other engines may use too.
+    pub fn sharing(config: EngineConfig, store: Arc<dyn Store>) -> Self {
         Self {
             engine: Engine::new(config),
             store,
@@ -36,6 +47,7 @@ impl Node {
             heads_reads: 0,
             commits: 0,
             events: Vec::new(),
+            stored: Vec::new(),
         }
     }
 
@@ -77,6 +89,14 @@ impl Node {
             self.commits += batch.len();
             let writes: Vec<StoreWrite> = batch.iter().map(|(_, w)| w.clone()).collect();
             self.store.commit(&writes).unwrap();
+            for write in &writes {
+                if let StoreWrite::Append {
+                    document, heads, ..
+                } = write
+                {
+                    self.stored.push((document.clone(), heads.clone()));
+                }
+            }
             for (op, _) in batch {
                 self.engine.handle_commit(now, op, Ok(()));
             }
